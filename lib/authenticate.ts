@@ -1,0 +1,99 @@
+import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
+import { bearerError, InvalidOptionError } from './errors.js'
+import type { EmitEvent } from './events.js'
+import { TokenRejectedError, type AccessTokenClaims, type TokenService } from './tokens.js'
+
+/** What `authenticate` puts on `request.user`. */
+export interface AuthUser {
+  /** The token's subject: the user's id, or username when the user has no id. */
+  sub: string
+  /** The granted scopes, as a list. */
+  scope: string[]
+  /** The client the token was issued to. */
+  clientId: string
+  /** Every claim of the verified token. */
+  claims: AccessTokenClaims
+}
+
+// RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token.
+const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
+const BEARER = /^(\S+)(?: +(.*))?$/s
+// RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
+export const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/
+// A compact JWS far past this is no token we issued; refuse it before any parsing.
+const MAX_TOKEN_LENGTH = 8192
+
+export interface Authenticator {
+  authenticate: preHandlerAsyncHookHandler
+  requireScopes: (...scopes: string[]) => preHandlerAsyncHookHandler
+}
+
+/**
+ * Every `Authorization` header of the request. Node keeps only the first in
+ * `request.headers`; a second one is visible only in the raw list.
+ */
+function authorizationHeaders (rawHeaders: string[]): string[] {
+  const values: string[] = []
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if ((rawHeaders[i] as string).toLowerCase() === 'authorization') values.push(rawHeaders[i + 1] as string)
+  }
+  return values
+}
+
+export function createAuthenticator (tokens: TokenService, realm: string, emit: EmitEvent): Authenticator {
+  const authenticated = new WeakSet<FastifyRequest>()
+
+  async function authenticate (this: unknown, request: FastifyRequest, _reply: FastifyReply): Promise<void> {
+    const headers = authorizationHeaders(request.raw.rawHeaders)
+    if (headers.length > 1) {
+      emit(request, { type: 'token.rejected', reason: 'duplicate_header' })
+      throw bearerError(realm, 'invalid_request', 'Only one Authorization header is allowed')
+    }
+    const parts = headers.length === 0 ? null : BEARER.exec(headers[0] as string)
+    // RFC 6750 §3.1: no credentials, or credentials of another scheme, get a challenge
+    // without an error code. The scheme is case-insensitive (RFC 9110 §11.1).
+    if (parts === null || (parts[1] as string).toLowerCase() !== 'bearer') {
+      throw bearerError(realm, undefined, 'Authentication required')
+    }
+    const token = parts[2]
+    if (token === undefined || !B64TOKEN.test(token)) {
+      emit(request, { type: 'token.rejected', reason: 'malformed_header' })
+      throw bearerError(realm, 'invalid_request', 'The Authorization header is not "Bearer <token>"')
+    }
+    let claims: AccessTokenClaims
+    try {
+      if (token.length > MAX_TOKEN_LENGTH) throw new TokenRejectedError('invalid')
+      claims = tokens.verify(token)
+    } catch (error) {
+      const reason = (error as TokenRejectedError).reason
+      emit(request, { type: 'token.rejected', reason })
+      throw bearerError(realm, 'invalid_token', (error as Error).message)
+    }
+    request.user = {
+      sub: claims.sub,
+      scope: claims.scope === undefined || claims.scope === '' ? [] : claims.scope.split(' '),
+      clientId: claims.client_id,
+      claims
+    }
+    authenticated.add(request)
+  }
+
+  function requireScopes (...scopes: string[]): preHandlerAsyncHookHandler {
+    if (scopes.length === 0 || !scopes.every((s) => typeof s === 'string' && SCOPE_TOKEN.test(s))) {
+      throw new InvalidOptionError('requireScopes', 'takes one or more scope names (RFC 6749 §3.3 scope-tokens)')
+    }
+    const needed = scopes.join(' ')
+    return async function checkScopes (request, reply) {
+      // Works on its own or after `authenticate` in the same preHandler list.
+      if (!authenticated.has(request)) await authenticate(request, reply)
+      const granted = request.user.scope
+      if (!scopes.every((s) => granted.includes(s))) {
+        emit(request, { type: 'token.rejected', reason: 'insufficient_scope' })
+        // RFC 6750 §3.1: 403 with the scope the resource needs.
+        throw bearerError(realm, 'insufficient_scope', 'The access token lacks a required scope', needed)
+      }
+    }
+  }
+
+  return { authenticate, requireScopes }
+}

@@ -1,0 +1,105 @@
+import createError, { type FastifyErrorConstructor } from '@fastify/error'
+
+/*
+ * Every error the plugin raises is built here. Three kinds, kept apart:
+ *
+ * 1. configuration errors, thrown while the host registers the plugin;
+ * 2. token-endpoint errors, answered as RFC 6749 §5.2 JSON by the route's own error handler;
+ * 3. bearer errors, thrown from `authenticate` with `WWW-Authenticate` (RFC 6750 §3) in
+ *    `error.headers`, so the host's `setErrorHandler` stays in control of the body.
+ *
+ * The `code` of each is public API (see the README's error table).
+ */
+
+/** Thrown at registration when an option is missing or wrong. */
+export const InvalidOptionError = createError('FST_JWT_AUTH_INVALID_OPTION', 'fastify-jwt-auth: option "%s" %s', 500)
+
+/** Thrown at registration when the HMAC secret is short or a well-known placeholder. */
+export const WeakSecretError = createError('FST_JWT_AUTH_WEAK_SECRET', 'fastify-jwt-auth: option "secret" %s', 500)
+
+/** The RFC 6749 §5.2 error codes the token endpoint answers with, plus the two for throttling and overload. */
+export type OAuthErrorCode =
+  | 'invalid_request'
+  | 'invalid_client'
+  | 'invalid_grant'
+  | 'unsupported_grant_type'
+  | 'invalid_scope'
+  | 'too_many_requests'
+  | 'temporarily_unavailable'
+  | 'server_error'
+
+const oauthErrors: Record<OAuthErrorCode, FastifyErrorConstructor> = {
+  invalid_request: createError('FST_JWT_AUTH_INVALID_REQUEST', '%s', 400),
+  // RFC 6749 §5.2: 401 for a failed client authentication.
+  invalid_client: createError('FST_JWT_AUTH_INVALID_CLIENT', '%s', 401),
+  invalid_grant: createError('FST_JWT_AUTH_INVALID_GRANT', '%s', 400),
+  unsupported_grant_type: createError('FST_JWT_AUTH_UNSUPPORTED_GRANT_TYPE', '%s', 400),
+  invalid_scope: createError('FST_JWT_AUTH_INVALID_SCOPE', '%s', 400),
+  // RFC 6585 §4.
+  too_many_requests: createError('FST_JWT_AUTH_TOO_MANY_REQUESTS', '%s', 429),
+  temporarily_unavailable: createError('FST_JWT_AUTH_TEMPORARILY_UNAVAILABLE', '%s', 503),
+  server_error: createError('FST_JWT_AUTH_SERVER_ERROR', '%s', 500)
+}
+
+const wireCodeOf = new Map<string, OAuthErrorCode>(
+  Object.entries(oauthErrors).map(([wire, ctor]) => [new ctor('').code, wire as OAuthErrorCode])
+)
+
+/** An error raised by the token endpoint; `oauthError` is the RFC 6749 §5.2 `error` value. */
+export interface OAuthError extends Error {
+  code: string
+  statusCode: number
+  oauthError: OAuthErrorCode
+  headers?: Record<string, string>
+}
+
+/**
+ * Builds a token-endpoint error. `retryAfter` (seconds) adds `Retry-After`, which 429 and
+ * 503 answers carry (RFC 6585 §4, RFC 9110 §10.2.3).
+ */
+export function oauthError (code: OAuthErrorCode, description: string, retryAfter?: number): OAuthError {
+  const error = new oauthErrors[code](description) as OAuthError
+  error.oauthError = code
+  if (retryAfter !== undefined) error.headers = { 'retry-after': String(Math.max(1, Math.ceil(retryAfter))) }
+  return error
+}
+
+/** The RFC 6749 §5.2 `error` value for an error raised by this plugin, if it is one. */
+export function oauthCodeOf (error: { code?: unknown }): OAuthErrorCode | undefined {
+  return typeof error.code === 'string' ? wireCodeOf.get(error.code) : undefined
+}
+
+/** The RFC 6750 §3.1 bearer error codes, plus "none" for a request that carried no credentials. */
+export type BearerErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope'
+
+const bearerErrors = {
+  missing: createError('FST_JWT_AUTH_NO_CREDENTIALS', '%s', 401),
+  invalid_request: createError('FST_JWT_AUTH_BAD_AUTHORIZATION_HEADER', '%s', 400),
+  invalid_token: createError('FST_JWT_AUTH_INVALID_TOKEN', '%s', 401),
+  insufficient_scope: createError('FST_JWT_AUTH_INSUFFICIENT_SCOPE', '%s', 403)
+}
+
+/** Quotes a value for an auth-param (RFC 9110 §5.6.4 quoted-string). */
+function quote (value: string): string {
+  return '"' + value.replace(/[\\"]/g, '\\$&') + '"'
+}
+
+/**
+ * Builds a bearer error with its `WWW-Authenticate` challenge (RFC 6750 §3). With no
+ * `code`, the request carried no usable credentials and the challenge names no error.
+ */
+export function bearerError (
+  realm: string,
+  code: BearerErrorCode | undefined,
+  description: string,
+  scope?: string
+): Error & { statusCode: number, code: string, headers: Record<string, string> } {
+  const params = [`realm=${quote(realm)}`]
+  if (code !== undefined) params.push(`error=${quote(code)}`, `error_description=${quote(description)}`)
+  if (scope !== undefined) params.push(`scope=${quote(scope)}`)
+  const error = new bearerErrors[code ?? 'missing'](description) as Error & {
+    statusCode: number, code: string, headers: Record<string, string>
+  }
+  error.headers = { 'www-authenticate': 'Bearer ' + params.join(', ') }
+  return error
+}

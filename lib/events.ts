@@ -1,0 +1,43 @@
+import type { FastifyRequest } from 'fastify'
+
+/** The security events the plugin reports. */
+export type AuthEventType =
+  | 'login.success'
+  | 'login.failure'
+  | 'login.throttled'
+  | 'client.failure'
+  | 'token.rejected'
+  | 'password.rehashed'
+
+/**
+ * One security event. It never carries a password, a hash or a token: only who (username,
+ * client), from where (IP), and why (a short fixed reason).
+ */
+export interface AuthEvent {
+  type: AuthEventType
+  ip: string
+  requestId: string
+  username?: string
+  clientId?: string
+  /** A fixed word saying why, e.g. `bad_credentials`, `expired`, `per_username`. */
+  reason?: string
+}
+
+/** Reports an event to the request logger and to the host's `onAuthEvent`. */
+export type EmitEvent = (request: FastifyRequest, event: Omit<AuthEvent, 'ip' | 'requestId'>) => void
+
+export function createEventEmitter (onAuthEvent: ((event: AuthEvent) => void) | undefined): EmitEvent {
+  return function emit (request, partial) {
+    const event: AuthEvent = { ...partial, ip: request.ip, requestId: String(request.id) }
+    const level = event.type === 'login.success' || event.type === 'password.rehashed' ? 'info' : 'warn'
+    request.log[level]({ authEvent: event }, `auth event ${event.type}`)
+    if (onAuthEvent !== undefined) {
+      try {
+        onAuthEvent(event)
+      } catch (error) {
+        // A failing listener must not turn a login into a 500.
+        request.log.error({ err: error }, 'onAuthEvent listener threw')
+      }
+    }
+  }
+}

@@ -1,0 +1,78 @@
+import argon2 from 'argon2'
+import { randomBytes } from 'node:crypto'
+import { createLimiter, type Limiter } from './concurrency.js'
+import type { PasswordOptions } from './options.js'
+
+/** argon2id parameters; the defaults are OWASP's minimum (m = 19 MiB, t = 2, p = 1). */
+export interface HashParameters {
+  memoryCost?: number
+  timeCost?: number
+  parallelism?: number
+}
+
+const OWASP_DEFAULTS = Object.freeze({ memoryCost: 19456, timeCost: 2, parallelism: 1 })
+
+/**
+ * Hashes a password with argon2id. The password is normalised to NFC first, so the same
+ * characters typed on two keyboards give the same hash.
+ */
+export async function hashPassword (password: string, parameters: HashParameters = {}): Promise<string> {
+  if (typeof password !== 'string' || password.length === 0) throw new TypeError('password must be a non-empty string')
+  return argon2.hash(password.normalize('NFC'), { ...OWASP_DEFAULTS, ...parameters, type: argon2.argon2id })
+}
+
+/**
+ * Checks a password against an argon2 hash. Resolves `false`, never rejects, for a wrong
+ * password or an unreadable hash.
+ */
+export async function verifyPassword (hash: string, password: string): Promise<boolean> {
+  if (typeof hash !== 'string' || typeof password !== 'string') return false
+  try {
+    return await argon2.verify(hash, password.normalize('NFC'))
+  } catch {
+    return false
+  }
+}
+
+const ARGON2_PARAMS = /^\$(argon2(?:id|i|d))\$v=(\d+)\$m=(\d+),t=(\d+),p=(\d+)\$/
+
+/**
+ * True when `hash` is weaker than `parameters` asks for (OWASP: rehash on login when the
+ * parameters change): not argon2id, an older version, or less memory or fewer iterations.
+ */
+export function needsRehash (hash: string, parameters: HashParameters = {}): boolean {
+  const wanted = { ...OWASP_DEFAULTS, ...parameters }
+  const match = ARGON2_PARAMS.exec(hash)
+  if (match === null) return true
+  const [, type, version, m, t] = match
+  return type !== 'argon2id' || Number(version) < 0x13 || Number(m) < wanted.memoryCost || Number(t) < wanted.timeCost
+}
+
+/** The plugin's hashing: bounded concurrency, and the same cost whether or not the user exists. */
+export interface PasswordHasher {
+  /**
+   * Verifies `password` against `hash`; with no hash (unknown user) it verifies against a
+   * dummy hash of the same parameters, so the answer takes as long either way (OWASP
+   * Authentication Cheat Sheet; ASVS 6.3.8). Rejects with `LimiterFullError` when saturated.
+   */
+  verify: (hash: string | undefined, password: string) => Promise<boolean>
+  /** Hashes with the configured parameters, through the same bound. */
+  hash: (password: string) => Promise<string>
+  needsRehash: (hash: string) => boolean
+  readonly limiter: Limiter
+}
+
+export async function createPasswordHasher (options: Required<PasswordOptions>): Promise<PasswordHasher> {
+  const parameters = { memoryCost: options.memoryCost, timeCost: options.timeCost, parallelism: options.parallelism }
+  const limiter = createLimiter(options.maxConcurrent, options.maxQueue)
+  const dummyHash = await hashPassword(randomBytes(16).toString('base64url'), parameters)
+  return {
+    limiter,
+    verify: (hash, password) => limiter.run(async () => {
+      const ok = await verifyPassword(hash ?? dummyHash, password)
+      return ok && hash !== undefined
+    }),
+    hash: (password) => limiter.run(() => hashPassword(password, parameters)),
+    needsRehash: (hash) => needsRehash(hash, parameters)
+  }
+}

@@ -1,0 +1,27 @@
+import type { preHandlerAsyncHookHandler } from 'fastify'
+import type { AuthUser } from './authenticate.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * A preHandler that accepts a request only with a valid `Authorization: Bearer` access
+     * token and sets `request.user`; otherwise it answers 400/401 with a `WWW-Authenticate`
+     * challenge (RFC 6750 §3).
+     */
+    authenticate: preHandlerAsyncHookHandler
+    /**
+     * A preHandler that requires every named scope on the access token, answering 403
+     * `insufficient_scope` otherwise. It authenticates the request itself when
+     * `authenticate` did not run before it.
+     */
+    requireScopes: (...scopes: string[]) => preHandlerAsyncHookHandler
+  }
+}
+
+// `request.user` is declared by @fastify/jwt through its FastifyJWT interface; this is
+// the type our `authenticate` gives it.
+declare module '@fastify/jwt' {
+  interface FastifyJWT {
+    user: AuthUser
+  }
+}

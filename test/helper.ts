@@ -1,0 +1,103 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { createHmac } from 'node:crypto'
+import jwtAuth, { hashPassword, type FastifyJwtAuthOptions, type UserRecord } from '../lib/index.js'
+
+/** A secret that passes the plugin's checks; tests only. */
+export const SECRET = 'test-only-8f3a1c9e4b7d2f6a0c5e9b3d7f1a4c8e'
+
+/** argon2id parameters cheap enough for unit tests; timing tests use the real ones. */
+export const CHEAP = Object.freeze({ memoryCost: 256, timeCost: 2, parallelism: 1 })
+
+interface Tap {
+  teardown: (fn: () => unknown) => void
+}
+
+const hashes = new Map<string, Promise<string>>()
+/** Hashes once per password and parameters, so many tests share the cost. */
+export function cheapHash (password: string): Promise<string> {
+  let hash = hashes.get(password)
+  if (hash === undefined) {
+    hash = hashPassword(password, CHEAP)
+    hashes.set(password, hash)
+  }
+  return hash
+}
+
+/** The users of the example server, with cheap hashes. */
+export async function demoUsers (): Promise<Map<string, UserRecord>> {
+  return new Map<string, UserRecord>([
+    ['user1', { username: 'user1', passwordHash: await cheapHash('password1'), scopes: ['profile'] }],
+    ['admin', { id: 42, username: 'admin', passwordHash: await cheapHash('admin-password'), scopes: ['profile', 'admin'] }],
+    ['disabled-user', { username: 'disabled-user', passwordHash: await cheapHash('password1'), disabled: true, scopes: ['profile'] }]
+  ])
+}
+
+export interface BuildOptions {
+  plugin?: Partial<FastifyJwtAuthOptions>
+  server?: FastifyServerOptions
+  register?: Record<string, unknown>
+  before?: (app: FastifyInstance) => unknown
+}
+
+/** A fresh app with the plugin, `/protected`, `/admin` and `/public`; closed at teardown. */
+export async function buildApp (t: Tap, { plugin = {}, server = {}, register = {}, before }: BuildOptions = {}): Promise<FastifyInstance> {
+  const users = await demoUsers()
+  const app = Fastify(server)
+  t.teardown(() => app.close())
+  await before?.(app)
+  await app.register(jwtAuth, {
+    secret: SECRET,
+    findUser: async (username: string) => users.get(username) ?? null,
+    password: { ...CHEAP },
+    ...plugin,
+    ...register
+  } as FastifyJwtAuthOptions)
+  app.get('/public', async () => ({ ok: true }))
+  app.get('/protected', { preHandler: app.authenticate }, async (request) => ({ sub: request.user.sub, scope: request.user.scope }))
+  app.get('/admin', { preHandler: [app.authenticate, app.requireScopes('admin')] }, async () => ({ admin: true }))
+  await app.ready()
+  return app
+}
+
+/** An x-www-form-urlencoded body. */
+export function form (fields: Record<string, string | string[]>): string {
+  const params = new URLSearchParams()
+  for (const [name, value] of Object.entries(fields)) {
+    for (const v of Array.isArray(value) ? value : [value]) params.append(name, v)
+  }
+  return params.toString()
+}
+
+export const FORM = { 'content-type': 'application/x-www-form-urlencoded' }
+
+/** POSTs a token request with the given fields. */
+export function tokenRequest (app: FastifyInstance, fields: Record<string, string | string[]>, headers: Record<string, string> = {}, url = '/token') {
+  return app.inject({ method: 'POST', url, headers: { ...FORM, ...headers }, payload: form(fields) })
+}
+
+/** Logs in with the password grant and returns the access token. */
+export async function login (app: FastifyInstance, username = 'user1', password = 'password1', extra: Record<string, string> = {}): Promise<string> {
+  const res = await tokenRequest(app, { grant_type: 'password', username, password, ...extra })
+  if (res.statusCode !== 200) throw new Error(`login failed: ${res.statusCode} ${res.body}`)
+  return res.json().access_token as string
+}
+
+const b64url = (value: unknown): string => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
+
+/** Builds and HMAC-signs a JWS by hand, so tests can send tokens the plugin would never issue. */
+export function forge (header: unknown, payload: unknown, secret: string | Buffer = SECRET, alg = 'sha256'): string {
+  const input = `${b64url(header)}.${b64url(payload)}`
+  return `${input}.${createHmac(alg, secret).update(input).digest('base64url')}`
+}
+
+/** Claims of a token that would be valid, to be spoiled one at a time. */
+export function validClaims (overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const now = Math.floor(Date.now() / 1000)
+  return { sub: 'user1', iat: now, exp: now + 300, jti: 'j1', client_id: 'public', scope: 'profile', ...overrides }
+}
+
+export const VALID_HEADER = Object.freeze({ alg: 'HS256', typ: 'at+jwt' })
+
+export function bearer (token: string): Record<string, string> {
+  return { authorization: `Bearer ${token}` }
+}
