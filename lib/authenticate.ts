@@ -15,9 +15,11 @@ export interface AuthUser {
   claims: AccessTokenClaims
 }
 
-// RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token.
+// RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token. The scheme is whatever precedes the
+// first whitespace, so "Bearer<TAB>token" or a bare "Bearer" is a malformed Bearer header
+// (400 invalid_request), not a request without credentials.
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
-const BEARER = /^(\S+)(?: +(.*))?$/s
+const BEARER = /^(\S+) *(.*)$/s
 // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
 export const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/
 // A compact JWS far past this is no token we issued; refuse it before any parsing.
@@ -43,22 +45,33 @@ function authorizationHeaders (rawHeaders: string[]): string[] {
 export function createAuthenticator (tokens: TokenService, realm: string, emit: EmitEvent): Authenticator {
   const authenticated = new WeakSet<FastifyRequest>()
 
-  async function authenticate (this: unknown, request: FastifyRequest, _reply: FastifyReply): Promise<void> {
+  /**
+   * A bearer error whose challenge is also set on the reply: Fastify applies `error.headers`
+   * only in its default error handler, and a host's `setErrorHandler` must not lose the
+   * `WWW-Authenticate` that RFC 6750 §3 requires.
+   */
+  function challenge (reply: FastifyReply, ...args: Parameters<typeof bearerError>): ReturnType<typeof bearerError> {
+    const error = bearerError(...args)
+    reply.headers(error.headers)
+    return error
+  }
+
+  async function authenticate (this: unknown, request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const headers = authorizationHeaders(request.raw.rawHeaders)
     if (headers.length > 1) {
       emit(request, { type: 'token.rejected', reason: 'duplicate_header' })
-      throw bearerError(realm, 'invalid_request', 'Only one Authorization header is allowed')
+      throw challenge(reply, realm, 'invalid_request', 'Only one Authorization header is allowed')
     }
     const parts = headers.length === 0 ? null : BEARER.exec(headers[0] as string)
     // RFC 6750 §3.1: no credentials, or credentials of another scheme, get a challenge
     // without an error code. The scheme is case-insensitive (RFC 9110 §11.1).
     if (parts === null || (parts[1] as string).toLowerCase() !== 'bearer') {
-      throw bearerError(realm, undefined, 'Authentication required')
+      throw challenge(reply, realm, undefined, 'Authentication required')
     }
-    const token = parts[2]
-    if (token === undefined || !B64TOKEN.test(token)) {
+    const token = parts[2] as string
+    if (!B64TOKEN.test(token)) {
       emit(request, { type: 'token.rejected', reason: 'malformed_header' })
-      throw bearerError(realm, 'invalid_request', 'The Authorization header is not "Bearer <token>"')
+      throw challenge(reply, realm, 'invalid_request', 'The Authorization header is not "Bearer <token>"')
     }
     let claims: AccessTokenClaims
     try {
@@ -67,7 +80,7 @@ export function createAuthenticator (tokens: TokenService, realm: string, emit: 
     } catch (error) {
       const reason = (error as TokenRejectedError).reason
       emit(request, { type: 'token.rejected', reason })
-      throw bearerError(realm, 'invalid_token', (error as Error).message)
+      throw challenge(reply, realm, 'invalid_token', (error as Error).message)
     }
     request.user = {
       sub: claims.sub,
@@ -90,7 +103,7 @@ export function createAuthenticator (tokens: TokenService, realm: string, emit: 
       if (!scopes.every((s) => granted.includes(s))) {
         emit(request, { type: 'token.rejected', reason: 'insufficient_scope' })
         // RFC 6750 §3.1: 403 with the scope the resource needs.
-        throw bearerError(realm, 'insufficient_scope', 'The access token lacks a required scope', needed)
+        throw challenge(reply, realm, 'insufficient_scope', 'The access token lacks a required scope', needed)
       }
     }
   }

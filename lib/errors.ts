@@ -42,7 +42,7 @@ const oauthErrors: Record<OAuthErrorCode, FastifyErrorConstructor> = {
 }
 
 const wireCodeOf = new Map<string, OAuthErrorCode>(
-  Object.entries(oauthErrors).map(([wire, ctor]) => [new ctor('').code, wire as OAuthErrorCode])
+  Object.entries(oauthErrors).map(([wire, Ctor]) => [new Ctor('').code, wire as OAuthErrorCode])
 )
 
 /** An error raised by the token endpoint; `oauthError` is the RFC 6749 §5.2 `error` value. */

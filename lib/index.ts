@@ -27,8 +27,10 @@ const plugin: FastifyPluginAsync<FastifyJwtAuthOptions> = async function fastify
   const passwords = await createPasswordHasher(options.password)
   const throttle = createLoginThrottle(store, options)
   // An encapsulated child: the form parser, the limiter and the error handler stay on the
-  // token endpoint and never reach the host's other routes.
-  await fastify.register(tokenRoute, { options, tokens, passwords, throttle, emit })
+  // token endpoint and never reach the host's other routes. fastify-plugin makes Fastify
+  // ignore the host's `prefix` for this plugin, so it is handed on to the child by hand.
+  const { prefix } = opts as { prefix?: string }
+  await fastify.register(tokenRoute, { prefix, options, tokens, passwords, throttle, emit })
 }
 
 /** The plugin: registers the `/token` route and the `authenticate` and `requireScopes` decorators. */

@@ -135,10 +135,10 @@ function fail (name: string, problem: string): never {
   throw new InvalidOptionError(name, problem)
 }
 
-function positiveInt (name: string, value: unknown, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
+function positiveInt (name: string, value: unknown, fallback: number, max = Number.MAX_SAFE_INTEGER, min = 1): number {
   if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
-    fail(name, `must be a whole number from 1 to ${max}`)
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    fail(name, `must be a whole number from ${min} to ${max}`)
   }
   return value
 }
@@ -178,7 +178,7 @@ function checkClients (clients: unknown): ReadonlyMap<string, ClientRecord> | un
   const map = new Map<string, ClientRecord>()
   for (const client of clients as ClientRecord[]) {
     if (typeof client?.id !== 'string' || client.id.length === 0) fail('clients', 'needs a non-empty string `id` on every client')
-    if (client.secretHash !== undefined && !client.secretHash.startsWith('$argon2')) {
+    if (client.secretHash !== undefined && (typeof client.secretHash !== 'string' || !client.secretHash.startsWith('$argon2'))) {
       fail('clients', `client "${client.id}" needs an argon2 \`secretHash\` (hashPassword makes one)`)
     }
     if (map.has(client.id)) fail('clients', `lists client "${client.id}" twice`)
@@ -216,14 +216,16 @@ export function resolveOptions (options: FastifyJwtAuthOptions): ResolvedOptions
     fail('clockTolerance', 'must be a number of seconds from 0 to 300')
   }
 
-  const password = options.password ?? {}
+  const password = options.password === undefined ? {} : options.password
+  if (typeof password !== 'object' || password === null) fail('password', 'must be an object')
   // OWASP Password Storage Cheat Sheet: argon2id with m >= 19 MiB, t >= 2, p = 1.
   const memoryCost = positiveInt('password.memoryCost', password.memoryCost, 19456, 4 * 1024 * 1024)
   if (memoryCost < 8) fail('password.memoryCost', 'must be at least 8 KiB')
   const maxConcurrent = positiveInt('password.maxConcurrent', password.maxConcurrent,
     Number(process.env.UV_THREADPOOL_SIZE) > 0 ? Number(process.env.UV_THREADPOOL_SIZE) : 4, 1024)
 
-  const throttle = options.loginThrottle ?? {}
+  // `null` is a mistake, not "the defaults": only `undefined` means that.
+  const throttle = options.loginThrottle === undefined ? {} : options.loginThrottle
   if (throttle !== false && (typeof throttle !== 'object' || throttle === null)) fail('loginThrottle', 'must be an object or false')
   const perUsername = throttle === false ? false : throttle.perUsername
   if (perUsername !== undefined && perUsername !== false && (typeof perUsername !== 'object' || perUsername === null)) {
@@ -247,7 +249,8 @@ export function resolveOptions (options: FastifyJwtAuthOptions): ResolvedOptions
       parallelism: positiveInt('password.parallelism', password.parallelism, 1, 64),
       maxLength: positiveInt('password.maxLength', password.maxLength, 1024, 65536),
       maxConcurrent,
-      maxQueue: positiveInt('password.maxQueue', password.maxQueue, 8 * maxConcurrent)
+      // 0 is meaningful: no waiting at all, a full pool answers 503 at once.
+      maxQueue: positiveInt('password.maxQueue', password.maxQueue, 8 * maxConcurrent, Number.MAX_SAFE_INTEGER, 0)
     },
     onPasswordRehash,
     rateLimit: windowLimit('rateLimit', options.rateLimit, 30, MINUTE),

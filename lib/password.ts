@@ -18,7 +18,10 @@ const OWASP_DEFAULTS = Object.freeze({ memoryCost: 19456, timeCost: 2, paralleli
  */
 export async function hashPassword (password: string, parameters: HashParameters = {}): Promise<string> {
   if (typeof password !== 'string' || password.length === 0) throw new TypeError('password must be a non-empty string')
-  return argon2.hash(password.normalize('NFC'), { ...OWASP_DEFAULTS, ...parameters, type: argon2.argon2id })
+  const hash = await argon2.hash(password.normalize('NFC'), { ...OWASP_DEFAULTS, ...parameters, type: argon2.argon2id })
+  // node-argon2 writes the parameters as m,p,t (ranisalt/node-argon2#559); the PHC string format
+  // says m,t,p, and strict readers (the reference C code, libsodium, PHP) refuse any other order.
+  return hash.replace(/^(\$argon2id\$v=\d+\$)m=(\d+),p=(\d+),t=(\d+)\$/, '$1m=$2,t=$4,p=$3$')
 }
 
 /**
@@ -34,7 +37,7 @@ export async function verifyPassword (hash: string, password: string): Promise<b
   }
 }
 
-const ARGON2_PARAMS = /^\$(argon2(?:id|i|d))\$v=(\d+)\$m=(\d+),t=(\d+),p=(\d+)\$/
+const ARGON2_HASH = /^\$(argon2(?:id|i|d))\$v=(\d+)\$([^$]+)\$/
 
 /**
  * True when `hash` is weaker than `parameters` asks for (OWASP: rehash on login when the
@@ -42,10 +45,14 @@ const ARGON2_PARAMS = /^\$(argon2(?:id|i|d))\$v=(\d+)\$m=(\d+),t=(\d+),p=(\d+)\$
  */
 export function needsRehash (hash: string, parameters: HashParameters = {}): boolean {
   const wanted = { ...OWASP_DEFAULTS, ...parameters }
-  const match = ARGON2_PARAMS.exec(hash)
+  const match = ARGON2_HASH.exec(hash)
   if (match === null) return true
-  const [, type, version, m, t] = match
-  return type !== 'argon2id' || Number(version) < 0x13 || Number(m) < wanted.memoryCost || Number(t) < wanted.timeCost
+  const [, type, version, list] = match
+  // Read the parameters by name: hashes made by node-argon2 itself list them as m,p,t.
+  const params = new Map((list as string).split(',').map((pair) => pair.split('=', 2) as [string, string | undefined]))
+  const m = Number(params.get('m'))
+  const t = Number(params.get('t'))
+  return type !== 'argon2id' || Number(version) < 0x13 || !(m >= wanted.memoryCost) || !(t >= wanted.timeCost)
 }
 
 /** The plugin's hashing: bounded concurrency, and the same cost whether or not the user exists. */

@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
 import formbody from '@fastify/formbody'
 import rateLimit from '@fastify/rate-limit'
 import { oauthCodeOf, oauthError, type OAuthError } from './errors.js'
@@ -115,8 +115,10 @@ export async function tokenRoute (fastify: FastifyInstance, context: TokenRouteC
       max: options.rateLimit.max,
       timeWindow: options.rateLimit.timeWindow,
       hook: 'onRequest',
-      errorResponseBuilder: (_request, context) =>
-        oauthError('too_many_requests', 'Too many token requests; retry later', context.ttl / 1000)
+      errorResponseBuilder: (request, context) => {
+        emit(request, { type: 'login.throttled', reason: 'per_ip' })
+        return oauthError('too_many_requests', 'Too many token requests; retry later', context.ttl / 1000)
+      }
     })
   }
 
@@ -143,7 +145,8 @@ export async function tokenRoute (fastify: FastifyInstance, context: TokenRouteC
     url,
     // RFC 6749 §3.2: the token endpoint takes POST only.
     handler: async (_request, reply) => {
-      reply.header('allow', 'POST')
+      // An error body like every other on this endpoint, so not cacheable either.
+      reply.headers({ allow: 'POST', 'cache-control': 'no-store', pragma: 'no-cache' })
       reply.code(405)
       return { error: 'invalid_request', error_description: 'The token endpoint accepts POST only' }
     }

@@ -46,21 +46,27 @@ export interface TokenService {
 // and without an `application/` prefix, as RFC 7515 §4.1.9 asks.
 const ACCESS_TOKEN_TYP = 'at+jwt'
 const ALGORITHM = 'HS256'
+const NAMESPACE = 'fastifyJwtAuth'
 
 /**
- * Signs and verifies access tokens through `@fastify/jwt`, registered in a scope of its own so
- * that a host which registered `@fastify/jwt` itself keeps its `fastify.jwt`, its
- * `request.jwtVerify` and its secret untouched.
+ * Signs and verifies access tokens through `@fastify/jwt`, registered in a scope of its own and
+ * under a namespace so that a host which registered `@fastify/jwt` itself keeps its
+ * `fastify.jwt`, its `request.jwtVerify` and its secret (its `fastify.jwt` object only gains a
+ * `fastifyJwtAuth` key: that is how @fastify/jwt namespaces work).
  */
 export async function createTokenService (fastify: FastifyInstance, options: ResolvedOptions): Promise<TokenService> {
   let jwt: JWT | undefined
   await fastify.register(async function accessTokenSigner (scope) {
     await scope.register(fastifyJwt, {
+      // Without a namespace, @fastify/jwt decorates `jwt` and `request.user` in this scope,
+      // which Fastify refuses when the host registered @fastify/jwt before us.
+      namespace: NAMESPACE,
       secret: options.secret,
       sign: {
         algorithm: ALGORITHM,
         header: { alg: ALGORITHM, typ: ACCESS_TOKEN_TYP },
-        expiresIn: options.accessTokenTtl * 1000,
+        // @fastify/jwt reads a bare number as seconds and fast-jwt as milliseconds; a string is unambiguous.
+        expiresIn: `${options.accessTokenTtl}s`,
         ...(options.issuer === undefined ? {} : { iss: options.issuer }),
         ...(options.audience === undefined ? {} : { aud: options.audience })
       },
@@ -77,7 +83,7 @@ export async function createTokenService (fastify: FastifyInstance, options: Res
         ...(options.audience === undefined ? {} : { allowedAud: options.audience })
       }
     })
-    jwt = scope.jwt
+    jwt = (scope.jwt as unknown as Record<string, JWT>)[NAMESPACE]
   })
   const signer = jwt as JWT
   const toleranceSeconds = options.clockTolerance
@@ -97,12 +103,13 @@ export async function createTokenService (fastify: FastifyInstance, options: Res
         throw new TokenRejectedError((error as { code?: string }).code === 'FAST_JWT_EXPIRED' ? 'expired' : 'invalid')
       }
       // What fast-jwt leaves unchecked (RFC 9068 §4, RFC 7519 §4.1): a claims set that is a
-      // JSON object, a non-empty string `sub`, a numeric `iat` that is not in the future, and
+      // JSON object, non-empty string `sub` and `jti`, a numeric `iat` that is not in the future, and
       // string `client_id` and `scope`.
       const c = claims as Partial<AccessTokenClaims> | null
       if (typeof c !== 'object' || c === null || Array.isArray(c) ||
         typeof c.sub !== 'string' || c.sub.length === 0 ||
         typeof c.iat !== 'number' || c.iat > Date.now() / 1000 + toleranceSeconds ||
+        typeof c.jti !== 'string' || c.jti.length === 0 ||
         typeof c.client_id !== 'string' ||
         (c.scope !== undefined && typeof c.scope !== 'string')) {
         throw new TokenRejectedError('invalid')
