@@ -1,0 +1,220 @@
+import t from 'tap'
+import { execFile, spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { PassThrough, Readable } from 'node:stream'
+import { promisify } from 'node:util'
+import { runCli, type CliIo } from '../lib/cli.js'
+import { verifyPassword } from '../lib/index.js'
+
+/*
+ * The `fastify-jwt-auth` command: `runCli` with fake streams, and once the built binary.
+ */
+
+/** A (sub)test: what `t.test` hands its callback. */
+type Tap = Parameters<Parameters<typeof t.test>[0]>[0]
+
+const ARGON2ID = /^\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/
+const SECRET = /^[A-Za-z0-9_-]{43}$/
+
+interface FakeIo extends CliIo {
+  out: () => string
+  err: () => string
+}
+
+function fakeIo (stdin: CliIo['stdin']): FakeIo {
+  let out = ''
+  let err = ''
+  return {
+    stdin,
+    stdout: { write: (text: string) => { out += text } },
+    stderr: { write: (text: string) => { err += text } },
+    out: () => out,
+    err: () => err
+  }
+}
+
+/** A terminal: a PassThrough that says it is a TTY and records raw-mode switches. */
+function fakeTty (): PassThrough & { isTTY: boolean, setRawMode: (mode: boolean) => unknown, rawModes: boolean[] } {
+  const rawModes: boolean[] = []
+  const tty = Object.assign(new PassThrough(), {
+    isTTY: true,
+    rawModes,
+    setRawMode (mode: boolean) { rawModes.push(mode); return tty }
+  })
+  return tty
+}
+
+/** Runs `hash-password` on a fake terminal that receives `keys`, one chunk each. */
+async function typed (keys: string[]) {
+  const tty = fakeTty()
+  const io = fakeIo(tty)
+  const running = runCli(['hash-password'], io)
+  for (const chunk of keys) tty.write(chunk)
+  const code = await running
+  return { code, io, tty }
+}
+
+/** The one line on stdout, which must be a hash. */
+function printedHash (tt: Tap, io: FakeIo): string {
+  const out = io.out()
+  tt.match(out, /^[^\n]+\n$/, 'one line on stdout')
+  const hash = out.trimEnd()
+  tt.match(hash, ARGON2ID)
+  return hash
+}
+
+t.test('generate-secret prints 32 random bytes as 43 base64url characters', async (t) => {
+  const first = fakeIo(Readable.from([]))
+  t.equal(await runCli(['generate-secret'], first), 0)
+  t.match(first.out(), /\n$/)
+  const secret = first.out().trimEnd()
+  t.match(secret, SECRET)
+  t.equal(Buffer.from(secret, 'base64url').length, 32)
+  t.equal(first.err(), '')
+
+  const second = fakeIo(Readable.from([]))
+  await runCli(['generate-secret'], second)
+  t.not(second.out(), first.out(), 'two runs differ')
+})
+
+t.test('hash-password with piped input', async (t) => {
+  t.test('prints an argon2id hash of the input, the trailing newline stripped', async (t) => {
+    const io = fakeIo(Readable.from(['pw\n']))
+    t.equal(await runCli(['hash-password'], io), 0)
+    const hash = printedHash(t, io)
+    t.equal(await verifyPassword(hash, 'pw'), true)
+    t.equal(await verifyPassword(hash, 'pw\n'), false)
+    t.equal(io.err(), '', 'no prompt when piped')
+  })
+
+  t.test('OWASP parameters by default (m=19456, t=2, p=1)', async (t) => {
+    const io = fakeIo(Readable.from(['pw']))
+    await runCli(['hash-password'], io)
+    t.match(printedHash(t, io), /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/)
+  })
+
+  t.test('input in several chunks, CRLF, and only one newline stripped', async (t) => {
+    const cases: Array<[chunks: Array<string | Buffer>, password: string]> = [
+      [['pass', Buffer.from('wörd'), '\r\n'], 'passwörd'],
+      [['two lines\n\n'], 'two lines\n'],
+      [['no newline'], 'no newline'],
+      [[' spaced \n'], ' spaced ']
+    ]
+    for (const [chunks, password] of cases) {
+      const io = fakeIo(Readable.from(chunks))
+      t.equal(await runCli(['hash-password'], io), 0)
+      t.equal(await verifyPassword(printedHash(t, io), password), true, JSON.stringify(password))
+    }
+  })
+
+  t.test('empty input exits 1 and prints nothing on stdout', async (t) => {
+    for (const chunks of [[], [''], ['\n'], ['\r\n']]) {
+      const io = fakeIo(Readable.from(chunks))
+      t.equal(await runCli(['hash-password'], io), 1, JSON.stringify(chunks))
+      t.equal(io.out(), '')
+      t.not(io.err(), '', 'says why on stderr')
+    }
+  })
+})
+
+t.test('hash-password on a terminal', async (t) => {
+  t.test('reads without echo, honours backspace, turns raw mode on then off', async (t) => {
+    // "sez", backspace, "cret" + Enter: the password is "secret".
+    const { code, io, tty } = await typed(['sez', '\u007f', 'cret\r'])
+    t.equal(code, 0)
+    const hash = printedHash(t, io)
+    t.equal(await verifyPassword(hash, 'secret'), true)
+    t.equal(await verifyPassword(hash, 'secrett'), false)
+    t.same(tty.rawModes, [true, false])
+    t.equal(tty.isPaused(), true, 'stdin is let go, so the process can exit')
+    // Nothing typed comes back: stdout holds the hash only, stderr the prompt only.
+    t.notMatch(io.err(), /sez|secret|cret|\*{2,}/, 'no echo, not even masked')
+    t.notMatch(io.out().replace(hash, ''), /\S/)
+  })
+
+  t.test('every way to end or edit a line', async (t) => {
+    const cases: Array<[keys: string[], password: string]> = [
+      [['abc\n'], 'abc'],
+      [['abc\u0004'], 'abc'],
+      [['abx\b', 'c\r'], 'abc'],
+      [['abc\rignored'], 'abc'],
+      [['\u007fabc\r'], 'abc'],
+      [['pé😀\u007f\u007fe\r'], 'pe'],
+      [['ab', 'c', '\r'], 'abc']
+    ]
+    for (const [keys, password] of cases) {
+      const { code, io, tty } = await typed(keys)
+      t.equal(code, 0, JSON.stringify(keys))
+      t.equal(await verifyPassword(printedHash(t, io), password), true, `${JSON.stringify(keys)} → ${JSON.stringify(password)}`)
+      t.same(tty.rawModes, [true, false])
+    }
+  })
+
+  t.test('Ctrl-C cancels with exit code 130, raw mode off, nothing printed', async (t) => {
+    const { code, io, tty } = await typed(['secr', '\u0003', 'et\r'])
+    t.equal(code, 130)
+    t.equal(io.out(), '')
+    t.notMatch(io.err(), /secr/)
+    t.same(tty.rawModes, [true, false])
+  })
+
+  t.test('Enter at once is an empty password: exit 1', async (t) => {
+    const { code, io, tty } = await typed(['\r'])
+    t.equal(code, 1)
+    t.equal(io.out(), '')
+    t.same(tty.rawModes, [true, false])
+  })
+
+  t.test('a terminal without setRawMode still works', async (t) => {
+    const tty = Object.assign(new PassThrough(), { isTTY: true })
+    const io = fakeIo(tty)
+    const running = runCli(['hash-password'], io)
+    tty.write('abc\r')
+    t.equal(await running, 0)
+    t.equal(await verifyPassword(printedHash(t, io), 'abc'), true)
+  })
+})
+
+t.test('usage', async (t) => {
+  for (const args of [['frobnicate'], [], ['generate-secrets'], ['--version']]) {
+    const io = fakeIo(Readable.from([]))
+    t.equal(await runCli(args, io), 1, `${JSON.stringify(args)} exits 1`)
+    t.equal(io.out(), '')
+    t.match(io.err(), /hash-password/)
+    t.match(io.err(), /generate-secret/)
+  }
+  for (const flag of ['--help', '-h', 'help']) {
+    const io = fakeIo(Readable.from([]))
+    t.equal(await runCli([flag], io), 0, `${flag} exits 0`)
+    t.equal(io.err(), '')
+    t.match(io.out(), /hash-password/)
+    t.match(io.out(), /generate-secret/)
+  }
+})
+
+const BIN = fileURLToPath(new URL('../dist/esm/bin.js', import.meta.url))
+const built = existsSync(BIN)
+
+t.test('the built binary', { skip: built ? false : 'dist/esm/bin.js is missing: run `npm run build` first' }, async (t) => {
+  t.test('generate-secret', async (t) => {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [BIN, 'generate-secret'])
+    t.match(stdout, /^[A-Za-z0-9_-]{43}\n$/)
+    t.equal(stderr, '')
+  })
+
+  t.test('hash-password from a pipe', async (t) => {
+    const child = spawn(process.execPath, [BIN, 'hash-password'], { stdio: ['pipe', 'pipe', 'pipe'] })
+    let stdout = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
+    child.stdin.end('from-a-pipe\n')
+    const code = await new Promise((resolve) => child.on('close', resolve))
+    t.equal(code, 0)
+    t.equal(await verifyPassword(stdout.trimEnd(), 'from-a-pipe'), true)
+  })
+
+  t.test('an unknown command exits 1', async (t) => {
+    const error = await promisify(execFile)(process.execPath, [BIN, 'nope']).then(() => undefined, (e: unknown) => e)
+    t.match(error, { code: 1, stdout: '', stderr: /hash-password/ })
+  })
+})
