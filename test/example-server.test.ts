@@ -13,6 +13,18 @@ function decode (token: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString())
 }
 
+/** Builds a server while capturing what its logger writes to stdout. */
+async function buildCapturing (env: Record<string, string>): Promise<{ app: Awaited<ReturnType<typeof buildServer>>, lines: string[] }> {
+  const lines: string[] = []
+  const original = process.stdout.write.bind(process.stdout)
+  process.stdout.write = ((chunk: string | Uint8Array) => { lines.push(String(chunk)); return true }) as typeof process.stdout.write
+  try {
+    return { app: await buildServer(env), lines }
+  } finally {
+    process.stdout.write = original
+  }
+}
+
 async function tokenFor (app: Awaited<ReturnType<typeof buildServer>>, username: string, password: string) {
   return app.inject({ method: 'POST', url: '/token', headers: FORM, payload: form({ grant_type: 'password', username, password }) })
 }
@@ -77,15 +89,7 @@ t.test('JWT_SECRET signs the tokens; unset, a random one is used with a warning'
   const handMade = forge(VALID_HEADER, validClaims({ iss: 'i', aud: 'a' }), SECRET)
   t.equal((await app.inject({ url: '/protected', headers: { authorization: `Bearer ${handMade}` } })).statusCode, 200)
 
-  const lines: string[] = []
-  const original = process.stdout.write.bind(process.stdout)
-  process.stdout.write = ((chunk: string | Uint8Array) => { lines.push(String(chunk)); return true }) as typeof process.stdout.write
-  let random
-  try {
-    random = await buildServer({ LOG_LEVEL: 'warn', JWT_ISSUER: 'i', JWT_AUDIENCE: 'a' })
-  } finally {
-    process.stdout.write = original
-  }
+  const { app: random, lines } = await buildCapturing({ LOG_LEVEL: 'warn', JWT_ISSUER: 'i', JWT_AUDIENCE: 'a' })
   t.teardown(() => random.close())
   t.ok(lines.some((l) => l.includes('JWT_SECRET is not set')), 'warns about the random secret')
   t.equal((await random.inject({ url: '/protected', headers: { authorization: `Bearer ${handMade}` } })).statusCode, 401)
@@ -101,8 +105,9 @@ t.test('throttling is on by default; RATE_LIMIT=off turns it off with a warning'
   t.same(statuses.slice(0, 5), [400, 400, 400, 400, 400])
   t.equal(statuses[5], 429)
 
-  const off = await buildServer({ ...QUIET, JWT_SECRET: SECRET, RATE_LIMIT: 'off' })
+  const { app: off, lines } = await buildCapturing({ LOG_LEVEL: 'warn', JWT_SECRET: SECRET, RATE_LIMIT: 'off' })
   t.teardown(() => off.close())
+  t.ok(lines.some((l) => l.includes('"level":40') && l.includes('RATE_LIMIT=off')), 'logged as a warning')
   for (let i = 0; i < 35; i++) {
     const res = await off.inject({ method: 'POST', url: '/token', headers: FORM, payload: 'grant_type=password' })
     t.equal(res.statusCode, 400, 'never 429')
