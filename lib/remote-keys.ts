@@ -54,6 +54,10 @@ function publishedKey (jwks: JSONWebKeySet | undefined, kid: string, alg: Signin
   }
 }
 
+/**
+ * The keys of a JWKS URL, fetched on first use. `makeVerifier` turns each published key that
+ * passes the local key rules into a verifier, once per key.
+ */
 export async function createRemoteKeySet<V> (
   { url, cacheMaxAge, cooldown, timeout }: Extract<KeySource, { kind: 'remote' }>,
   makeVerifier: (key: ResolvedKey) => V
