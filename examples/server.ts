@@ -4,16 +4,31 @@
  *   npm start                       # http://127.0.0.1:3000
  *   JWT_SECRET=... PORT=8080 npm start
  *
- * Environment: HOST, PORT, JWT_SECRET (>= 32 bytes; random per run when unset), JWT_ISSUER,
- * JWT_AUDIENCE, ACCESS_TOKEN_TTL (seconds), RATE_LIMIT=off (load tests only), TRUST_PROXY=1
- * (behind a reverse proxy), LOG_LEVEL.
+ * Environment: HOST, PORT, JWT_SECRET (>= 32 bytes; random per run when unset), JWT_KEYS_FILE (a
+ * JWK Set of private keys, each with kid and alg, the first signing; replaces JWT_SECRET and serves
+ * /.well-known/jwks.json), JWT_ISSUER, JWT_AUDIENCE, ACCESS_TOKEN_TTL (seconds), RATE_LIMIT=off
+ * (load tests only), TRUST_PROXY=1 (behind a reverse proxy), LOG_LEVEL.
  */
 import Fastify, { type FastifyInstance } from 'fastify'
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
-import jwtAuth, { hashPassword, type UserRecord } from 'fastify-jwt-auth'
+import jwtAuth, { hashPassword, type KeyOption, type UserRecord } from 'fastify-jwt-auth'
 
 type Env = Record<string, string | undefined>
+
+/** Reads a JWK Set file (`{"keys":[…]}`); each JWK brings its own kid and alg, which the plugin checks. */
+function readKeysFile (path: string): KeyOption[] {
+  let set: unknown
+  try {
+    set = JSON.parse(readFileSync(path, 'utf8'))
+  } catch (error) {
+    throw new Error(`JWT_KEYS_FILE: cannot read ${path} as JSON (${(error as Error).message})`)
+  }
+  const keys = (set as { keys?: unknown } | null)?.keys
+  if (!Array.isArray(keys) || keys.length === 0) throw new Error(`JWT_KEYS_FILE: ${path} is not a JWK Set with keys`)
+  return keys.map((jwk: KeyOption['key']) => ({ key: jwk }))
+}
 
 /** Builds the example app from environment variables; `start()` below listens. */
 export async function buildServer (env: Env = process.env): Promise<FastifyInstance> {
@@ -26,8 +41,11 @@ export async function buildServer (env: Env = process.env): Promise<FastifyInsta
     trustProxy: env.TRUST_PROXY === '1' || env.TRUST_PROXY === 'true'
   })
 
+  const keys = env.JWT_KEYS_FILE === undefined || env.JWT_KEYS_FILE === '' ? undefined : readKeysFile(env.JWT_KEYS_FILE)
   let secret = env.JWT_SECRET
-  if (secret === undefined || secret === '') {
+  if (keys !== undefined) {
+    if (secret !== undefined && secret !== '') app.log.warn('JWT_KEYS_FILE is set: JWT_SECRET is ignored')
+  } else if (secret === undefined || secret === '') {
     secret = randomBytes(32).toString('base64url')
     app.log.warn('JWT_SECRET is not set: using a random secret for this run; tokens will not survive a restart')
   }
@@ -46,7 +64,7 @@ export async function buildServer (env: Env = process.env): Promise<FastifyInsta
   }
 
   await app.register(jwtAuth, {
-    secret,
+    ...(keys === undefined ? { secret } : { keys }),
     issuer: env.JWT_ISSUER ?? 'http://127.0.0.1:3000',
     audience: env.JWT_AUDIENCE ?? 'fastify-jwt-auth-example',
     accessTokenTtl: env.ACCESS_TOKEN_TTL === undefined ? 900 : Number(env.ACCESS_TOKEN_TTL),

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
-import { bearerError, InvalidOptionError } from './errors.js'
+import { bearerError, InvalidOptionError, KeysUnavailableError } from './errors.js'
 import type { EmitEvent } from './events.js'
 import { TokenRejectedError, type AccessTokenClaims, type TokenService } from './tokens.js'
 
@@ -76,10 +76,15 @@ export function createAuthenticator (tokens: TokenService, realm: string, emit: 
     let claims: AccessTokenClaims
     try {
       if (token.length > MAX_TOKEN_LENGTH) throw new TokenRejectedError('invalid')
-      claims = tokens.verify(token)
+      claims = await tokens.verify(token)
     } catch (error) {
-      const reason = (error as TokenRejectedError).reason
+      const { reason, retryAfter } = error as TokenRejectedError
       emit(request, { type: 'token.rejected', reason })
+      if (reason === 'keys_unavailable') {
+        // Not the token's fault, so no challenge: a client that retries later may well succeed.
+        reply.header('retry-after', String(retryAfter))
+        throw new KeysUnavailableError((error as Error).message)
+      }
       throw challenge(reply, realm, 'invalid_token', (error as Error).message)
     }
     request.user = {

@@ -1,5 +1,6 @@
-import { randomBytes } from 'node:crypto'
+import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { hashPassword } from './password.js'
+import { jwkThumbprint } from './keys.js'
 
 /** The streams the CLI talks to; the real process's in `bin.ts`, fakes in tests. */
 export interface CliIo {
@@ -13,6 +14,10 @@ const USAGE = `Usage: fastify-jwt-auth <command>
 Commands:
   hash-password     read a password from standard input and print its argon2id hash
   generate-secret   print a random 256-bit secret for the "secret" option (base64url)
+  generate-key --alg ES256|RS256|PS256|EdDSA [--format jwk|jwks|pem]
+                    print a new private key with a fresh kid: as a JWK (for a JWK Set such
+                    as JWT_KEYS_FILE's "keys") and as a PEM pair; --format prints one form:
+                    jwk, jwks (a whole JWK Set) or pem
 `
 
 /** Reads a password typed at a terminal, without echoing it. */
@@ -56,6 +61,44 @@ async function readPiped (io: CliIo): Promise<string> {
   return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '')
 }
 
+// Key generation parameters for each algorithm (RFC 7518 §3.3: RSA keys of at least 2048 bits).
+const KEY_PAIRS = {
+  ES256: () => generateKeyPairSync('ec', { namedCurve: 'P-256' }),
+  RS256: () => generateKeyPairSync('rsa', { modulusLength: 2048 }),
+  PS256: () => generateKeyPairSync('rsa', { modulusLength: 2048 }),
+  EdDSA: () => generateKeyPairSync('ed25519')
+}
+const FORMATS = ['jwk', 'jwks', 'pem']
+
+/** Reads `--name value` or `--name=value`. */
+function flag (args: readonly string[], name: string): string | undefined {
+  const i = args.findIndex((a) => a === name || a.startsWith(name + '='))
+  if (i === -1) return undefined
+  const arg = args[i] as string
+  return arg === name ? args[i + 1] ?? '' : arg.slice(name.length + 1)
+}
+
+/** `generate-key`: a new key pair whose kid is its RFC 7638 thumbprint, so it is fresh and stable. */
+function generateKey (args: readonly string[], io: CliIo): number {
+  const alg = flag(args, '--alg')
+  const format = flag(args, '--format')
+  if (alg === undefined || !Object.hasOwn(KEY_PAIRS, alg) || (format !== undefined && !FORMATS.includes(format))) {
+    io.stderr.write('Usage: fastify-jwt-auth generate-key --alg ES256|RS256|PS256|EdDSA [--format jwk|jwks|pem]\n')
+    return 1
+  }
+  const { privateKey, publicKey } = KEY_PAIRS[alg as keyof typeof KEY_PAIRS]()
+  const kid = jwkThumbprint(publicKey.export({ format: 'jwk' }))
+  const jwk = { kid, alg, use: 'sig', ...privateKey.export({ format: 'jwk' }) }
+  const pem = String(privateKey.export({ type: 'pkcs8', format: 'pem' })) + String(publicKey.export({ type: 'spki', format: 'pem' }))
+  const out: Record<string, string> = {
+    jwk: JSON.stringify(jwk, null, 2) + '\n',
+    jwks: JSON.stringify({ keys: [jwk] }, null, 2) + '\n',
+    pem
+  }
+  io.stdout.write(format === undefined ? `${out.jwk}\n${pem}` : out[format] as string)
+  return 0
+}
+
 /** Runs the CLI and resolves the process exit code. */
 export async function runCli (args: readonly string[], io: CliIo): Promise<number> {
   const [command] = args
@@ -63,6 +106,7 @@ export async function runCli (args: readonly string[], io: CliIo): Promise<numbe
     io.stdout.write(randomBytes(32).toString('base64url') + '\n')
     return 0
   }
+  if (command === 'generate-key') return generateKey(args.slice(1), io)
   if (command === 'hash-password') {
     let password: string
     try {

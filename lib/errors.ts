@@ -14,8 +14,14 @@ import createError, { type FastifyErrorConstructor } from '@fastify/error'
 /** Thrown at registration when an option is missing or wrong. */
 export const InvalidOptionError = createError('FST_JWT_AUTH_INVALID_OPTION', 'fastify-jwt-auth: option "%s" %s', 500)
 
-/** Thrown at registration when the HMAC secret is short or a well-known placeholder. */
-export const WeakSecretError = createError('FST_JWT_AUTH_WEAK_SECRET', 'fastify-jwt-auth: option "secret" %s', 500)
+/** Thrown at registration when an HMAC secret (`secret`, or an HS* entry of `keys`) is short or a well-known placeholder. */
+export const WeakSecretError = createError('FST_JWT_AUTH_WEAK_SECRET', 'fastify-jwt-auth: option "%s" %s', 500)
+
+/**
+ * Thrown by `authenticate` when the keys that would check a token cannot be had (a JWKS endpoint
+ * that is down or broken): the token may well be good, so 503 with `Retry-After`, not 401.
+ */
+export const KeysUnavailableError = createError('FST_JWT_AUTH_KEYS_UNAVAILABLE', '%s', 503)
 
 /** The RFC 6749 §5.2 error codes the token endpoint answers with, plus the two for throttling and overload. */
 export type OAuthErrorCode =

@@ -9,6 +9,7 @@ import { createPasswordHasher } from './password.js'
 import { createMemoryStore } from './stores/memory.js'
 import { createLoginThrottle } from './throttle.js'
 import { tokenRoute } from './token-route.js'
+import { jwksRoute } from './jwks-route.js'
 
 const plugin: FastifyPluginAsync<FastifyJwtAuthOptions> = async function fastifyJwtAuth (fastify, opts) {
   const options = resolveOptions(opts)
@@ -31,6 +32,10 @@ const plugin: FastifyPluginAsync<FastifyJwtAuthOptions> = async function fastify
   // ignore the host's `prefix` for this plugin, so it is handed on to the child by hand.
   const { prefix } = opts as { prefix?: string }
   await fastify.register(tokenRoute, { prefix, options, tokens, passwords, throttle, emit })
+  // The public keys, for services that verify our tokens; an app with HMAC keys alone has none.
+  if (options.jwksPath !== false && tokens.publicJwks.length > 0) {
+    await fastify.register(jwksRoute, { prefix, path: options.jwksPath, publicJwks: tokens.publicJwks })
+  }
 }
 
 /** The plugin: registers the `/token` route and the `authenticate` and `requireScopes` decorators. */
@@ -46,6 +51,7 @@ export type {
 } from './options.js'
 export type { AuthUser } from './authenticate.js'
 export type { AccessTokenClaims } from './tokens.js'
+export type { KeyOption, KeyMaterial, SigningAlgorithm, JwksClientOptions } from './keys.js'
 export type { AuthEvent, AuthEventType } from './events.js'
 export type { TokenResponse } from './token-route.js'
 export type { OAuthErrorCode, BearerErrorCode } from './errors.js'

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify'
-import { InvalidOptionError, WeakSecretError } from './errors.js'
+import { InvalidOptionError } from './errors.js'
+import { resolveKeySource, type JwksClientOptions, type KeyOption, type KeySource } from './keys.js'
 import type { AuthStore } from './stores/types.js'
 import type { AuthEvent } from './events.js'
 
@@ -66,8 +67,28 @@ export interface LoginThrottleOptions {
 
 /** Options of the plugin. */
 export interface FastifyJwtAuthOptions {
-  /** The HMAC secret that signs access tokens (HS256): at least 32 bytes. */
-  secret: string | Buffer
+  /**
+   * The HMAC secret that signs access tokens (HS256): at least 32 bytes. The one-key shortcut:
+   * exactly one of `secret`, `keys` and `jwksUrl` is required.
+   */
+  secret?: string | Buffer
+  /**
+   * Signing and verification keys, for rotation and asymmetric algorithms. The first key signs (its
+   * `kid` goes in every token's header); every key verifies the tokens that name its `kid`.
+   */
+  keys?: readonly KeyOption[]
+  /**
+   * Verify-only mode: the URL of the token issuer's JWKS (RFC 7517 §5). Needs no `findUser`, and
+   * registers no token endpoint.
+   */
+  jwksUrl?: string | URL
+  /** Caching, cooldown and timeout of the JWKS client (with `jwksUrl`). */
+  jwksClient?: JwksClientOptions
+  /**
+   * Where the public keys are served as a JWKS; default `/.well-known/jwks.json`, `false` for
+   * nowhere. Served only by an app that issues tokens and has asymmetric keys. The prefix applies.
+   */
+  jwksPath?: string | false
   /**
    * Looks a user up by username for the password grant. Without it, no `/token` route is
    * registered and the plugin only verifies tokens.
@@ -106,7 +127,9 @@ export interface FastifyJwtAuthOptions {
 }
 
 export interface ResolvedOptions {
-  secret: string | Buffer
+  secret: string | Buffer | undefined
+  keySource: KeySource
+  jwksPath: string | false
   findUser: FastifyJwtAuthOptions['findUser']
   tokenPath: string
   accessTokenTtl: number
@@ -128,9 +151,6 @@ export interface ResolvedOptions {
 
 const MINUTE = 60_000
 
-// Secrets copied from tutorials and templates: refused whatever their length.
-const PLACEHOLDER_SECRET = /^(?:(?:my|your|the|super|jwt|app|change|some|test|default)[-_ .]*)*(?:secret|secret[-_ .]*key|key|password|changeme|change[-_ .]*me)(?:[-_ .]*(?:here|key|change[-_ .]*(?:this|me)|in[-_ .]*production|please|[0-9]+(?:[-_ .]*bits?)?))*$/i
-
 function fail (name: string, problem: string): never {
   throw new InvalidOptionError(name, problem)
 }
@@ -147,20 +167,6 @@ function optionalString (name: string, value: unknown): string | undefined {
   if (value === undefined) return undefined
   if (typeof value !== 'string' || value.length === 0) fail(name, 'must be a non-empty string')
   return value
-}
-
-function checkSecret (secret: unknown): string | Buffer {
-  if (secret === undefined || secret === null || secret === '') {
-    fail('secret', 'is required: at least 32 random bytes (`npx fastify-jwt-auth generate-secret` makes one)')
-  }
-  if (typeof secret !== 'string' && !Buffer.isBuffer(secret)) fail('secret', 'must be a string or a Buffer')
-  const bytes = Buffer.from(secret)
-  // RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (256 bits).
-  if (bytes.length < 32) throw new WeakSecretError('must be at least 32 bytes long for HS256 (RFC 7518 §3.2)')
-  if (PLACEHOLDER_SECRET.test(bytes.toString('latin1')) || new Set(bytes).size < 8) {
-    throw new WeakSecretError('looks like a placeholder; use a random value (`npx fastify-jwt-auth generate-secret`)')
-  }
-  return secret
 }
 
 function windowLimit (name: string, value: WindowLimit | false | undefined, max: number, timeWindow: number): Required<WindowLimit> | false {
@@ -198,6 +204,8 @@ export function resolveOptions (options: FastifyJwtAuthOptions): ResolvedOptions
 
   const tokenPath = options.tokenPath ?? '/token'
   if (typeof tokenPath !== 'string' || !tokenPath.startsWith('/')) fail('tokenPath', 'must be a path starting with "/"')
+  const jwksPath = options.jwksPath ?? '/.well-known/jwks.json'
+  if (jwksPath !== false && (typeof jwksPath !== 'string' || !jwksPath.startsWith('/'))) fail('jwksPath', 'must be a path starting with "/", or false')
 
   const realm = options.realm ?? 'api'
   // The realm goes into a quoted-string (RFC 9110 §11.5); keep it plain.
@@ -233,7 +241,9 @@ export function resolveOptions (options: FastifyJwtAuthOptions): ResolvedOptions
   }
 
   return {
-    secret: checkSecret(options.secret),
+    keySource: resolveKeySource(options, findUser !== undefined),
+    secret: options.secret,
+    jwksPath,
     findUser,
     tokenPath,
     accessTokenTtl: positiveInt('accessTokenTtl', options.accessTokenTtl, 900, 365 * 24 * 3600),
