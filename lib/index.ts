@@ -24,7 +24,7 @@ const plugin: FastifyPluginAsync<FastifyJwtAuthOptions> = async function fastify
 
   const store = options.store ?? createMemoryStore()
   if (options.store === undefined) fastify.addHook('onClose', async () => { await store.close?.() })
-  const passwords = await createPasswordHasher(options.password)
+  const passwords = await createPasswordHasher(options.password, fastify.log)
   const throttle = createLoginThrottle(store, options)
   // An encapsulated child: the form parser, the limiter and the error handler stay on the
   // token endpoint and never reach the host's other routes. fastify-plugin makes Fastify
