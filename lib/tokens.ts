@@ -49,6 +49,16 @@ const ALGORITHM = 'HS256'
 const NAMESPACE = 'fastifyJwtAuth'
 
 /**
+ * RFC 7515 §4.1.11 and §5.2 step 5: a recipient must understand every `crit` value, and this
+ * one understands no extension, so a `crit` member of any value makes the token invalid.
+ * fast-jwt only checks a truthy one: `"crit": null`, `false`, `0` or `""` got through.
+ */
+function hasCritHeader (token: string): boolean {
+  const header: unknown = JSON.parse(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString('utf8'))
+  return typeof header === 'object' && header !== null && Object.hasOwn(header, 'crit')
+}
+
+/**
  * Signs and verifies access tokens through `@fastify/jwt`, registered in a scope of its own and
  * under a namespace so that a host which registered `@fastify/jwt` itself keeps its
  * `fastify.jwt`, its `request.jwtVerify` and its secret (its `fastify.jwt` object only gains a
@@ -106,7 +116,7 @@ export async function createTokenService (fastify: FastifyInstance, options: Res
       // JSON object, non-empty string `sub` and `jti`, a numeric `iat` that is not in the future, and
       // string `client_id` and `scope`.
       const c = claims as Partial<AccessTokenClaims> | null
-      if (typeof c !== 'object' || c === null || Array.isArray(c) ||
+      if (hasCritHeader(token) || typeof c !== 'object' || c === null || Array.isArray(c) ||
         typeof c.sub !== 'string' || c.sub.length === 0 ||
         typeof c.iat !== 'number' || c.iat > Date.now() / 1000 + toleranceSeconds ||
         typeof c.jti !== 'string' || c.jti.length === 0 ||

@@ -202,7 +202,9 @@ t.test('authenticate', async (t) => {
       { attack: 'crit b64:false (unencoded payload, RFC 7797)', source: 'CVE-2026-32597 (PyJWT), CVE-2025-59420 (Authlib)', token: forge({ ...VALID_HEADER, crit: ['b64'], b64: false }, claims()) },
       { attack: 'crit empty', source: 'RFC 7515 §4.1.11', token: forge({ ...VALID_HEADER, crit: [] }, claims()) },
       { attack: 'crit naming a standard header', source: 'RFC 7515 §4.1.11', token: forge({ ...VALID_HEADER, crit: ['alg'] }, claims()) },
-      { attack: 'crit not an array', source: 'RFC 7515 §4.1.11', token: forge({ ...VALID_HEADER, crit: 'x-policy', 'x-policy': 1 }, claims()) }
+      { attack: 'crit not an array', source: 'RFC 7515 §4.1.11', token: forge({ ...VALID_HEADER, crit: 'x-policy', 'x-policy': 1 }, claims()) },
+      // Regression, found by test/fuzz.test.ts: fast-jwt skips its crit check for a falsy value.
+      ...[null, false, 0, ''].map((crit) => ({ attack: `crit ${JSON.stringify(crit)}`, source: 'RFC 7515 §5.2 step 5', token: forge({ ...VALID_HEADER, crit }, claims()) }))
     ]
     await runTable(t, rows)
   })
