@@ -40,7 +40,8 @@ export function createBcryptVerifier (log: FastifyBaseLogger): BcryptVerifier {
     // Loaded once; a failure is logged once, not on every login of every legacy user.
     // A specifier in a variable: the peer is optional, so neither tsc nor a bundler may require it.
     peer ??= import(PEER).then(
-      (module: { default?: BcryptPeer } & Partial<BcryptPeer>) => module.default ?? (module as BcryptPeer),
+      // `bcrypt` is CommonJS: its exports are the default export, from ESM and from our CJS build.
+      (module: { default: BcryptPeer }) => module.default,
       (error: unknown) => {
         log.error({ err: error }, `fastify-jwt-auth: ${MISSING_PEER_MESSAGE}`)
         return undefined

@@ -40,7 +40,7 @@ export default fastifyJwtAuth
 export { fastifyJwtAuth }
 export { hashPassword, verifyPassword, needsRehash, type HashParameters } from './password.js'
 export { createMemoryStore, type MemoryStoreOptions } from './stores/memory.js'
-export { requestLogSerializer } from './log-serializers.js'
+export { requestLogSerializer, type RequestLogFields } from './log-serializers.js'
 export type { AuthStore, ThrottleRule, ReserveResult } from './stores/types.js'
 export type {
   FastifyJwtAuthOptions, UserRecord, ClientRecord, PasswordOptions, WindowLimit, BackoffLimit, LoginThrottleOptions

@@ -28,19 +28,30 @@ export function redactUrl (url: string): string {
   return `${url.slice(0, start)}?${query.join('&')}`
 }
 
+/** What `requestLogSerializer` puts in a log line: the fields of Fastify's own `req` serializer. */
+export interface RequestLogFields {
+  [key: string]: unknown
+  method?: string
+  url?: string
+  version?: string
+  host?: string
+  remoteAddress?: string
+  remotePort?: number
+}
+
 /**
  * Fastify's own `req` log serializer, with credentials in the query string masked. Use it in the
  * host's logger: `Fastify({ logger: { serializers: { req: requestLogSerializer } } })`. The token
  * endpoint applies it to its own request logs whatever the host configures.
  */
-export function requestLogSerializer (request: FastifyRequest): unknown {
+export function requestLogSerializer (request: FastifyRequest): RequestLogFields {
   // Host code may log a `req` of its own making: a log call must never throw, so that is kept
   // as it is (pino's `redact` paths still apply to it).
-  if (typeof (request as { url?: unknown } | null)?.url !== 'string') return request
+  if (typeof (request as { url?: unknown } | null)?.url !== 'string') return request as unknown as RequestLogFields
   return {
     method: request.method,
     url: redactUrl(request.url),
-    version: request.headers['accept-version'],
+    version: request.headers['accept-version'] as string | undefined,
     host: request.host,
     remoteAddress: request.ip,
     remotePort: request.socket?.remotePort
