@@ -13,7 +13,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
-import jwtAuth, { hashPassword, type KeyOption, type UserRecord } from 'fastify-jwt-auth'
+import jwtAuth, { hashPassword, requestLogSerializer, type KeyOption, type UserRecord } from 'fastify-jwt-auth'
 
 type Env = Record<string, string | undefined>
 
@@ -35,8 +35,10 @@ export async function buildServer (env: Env = process.env): Promise<FastifyInsta
   const app = Fastify({
     logger: {
       level: env.LOG_LEVEL ?? 'info',
-      // Never let a bearer token or client credentials reach a log line.
-      redact: ['req.headers.authorization', 'req.headers.cookie']
+      // Never let a bearer token or client credentials reach a log line: not in the headers,
+      // should a serializer log them, and not in a query string a careless client used.
+      redact: ['req.headers.authorization', 'req.headers.cookie'],
+      serializers: { req: requestLogSerializer }
     },
     trustProxy: env.TRUST_PROXY === '1' || env.TRUST_PROXY === 'true'
   })

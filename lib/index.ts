@@ -25,7 +25,7 @@ const plugin: FastifyPluginAsync<FastifyJwtAuthOptions> = async function fastify
 
   const store = options.store ?? createMemoryStore()
   if (options.store === undefined) fastify.addHook('onClose', async () => { await store.close?.() })
-  const passwords = await createPasswordHasher(options.password)
+  const passwords = await createPasswordHasher(options.password, fastify.log)
   const throttle = createLoginThrottle(store, options)
   // An encapsulated child: the form parser, the limiter and the error handler stay on the
   // token endpoint and never reach the host's other routes. fastify-plugin makes Fastify
@@ -45,6 +45,7 @@ export default fastifyJwtAuth
 export { fastifyJwtAuth }
 export { hashPassword, verifyPassword, needsRehash, type HashParameters } from './password.js'
 export { createMemoryStore, type MemoryStoreOptions } from './stores/memory.js'
+export { requestLogSerializer, type RequestLogFields } from './log-serializers.js'
 export type { AuthStore, ThrottleRule, ReserveResult } from './stores/types.js'
 export type {
   FastifyJwtAuthOptions, UserRecord, ClientRecord, PasswordOptions, WindowLimit, BackoffLimit, LoginThrottleOptions

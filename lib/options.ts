@@ -9,7 +9,10 @@ export interface UserRecord {
   /** The token's `sub`; the username when absent. */
   id?: string | number
   username: string
-  /** An argon2 hash, as `hashPassword` makes. */
+  /**
+   * An argon2 hash, as `hashPassword` makes; or a `$2a$`/`$2b$`/`$2y$` bcrypt hash from another
+   * stack, which needs the optional peer `bcrypt` and is upgraded through `onPasswordRehash`.
+   */
   passwordHash: string
   /** A disabled user cannot log in; the answer is the same as for a wrong password. */
   disabled?: boolean

@@ -1,5 +1,7 @@
 import argon2 from 'argon2'
 import { randomBytes } from 'node:crypto'
+import type { FastifyBaseLogger } from 'fastify'
+import { createBcryptVerifier, isBcryptHash } from './bcrypt.js'
 import { createLimiter, type Limiter } from './concurrency.js'
 import type { PasswordOptions } from './options.js'
 
@@ -69,13 +71,19 @@ export interface PasswordHasher {
   readonly limiter: Limiter
 }
 
-export async function createPasswordHasher (options: Required<PasswordOptions>): Promise<PasswordHasher> {
+/**
+ * `log` receives the one error about a missing `bcrypt` peer. Legacy bcrypt hashes are verified
+ * through the same limiter as argon2 ones, so they count against the same bound.
+ */
+export async function createPasswordHasher (options: Required<PasswordOptions>, log: FastifyBaseLogger): Promise<PasswordHasher> {
   const parameters = { memoryCost: options.memoryCost, timeCost: options.timeCost, parallelism: options.parallelism }
   const limiter = createLimiter(options.maxConcurrent, options.maxQueue)
   const dummyHash = await hashPassword(randomBytes(16).toString('base64url'), parameters)
+  const verifyBcrypt = createBcryptVerifier(log)
   return {
     limiter,
     verify: (hash, password) => limiter.run(async () => {
+      if (hash !== undefined && isBcryptHash(hash)) return await verifyBcrypt(hash, password)
       const ok = await verifyPassword(hash ?? dummyHash, password)
       return ok && hash !== undefined
     }),

@@ -9,6 +9,7 @@ import type { PasswordHasher } from './password.js'
 import type { LoginThrottle } from './throttle.js'
 import type { TokenService } from './tokens.js'
 import { SCOPE_TOKEN } from './authenticate.js'
+import { requestLogSerializer } from './log-serializers.js'
 
 export interface TokenRouteContext {
   options: ResolvedOptions
@@ -140,9 +141,12 @@ export async function tokenRoute (fastify: FastifyInstance, context: TokenRouteC
   })
 
   const url = options.tokenPath
+  // A password or token sent in this endpoint's query string stays out of its request logs.
+  const logSerializers = { req: requestLogSerializer }
   fastify.route({
     method: ['GET', 'PUT', 'PATCH', 'DELETE'],
     url,
+    logSerializers,
     // RFC 6749 §3.2: the token endpoint takes POST only.
     handler: async (_request, reply) => {
       // An error body like every other on this endpoint, so not cacheable either.
@@ -152,7 +156,7 @@ export async function tokenRoute (fastify: FastifyInstance, context: TokenRouteC
     }
   })
 
-  fastify.post(url, { bodyLimit: options.bodyLimit }, async function token (request, reply): Promise<TokenResponse> {
+  fastify.post(url, { bodyLimit: options.bodyLimit, logSerializers }, async function token (request, reply): Promise<TokenResponse> {
     const form = readForm(request.body)
     const clientId = await authenticateClient(request, form)
     const grantType = form.grant_type

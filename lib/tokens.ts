@@ -114,9 +114,12 @@ export async function createTokenService (fastify: FastifyInstance, options: Res
     }
     // What fast-jwt leaves unchecked (RFC 9068 §4, RFC 7519 §4.1): a claims set that is a
     // JSON object, non-empty string `sub` and `jti`, a numeric `iat` that is not in the future, and
-    // string `client_id` and `scope`.
+    // string `client_id` and `scope`. And RFC 7515 §4.1.11 / §5.2 step 5: a recipient must
+    // understand every `crit` value and this one understands no extension, so a `crit` member of
+    // any value makes the token invalid; fast-jwt only checks a truthy one (`"crit": null`,
+    // `false`, `0` or `""` got through).
     const c = claims as Partial<AccessTokenClaims> | null
-    if (typeof c !== 'object' || c === null || Array.isArray(c) ||
+    if (Object.hasOwn(headerOf(token) as object, 'crit') || typeof c !== 'object' || c === null || Array.isArray(c) ||
       typeof c.sub !== 'string' || c.sub.length === 0 ||
       typeof c.iat !== 'number' || c.iat > Date.now() / 1000 + toleranceSeconds ||
       typeof c.jti !== 'string' || c.jti.length === 0 ||

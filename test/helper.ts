@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { createHmac } from 'node:crypto'
+import { Writable } from 'node:stream'
 import jwtAuth, { hashPassword, type FastifyJwtAuthOptions, type UserRecord } from '../lib/index.js'
 
 /** A secret that passes the plugin's checks; tests only. */
@@ -100,4 +101,16 @@ export const VALID_HEADER = Object.freeze({ alg: 'HS256', typ: 'at+jwt' })
 
 export function bearer (token: string): Record<string, string> {
   return { authorization: `Bearer ${token}` }
+}
+
+/** A pino destination that keeps every log line, parsed, for assertions on what was logged. */
+export function captureLogs (): { stream: Writable, lines: string[], entries: () => Array<Record<string, unknown>> } {
+  const lines: string[] = []
+  const stream = new Writable({
+    write (chunk, _encoding, callback) {
+      lines.push(String(chunk))
+      callback()
+    }
+  })
+  return { stream, lines, entries: () => lines.map((line) => JSON.parse(line) as Record<string, unknown>) }
 }

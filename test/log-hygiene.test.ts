@@ -1,0 +1,178 @@
+import t, { type Test } from 'tap'
+import { readFileSync } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { FastifyRequest } from 'fastify'
+import { buildServer } from '../examples/server.js'
+import { bearer, buildApp, captureLogs, tokenRequest, forge, validClaims, SECRET, VALID_HEADER, CHEAP } from './helper.js'
+import { hashPassword, requestLogSerializer, type UserRecord } from '../lib/index.js'
+
+/*
+ * Log hygiene: a whole session, logged at trace level into memory, must not leave a password,
+ * a password hash, an access token or a signing secret in any line (OWASP Logging Cheat Sheet:
+ * never log session tokens, passwords, secrets). Refresh and revocation join the session once
+ * refresh tokens exist.
+ */
+
+const PASSWORDS = { user: 'Tr0ub4dor-user-7c1f', admin: 'Tr0ub4dor-admin-2e9b', legacy: 'password1' }
+const WRONG = ['wrong-guess-5a1d', 'wrong-guess-8b3e', 'Tr0ub4dor-user-7c1g']
+const CLIENT_SECRET = 'client-secret-4f7a2c9e1b'
+// passlib, $2b$, cost 4 (see bcrypt-migration.test.ts): 'password1'.
+const LEGACY_HASH = '$2b$04$nuP.554qX4ckptRuNh4Z7eJ5uYQSXeFrH350wig3cNzT4xWDH9r1K'
+
+/** The README's logger setting: headers redacted, credentials in query strings masked. */
+const RECOMMENDED = { level: 'trace', redact: ['req.headers.authorization', 'req.headers.cookie'], serializers: { req: requestLogSerializer } }
+
+/** Request logs with every header, the way many hosts configure them, plus the README's setting. */
+const HEADER_LOGGING = {
+  ...RECOMMENDED,
+  serializers: { req: (req: FastifyRequest) => ({ ...requestLogSerializer(req), headers: req.headers }) }
+}
+
+interface Session {
+  lines: string[]
+  secrets: string[]
+}
+
+/** Runs a session through the plugin and returns every log line and every secret it handled. */
+async function session (t: Test, logger: Record<string, unknown>): Promise<Session> {
+  const { stream, lines } = captureLogs()
+  const users = new Map<string, UserRecord>([
+    // An outdated (cheap) hash, so the login also hands a new hash to onPasswordRehash.
+    ['user1', { username: 'user1', passwordHash: await hashPassword(PASSWORDS.user, CHEAP), scopes: ['profile'] }],
+    ['admin', { username: 'admin', passwordHash: await hashPassword(PASSWORDS.admin, CHEAP), scopes: ['profile', 'admin'] }],
+    ['legacy', { username: 'legacy', passwordHash: LEGACY_HASH, scopes: ['profile'] }],
+    ['disabled', { username: 'disabled', passwordHash: await hashPassword(PASSWORDS.user, CHEAP), disabled: true }]
+  ])
+  const secrets = [...Object.values(PASSWORDS), ...WRONG, CLIENT_SECRET, SECRET, ...[...users.values()].map((u) => u.passwordHash)]
+  let rehashed = 0
+  let allRehashed!: () => void
+  const rehashing = new Promise<void>((resolve) => { allRehashed = resolve })
+  const app = await buildApp(t, {
+    server: { logger: { ...logger, stream } },
+    plugin: {
+      password: { memoryCost: 512, timeCost: 2, parallelism: 1 },
+      loginThrottle: { perUsernameAndIp: { max: 3 } },
+      clients: [{ id: 'web' }, { id: 'service', secretHash: await hashPassword(CLIENT_SECRET, CHEAP) }],
+      findUser: (name) => users.get(name) ?? null,
+      onPasswordRehash: (user, newHash) => {
+        if (++rehashed === 3) allRehashed()
+        secrets.push(newHash)
+        user.passwordHash = newHash
+      }
+    }
+  })
+  const basic = (id: string, secret: string) => ({ authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}` })
+  const grant = (username: string, password: string, headers: Record<string, string> = basic('service', CLIENT_SECRET)) =>
+    tokenRequest(app, { grant_type: 'password', username, password }, headers)
+
+  // Logins that work: with the client secret in a Basic header, then in the body; a legacy hash.
+  const user = await grant('user1', PASSWORDS.user)
+  t.equal(user.statusCode, 200)
+  const admin = await tokenRequest(app, { grant_type: 'password', username: 'admin', password: PASSWORDS.admin, client_id: 'service', client_secret: CLIENT_SECRET })
+  t.equal(admin.statusCode, 200)
+  const legacy = await grant('legacy', PASSWORDS.legacy, { ...basic('web', '') })
+  t.equal(legacy.statusCode, 200)
+  const tokens = [user, admin, legacy].map((res) => res.json().access_token as string)
+  secrets.push(...tokens, ...tokens.map((token) => token.split('.')[2] as string))
+
+  // Protected calls: allowed, refused for scope, refused tokens.
+  t.equal((await app.inject({ url: '/protected', headers: bearer(tokens[0] as string) })).statusCode, 200)
+  t.equal((await app.inject({ url: '/admin', headers: bearer(tokens[0] as string) })).statusCode, 403)
+  t.equal((await app.inject({ url: '/admin', headers: bearer(tokens[1] as string) })).statusCode, 200)
+  const tampered = (tokens[0] as string).slice(0, -3) + 'AAA'
+  const expired = forge(VALID_HEADER, validClaims({ iat: 1, exp: 2 }))
+  secrets.push(tampered, expired)
+  t.equal((await app.inject({ url: '/protected', headers: bearer(tampered) })).statusCode, 401)
+  t.equal((await app.inject({ url: '/protected', headers: bearer(expired) })).statusCode, 401)
+  t.equal((await app.inject({ url: '/protected', headers: { authorization: `Bearer ${tokens[0] as string} extra` } })).statusCode, 400)
+  t.equal((await app.inject({ url: `/protected?access_token=${tokens[0] as string}` })).statusCode, 401)
+
+  // Failures at the token endpoint: wrong passwords until throttled, unknown and disabled users,
+  // a wrong client secret, a malformed request carrying a password.
+  for (const password of WRONG) t.equal((await grant('user1', password)).statusCode, 400)
+  t.equal((await grant('user1', PASSWORDS.user)).statusCode, 429)
+  t.equal((await grant('nobody', WRONG[0] as string)).statusCode, 400)
+  t.equal((await grant('disabled', PASSWORDS.user)).statusCode, 400)
+  t.equal((await grant('admin', PASSWORDS.admin, basic('service', WRONG[1] as string))).statusCode, 401)
+  t.equal((await app.inject({ method: 'POST', url: '/token', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ password: PASSWORDS.admin }) })).statusCode, 400)
+
+  // Rehashing runs after each answer is sent; give it a moment.
+  await Promise.race([rehashing, sleep(5000, undefined, { ref: false })])
+  t.equal(rehashed, 3, 'the two outdated argon2 hashes and the bcrypt one were upgraded')
+  await app.close()
+  return { lines, secrets }
+}
+
+function leaks ({ lines, secrets }: Session): string[] {
+  const text = lines.join('')
+  return secrets.filter((secret) => text.includes(secret))
+}
+
+t.test('a full session logged at trace level with the README\'s setting leaves no secret in the log', async (t) => {
+  const logged = await session(t, RECOMMENDED)
+  t.ok(logged.lines.length > 40, `the session was logged (${logged.lines.length} lines)`)
+  const events = logged.lines.map((line) => JSON.parse(line)).filter((entry) => entry.authEvent !== undefined)
+  t.ok(events.some((e) => e.authEvent.type === 'login.failure') && events.some((e) => e.authEvent.type === 'token.rejected') &&
+    events.some((e) => e.authEvent.type === 'password.rehashed'), 'security events were logged')
+  t.same(leaks(logged), [])
+})
+
+t.test('with every request header logged, the README\'s redact setting keeps them out', async (t) => {
+  const logged = await session(t, HEADER_LOGGING)
+  t.ok(logged.lines.some((line) => line.includes('"authorization":"[Redacted]"')), 'the header was there, redacted')
+  t.ok(logged.lines.some((line) => line.includes('?access_token=[Redacted]')), 'the query token was there, masked')
+  t.same(leaks(logged), [])
+})
+
+t.test('the control: without the README\'s setting, tokens reach the log', async (t) => {
+  // Shows the checks above can fail: the same session, headers logged, nothing redacted.
+  const found = leaks(await session(t, { level: 'trace', serializers: { req: (req: FastifyRequest) => ({ url: req.url, headers: req.headers }) } }))
+  t.ok(found.length > 0, 'bearer tokens show up')
+  // And with Fastify's default serializer, a token a client put in a host route's query string.
+  const defaults = leaks(await session(t, { level: 'trace' }))
+  t.ok(defaults.length > 0, 'the ?access_token= of a host route shows up')
+})
+
+t.test('the token endpoint masks credentials in its own query string, whatever the host logs', async (t) => {
+  const { stream, lines } = captureLogs()
+  const app = await buildApp(t, { server: { logger: { level: 'info', stream } } })
+  const query = 'username=user1&password=query-password-3c8d&Password=x&client%5Fsecret=cs-77a1&scope=profile&%E0%A4%A=1&token'
+  const res = await app.inject({ method: 'POST', url: `/token?${query}`, payload: '' })
+  t.equal(res.statusCode, 400)
+  const text = lines.join('')
+  t.notOk(text.includes('query-password-3c8d') || text.includes('cs-77a1'), 'no credential from the query string')
+  t.ok(text.includes('/token?username=user1&password=[Redacted]&Password=[Redacted]&client%5Fsecret=[Redacted]&scope=profile&%E0%A4%A=1&token=[Redacted]'),
+    'names are matched decoded and in any case; the rest of the URL is kept')
+})
+
+t.test('requestLogSerializer keeps a req object of the host\'s own shape, and redact still applies', async (t) => {
+  const { stream, entries } = captureLogs()
+  const app = await buildApp(t, { server: { logger: { ...RECOMMENDED, stream } } })
+  app.log.info({ req: { headers: { authorization: 'Bearer own-shape-token-0e1f', accept: '*/*' } } }, 'own shape')
+  t.match(entries().find((e) => e.msg === 'own shape'), { req: { headers: { authorization: '[Redacted]', accept: '*/*' } } })
+  app.log.info({ req: null }, 'null req')
+  t.match(entries().find((e) => e.msg === 'null req'), { req: null })
+})
+
+t.test('the example server redacts authorization and cookie headers, as the README shows', async (t) => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+  t.match(readme, "redact: ['req.headers.authorization', 'req.headers.cookie']")
+  t.match(readme, 'serializers: { req: requestLogSerializer }')
+
+  const written: string[] = []
+  const original = process.stdout.write.bind(process.stdout)
+  process.stdout.write = ((chunk: string | Uint8Array) => { written.push(String(chunk)); return true }) as typeof process.stdout.write
+  try {
+    const app = await buildServer({ LOG_LEVEL: 'info', JWT_SECRET: SECRET })
+    app.log.info({ req: { headers: { authorization: 'Bearer example-token-1f2e', cookie: 'sid=example-cookie-9d8c', accept: '*/*' } } }, 'a request')
+    await app.inject({ url: '/protected?access_token=example-query-token-6b4a' })
+    await app.close()
+  } finally {
+    process.stdout.write = original
+  }
+  const line = written.find((l) => l.includes('a request')) ?? ''
+  t.match(JSON.parse(line), { req: { headers: { authorization: '[Redacted]', cookie: '[Redacted]', accept: '*/*' } } })
+  const all = written.join('')
+  t.notOk(all.includes('example-token-1f2e') || all.includes('example-cookie-9d8c') || all.includes('example-query-token-6b4a'), 'nothing leaked')
+  t.ok(all.includes('/protected?access_token=[Redacted]'), 'the request was logged, its query token masked')
+})
