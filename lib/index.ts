@@ -9,6 +9,7 @@ import { createPasswordHasher } from './password.js'
 import { createMemoryStore } from './stores/memory.js'
 import { createLoginThrottle } from './throttle.js'
 import { tokenRoute } from './token-route.js'
+import { createApiDocs, tagScopes } from './openapi.js'
 
 const plugin: FastifyPluginAsync<FastifyJwtAuthOptions> = async function fastifyJwtAuth (fastify, opts) {
   const options = resolveOptions(opts)
@@ -16,8 +17,9 @@ const plugin: FastifyPluginAsync<FastifyJwtAuthOptions> = async function fastify
   const tokens = await createTokenService(fastify, options)
   const { authenticate, requireScopes } = createAuthenticator(tokens, options.realm, emit)
 
-  fastify.decorate('authenticate', authenticate)
-  fastify.decorate('requireScopes', requireScopes)
+  // Tagged so that the OpenAPI document can tell which routes use them, and with which scopes.
+  fastify.decorate('authenticate', tagScopes(authenticate, []))
+  fastify.decorate('requireScopes', (...scopes: string[]) => tagScopes(requireScopes(...scopes), scopes))
   if (!fastify.hasRequestDecorator('user')) fastify.decorateRequest('user', null as unknown as AuthUser)
 
   if (options.findUser === undefined) return
@@ -26,11 +28,12 @@ const plugin: FastifyPluginAsync<FastifyJwtAuthOptions> = async function fastify
   if (options.store === undefined) fastify.addHook('onClose', async () => { await store.close?.() })
   const passwords = await createPasswordHasher(options.password)
   const throttle = createLoginThrottle(store, options)
+  const docs = createApiDocs(fastify, options)
   // An encapsulated child: the form parser, the limiter and the error handler stay on the
   // token endpoint and never reach the host's other routes. fastify-plugin makes Fastify
   // ignore the host's `prefix` for this plugin, so it is handed on to the child by hand.
   const { prefix } = opts as { prefix?: string }
-  await fastify.register(tokenRoute, { prefix, options, tokens, passwords, throttle, emit })
+  await fastify.register(tokenRoute, { prefix, options, tokens, passwords, throttle, emit, docs })
 }
 
 /** The plugin: registers the `/token` route and the `authenticate` and `requireScopes` decorators. */

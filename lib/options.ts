@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import { InvalidOptionError, WeakSecretError } from './errors.js'
 import type { AuthStore } from './stores/types.js'
 import type { AuthEvent } from './events.js'
+import { SCOPE_TOKEN } from './authenticate.js'
 
 /** A user as the host's `findUser` returns it. */
 export interface UserRecord {
@@ -103,6 +104,18 @@ export interface FastifyJwtAuthOptions {
   store?: AuthStore
   /** Receives every security event (also logged through the request logger). */
   onAuthEvent?: (event: AuthEvent) => void
+  /**
+   * Scope names and what each allows, shown in the OpenAPI document's "Authorize" dialog, e.g.
+   * `{ profile: 'Read your profile', admin: 'Manage users' }`. Scopes that routes require through
+   * `requireScopes` are listed there anyway.
+   */
+  scopes?: Readonly<Record<string, string>>
+  /**
+   * With `@fastify/swagger` registered before the plugin: document the token endpoint, add the
+   * OAuth2 password-flow security scheme and mark the routes that use `authenticate` or
+   * `requireScopes`. Default `true`; `false` leaves the document alone.
+   */
+  openapi?: boolean
 }
 
 export interface ResolvedOptions {
@@ -124,6 +137,8 @@ export interface ResolvedOptions {
   bodyLimit: number
   store: AuthStore | undefined
   onAuthEvent: FastifyJwtAuthOptions['onAuthEvent']
+  scopes: Readonly<Record<string, string>>
+  openapi: boolean
 }
 
 const MINUTE = 60_000
@@ -187,6 +202,16 @@ function checkClients (clients: unknown): ReadonlyMap<string, ClientRecord> | un
   return map
 }
 
+function checkScopeDescriptions (scopes: unknown): Readonly<Record<string, string>> {
+  if (scopes === undefined) return {}
+  if (typeof scopes !== 'object' || scopes === null || Array.isArray(scopes)) fail('scopes', 'must be an object of scope name → description')
+  for (const [name, description] of Object.entries(scopes)) {
+    if (!SCOPE_TOKEN.test(name)) fail('scopes', `has "${name}", which is not a scope name (RFC 6749 §3.3)`)
+    if (typeof description !== 'string') fail('scopes', `needs a string description for "${name}"`)
+  }
+  return Object.freeze({ ...scopes as Record<string, string> })
+}
+
 /** Checks the options and fills in defaults; never changes the caller's object. */
 export function resolveOptions (options: FastifyJwtAuthOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) fail('options', 'must be an object')
@@ -195,6 +220,7 @@ export function resolveOptions (options: FastifyJwtAuthOptions): ResolvedOptions
   if (onPasswordRehash !== undefined && typeof onPasswordRehash !== 'function') fail('onPasswordRehash', 'must be a function')
   if (onAuthEvent !== undefined && typeof onAuthEvent !== 'function') fail('onAuthEvent', 'must be a function')
   if (store !== undefined && typeof store?.reserve !== 'function') fail('store', 'must implement the AuthStore interface')
+  if (options.openapi !== undefined && typeof options.openapi !== 'boolean') fail('openapi', 'must be true or false')
 
   const tokenPath = options.tokenPath ?? '/token'
   if (typeof tokenPath !== 'string' || !tokenPath.startsWith('/')) fail('tokenPath', 'must be a path starting with "/"')
@@ -264,6 +290,8 @@ export function resolveOptions (options: FastifyJwtAuthOptions): ResolvedOptions
         },
     bodyLimit: positiveInt('bodyLimit', options.bodyLimit, 4096, 1024 * 1024),
     store,
-    onAuthEvent
+    onAuthEvent,
+    scopes: checkScopeDescriptions(options.scopes),
+    openapi: options.openapi ?? true
   }
 }

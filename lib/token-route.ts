@@ -9,6 +9,7 @@ import type { PasswordHasher } from './password.js'
 import type { LoginThrottle } from './throttle.js'
 import type { TokenService } from './tokens.js'
 import { SCOPE_TOKEN } from './authenticate.js'
+import { documentRoute, type ApiDocs } from './openapi.js'
 
 export interface TokenRouteContext {
   options: ResolvedOptions
@@ -16,6 +17,7 @@ export interface TokenRouteContext {
   passwords: PasswordHasher
   throttle: LoginThrottle
   emit: EmitEvent
+  docs: ApiDocs
 }
 
 type Form = Record<string, string>
@@ -101,7 +103,7 @@ function clientCredentials (request: FastifyRequest, form: Form): ClientCredenti
 }
 
 export async function tokenRoute (fastify: FastifyInstance, context: TokenRouteContext): Promise<void> {
-  const { options, tokens, passwords, throttle, emit } = context
+  const { options, tokens, passwords, throttle, emit, docs } = context
   const { realm } = options
 
   // Only forms reach this endpoint: JSON, text and multipart bodies get 415 from Fastify,
@@ -143,6 +145,7 @@ export async function tokenRoute (fastify: FastifyInstance, context: TokenRouteC
   fastify.route({
     method: ['GET', 'PUT', 'PATCH', 'DELETE'],
     url,
+    config: documentRoute(null),
     // RFC 6749 §3.2: the token endpoint takes POST only.
     handler: async (_request, reply) => {
       // An error body like every other on this endpoint, so not cacheable either.
@@ -152,7 +155,7 @@ export async function tokenRoute (fastify: FastifyInstance, context: TokenRouteC
     }
   })
 
-  fastify.post(url, { bodyLimit: options.bodyLimit }, async function token (request, reply): Promise<TokenResponse> {
+  fastify.post(url, { bodyLimit: options.bodyLimit, config: docs.tokenRoute }, async function token (request, reply): Promise<TokenResponse> {
     const form = readForm(request.body)
     const clientId = await authenticateClient(request, form)
     const grantType = form.grant_type
