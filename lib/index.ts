@@ -47,7 +47,7 @@ export type { AuthStore, ThrottleRule, ReserveResult } from './stores/types.js'
 export type {
   FastifyJwtAuthOptions, UserRecord, ClientRecord, PasswordOptions, WindowLimit, BackoffLimit, LoginThrottleOptions
 } from './options.js'
-export type { AuthUser } from './authenticate.js'
+export type { AuthUser, CustomClaims } from './authenticate.js'
 export type { AccessTokenClaims } from './tokens.js'
 export type { AuthEvent, AuthEventType } from './events.js'
 export type { TokenResponse } from './token-route.js'

@@ -243,7 +243,8 @@ export async function tokenRoute (fastify: FastifyInstance, context: TokenRouteC
     }
     const granted = requested ?? [...allowed]
     const sub = String(account.id ?? account.username)
-    const { token, expiresIn } = tokens.sign({ sub, scope: granted, clientId })
+    const extra = await options.claims?.(account, request)
+    const { token, expiresIn } = tokens.sign({ sub, scope: granted, clientId, extra })
     emit(request, { type: 'login.success', username, clientId })
     const body: TokenResponse = { access_token: token, token_type: 'Bearer', expires_in: expiresIn }
     // RFC 6749 §5.1: scope is required in the answer when it differs from the request.

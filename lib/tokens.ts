@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import fastifyJwt, { type JWT } from '@fastify/jwt'
 import { randomUUID } from 'node:crypto'
 import type { ResolvedOptions } from './options.js'
+import { InvalidOptionError } from './errors.js'
 
 /** The claims of an access token (RFC 9068 §2.2). */
 export interface AccessTokenClaims {
@@ -37,7 +38,8 @@ export interface SignedToken {
 }
 
 export interface TokenService {
-  sign: (claims: { sub: string, scope: readonly string[], clientId: string }) => SignedToken
+  /** `extra` claims never replace the registered ones; a host function that tries is a bug, refused here. */
+  sign: (claims: { sub: string, scope: readonly string[], clientId: string, extra?: object }) => SignedToken
   /** Verifies a compact JWS and returns its claims; throws `TokenRejectedError` for anything else. */
   verify: (token: string) => AccessTokenClaims
 }
@@ -47,6 +49,8 @@ export interface TokenService {
 const ACCESS_TOKEN_TYP = 'at+jwt'
 const ALGORITHM = 'HS256'
 const NAMESPACE = 'fastifyJwtAuth'
+// RFC 7519 §4.1 and RFC 9068 §2.2: set by the plugin only.
+const REGISTERED_CLAIMS = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'client_id', 'scope'])
 
 /**
  * Signs and verifies access tokens through `@fastify/jwt`, registered in a scope of its own and
@@ -89,8 +93,11 @@ export async function createTokenService (fastify: FastifyInstance, options: Res
   const toleranceSeconds = options.clockTolerance
 
   return {
-    sign ({ sub, scope, clientId }) {
-      const payload: Record<string, unknown> = { sub, jti: randomUUID(), client_id: clientId }
+    sign ({ sub, scope, clientId, extra = {} }) {
+      if (typeof extra !== 'object' || extra === null || Array.isArray(extra)) throw new InvalidOptionError('claims', 'must return an object')
+      const reserved = Object.keys(extra).find((name) => REGISTERED_CLAIMS.has(name))
+      if (reserved !== undefined) throw new InvalidOptionError('claims', `returned the registered claim "${reserved}", which the plugin sets`)
+      const payload: Record<string, unknown> = { ...extra, sub, jti: randomUUID(), client_id: clientId }
       if (scope.length > 0) payload.scope = scope.join(' ')
       return { token: signer.sign(payload), expiresIn: options.accessTokenTtl }
     },
