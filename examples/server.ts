@@ -8,8 +8,12 @@
  * JWK Set of private keys, each with kid and alg, the first signing; replaces JWT_SECRET and serves
  * /.well-known/jwks.json), JWT_ISSUER, JWT_AUDIENCE, ACCESS_TOKEN_TTL (seconds), RATE_LIMIT=off
  * (load tests only), TRUST_PROXY=1 (behind a reverse proxy), LOG_LEVEL.
+ *
+ * Swagger UI is at /docs (log in with its Authorize button) and the OpenAPI document at /docs/json.
  */
 import Fastify, { type FastifyInstance } from 'fastify'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
@@ -65,8 +69,15 @@ export async function buildServer (env: Env = process.env): Promise<FastifyInsta
     users.set(username, { username, passwordHash: await hashPassword(password), scopes, disabled })
   }
 
+  // Before the plugin: @fastify/swagger documents only the routes added after it.
+  await app.register(swagger, {
+    openapi: { info: { title: 'fastify-jwt-auth example', version: '1.0.0' } }
+  })
+  await app.register(swaggerUi, { routePrefix: '/docs' })
+
   await app.register(jwtAuth, {
     ...(keys === undefined ? { secret } : { keys }),
+    scopes: { profile: 'Read your own profile', admin: 'Administer the service' },
     issuer: env.JWT_ISSUER ?? 'http://127.0.0.1:3000',
     audience: env.JWT_AUDIENCE ?? 'fastify-jwt-auth-example',
     accessTokenTtl: env.ACCESS_TOKEN_TTL === undefined ? 900 : Number(env.ACCESS_TOKEN_TTL),
@@ -74,13 +85,13 @@ export async function buildServer (env: Env = process.env): Promise<FastifyInsta
     ...(throttling ? {} : { rateLimit: false, loginThrottle: false })
   })
 
-  app.get('/public', async () => ({ message: 'Hello, world!' }))
-  app.get('/protected', { preHandler: app.authenticate }, async () => ({ message: 'Hello, authenticated user!' }))
-  app.get('/me', { preHandler: app.authenticate }, async (request) => ({
+  app.get('/public', { schema: { summary: 'Anyone may call this' } }, async () => ({ message: 'Hello, world!' }))
+  app.get('/protected', { schema: { summary: 'Any logged-in user' }, preHandler: app.authenticate }, async () => ({ message: 'Hello, authenticated user!' }))
+  app.get('/me', { schema: { summary: 'Who the token is for' }, preHandler: app.authenticate }, async (request) => ({
     sub: request.user.sub,
     scope: request.user.scope.join(' ')
   }))
-  app.get('/admin', { preHandler: [app.authenticate, app.requireScopes('admin')] }, async () => ({ message: 'Hello, admin!' }))
+  app.get('/admin', { schema: { summary: 'Needs the admin scope' }, preHandler: [app.authenticate, app.requireScopes('admin')] }, async () => ({ message: 'Hello, admin!' }))
   return app
 }
 

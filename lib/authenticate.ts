@@ -3,16 +3,32 @@ import { bearerError, InvalidOptionError, KeysUnavailableError } from './errors.
 import type { EmitEvent } from './events.js'
 import { TokenRejectedError, type AccessTokenClaims, type TokenService } from './tokens.js'
 
-/** What `authenticate` puts on `request.user`. */
-export interface AuthUser {
+/**
+ * The claims your access tokens carry besides the standard ones (the plugin's `claims` option puts
+ * them in). Empty until you add yours by declaration merging, which types `request.user.claims`
+ * and the `claims` option alike:
+ *
+ * ```ts
+ * declare module 'fastify-jwt-auth' {
+ *   interface CustomClaims { tenant: string }
+ * }
+ * ```
+ */
+export interface CustomClaims {}
+
+/**
+ * What `authenticate` puts on `request.user`. `Claims` are the extra claims, `CustomClaims` by
+ * default; pass another type to read a token of a different shape.
+ */
+export interface AuthUser<Claims extends object = CustomClaims> {
   /** The token's subject: the user's id, or username when the user has no id. */
   sub: string
   /** The granted scopes, as a list. */
-  scope: string[]
+  scope: readonly string[]
   /** The client the token was issued to. */
   clientId: string
   /** Every claim of the verified token. */
-  claims: AccessTokenClaims
+  claims: AccessTokenClaims & Claims
 }
 
 // RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token. The scheme is whatever precedes the

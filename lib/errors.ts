@@ -23,6 +23,14 @@ export const WeakSecretError = createError('FST_JWT_AUTH_WEAK_SECRET', 'fastify-
  */
 export const KeysUnavailableError = createError('FST_JWT_AUTH_KEYS_UNAVAILABLE', '%s', 503)
 
+/**
+ * Thrown at `ready` when @fastify/swagger was registered after this plugin: it documents only the
+ * routes added after it, so the token endpoint and its security scheme would be missing.
+ */
+export const SwaggerOrderError = createError('FST_JWT_AUTH_SWAGGER_ORDER',
+  'fastify-jwt-auth: @fastify/swagger was registered after this plugin and cannot document the token endpoint; ' +
+  'register @fastify/swagger first, or pass `openapi: false`', 500)
+
 /** The RFC 6749 §5.2 error codes the token endpoint answers with, plus the two for throttling and overload. */
 export type OAuthErrorCode =
   | 'invalid_request'

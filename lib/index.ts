@@ -10,6 +10,7 @@ import { createMemoryStore } from './stores/memory.js'
 import { createLoginThrottle } from './throttle.js'
 import { tokenRoute } from './token-route.js'
 import { jwksRoute } from './jwks-route.js'
+import { createApiDocs, tagScopes } from './openapi.js'
 
 const plugin: FastifyPluginAsync<FastifyJwtAuthOptions> = async function fastifyJwtAuth (fastify, opts) {
   const options = resolveOptions(opts)
@@ -17,8 +18,9 @@ const plugin: FastifyPluginAsync<FastifyJwtAuthOptions> = async function fastify
   const tokens = await createTokenService(fastify, options)
   const { authenticate, requireScopes } = createAuthenticator(tokens, options.realm, emit)
 
-  fastify.decorate('authenticate', authenticate)
-  fastify.decorate('requireScopes', requireScopes)
+  // Tagged so that the OpenAPI document can tell which routes use them, and with which scopes.
+  fastify.decorate('authenticate', tagScopes(authenticate, []))
+  fastify.decorate('requireScopes', (...scopes: string[]) => tagScopes(requireScopes(...scopes), scopes))
   if (!fastify.hasRequestDecorator('user')) fastify.decorateRequest('user', null as unknown as AuthUser)
 
   if (options.findUser === undefined) return
@@ -27,11 +29,12 @@ const plugin: FastifyPluginAsync<FastifyJwtAuthOptions> = async function fastify
   if (options.store === undefined) fastify.addHook('onClose', async () => { await store.close?.() })
   const passwords = await createPasswordHasher(options.password, fastify.log)
   const throttle = createLoginThrottle(store, options)
+  const docs = createApiDocs(fastify, options)
   // An encapsulated child: the form parser, the limiter and the error handler stay on the
   // token endpoint and never reach the host's other routes. fastify-plugin makes Fastify
   // ignore the host's `prefix` for this plugin, so it is handed on to the child by hand.
   const { prefix } = opts as { prefix?: string }
-  await fastify.register(tokenRoute, { prefix, options, tokens, passwords, throttle, emit })
+  await fastify.register(tokenRoute, { prefix, options, tokens, passwords, throttle, emit, docs })
   // The public keys, for services that verify our tokens; an app with HMAC keys alone has none.
   if (options.jwksPath !== false && tokens.publicJwks.length > 0) {
     await fastify.register(jwksRoute, { prefix, path: options.jwksPath, publicJwks: tokens.publicJwks })
@@ -48,9 +51,9 @@ export { createMemoryStore, type MemoryStoreOptions } from './stores/memory.js'
 export { requestLogSerializer, type RequestLogFields } from './log-serializers.js'
 export type { AuthStore, ThrottleRule, ReserveResult } from './stores/types.js'
 export type {
-  FastifyJwtAuthOptions, UserRecord, ClientRecord, PasswordOptions, WindowLimit, BackoffLimit, LoginThrottleOptions
+  FastifyJwtAuthOptions, FastifyJwtAuthBaseOptions, KeySourceOptions, UserRecord, ClientRecord, PasswordOptions, WindowLimit, BackoffLimit, LoginThrottleOptions
 } from './options.js'
-export type { AuthUser } from './authenticate.js'
+export type { AuthUser, CustomClaims } from './authenticate.js'
 export type { AccessTokenClaims } from './tokens.js'
 export type { KeyOption, KeyMaterial, SigningAlgorithm, JwksClientOptions } from './keys.js'
 export type { AuthEvent, AuthEventType } from './events.js'

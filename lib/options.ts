@@ -3,6 +3,8 @@ import { InvalidOptionError } from './errors.js'
 import { resolveKeySource, type JwksClientOptions, type KeyOption, type KeySource } from './keys.js'
 import type { AuthStore } from './stores/types.js'
 import type { AuthEvent } from './events.js'
+import type { CustomClaims } from './authenticate.js'
+import { SCOPE_TOKEN } from './authenticate.js'
 
 /** A user as the host's `findUser` returns it. */
 export interface UserRecord {
@@ -68,23 +70,43 @@ export interface LoginThrottleOptions {
   perUsername?: BackoffLimit | false
 }
 
-/** Options of the plugin. */
-export interface FastifyJwtAuthOptions {
-  /**
-   * The HMAC secret that signs access tokens (HS256): at least 32 bytes. The one-key shortcut:
-   * exactly one of `secret`, `keys` and `jwksUrl` is required.
-   */
-  secret?: string | Buffer
-  /**
-   * Signing and verification keys, for rotation and asymmetric algorithms. The first key signs (its
-   * `kid` goes in every token's header); every key verifies the tokens that name its `kid`.
-   */
-  keys?: readonly KeyOption[]
-  /**
-   * Verify-only mode: the URL of the token issuer's JWKS (RFC 7517 §5). Needs no `findUser`, and
-   * registers no token endpoint.
-   */
-  jwksUrl?: string | URL
+/**
+ * Where the keys come from: exactly one of `secret`, `keys` and `jwksUrl`.
+ *
+ * `secret` may be typed `undefined` (as `process.env.JWT_SECRET` is): registration then fails with
+ * a clear error rather than the compiler insisting on a non-null assertion.
+ */
+export type KeySourceOptions =
+  | {
+    /** The HMAC secret that signs access tokens (HS256): at least 32 bytes. The one-key shortcut. */
+    secret: string | Buffer | undefined
+    keys?: never
+    jwksUrl?: never
+  }
+  | {
+    /**
+     * Signing and verification keys, for rotation and asymmetric algorithms. The first key signs (its
+     * `kid` goes in every token's header); every key verifies the tokens that name its `kid`.
+     */
+    keys: readonly KeyOption[]
+    secret?: never
+    jwksUrl?: never
+  }
+  | {
+    /**
+     * Verify-only mode: the URL of the token issuer's JWKS (RFC 7517 §5). Needs no `findUser`, and
+     * registers no token endpoint.
+     */
+    jwksUrl: string | URL
+    secret?: never
+    keys?: never
+  }
+
+/** Options of the plugin: a key source and the rest. */
+export type FastifyJwtAuthOptions = KeySourceOptions & FastifyJwtAuthBaseOptions
+
+/** Options of the plugin other than the key source. */
+export interface FastifyJwtAuthBaseOptions {
   /** Caching, cooldown and timeout of the JWKS client (with `jwksUrl`). */
   jwksClient?: JwksClientOptions
   /**
@@ -127,6 +149,24 @@ export interface FastifyJwtAuthOptions {
   store?: AuthStore
   /** Receives every security event (also logged through the request logger). */
   onAuthEvent?: (event: AuthEvent) => void
+  /**
+   * Scope names and what each allows, shown in the OpenAPI document's "Authorize" dialog, e.g.
+   * `{ profile: 'Read your profile', admin: 'Manage users' }`. Scopes that routes require through
+   * `requireScopes` are listed there anyway.
+   */
+  scopes?: Readonly<Record<string, string>>
+  /**
+   * With `@fastify/swagger` registered before the plugin: document the token endpoint, add the
+   * OAuth2 password-flow security scheme and mark the routes that use `authenticate` or
+   * `requireScopes`. Default `true`; `false` leaves the document alone.
+   */
+  openapi?: boolean
+  /**
+   * Extra claims for the access tokens of a user who logs in, e.g. `(user) => ({ tenant: ... })`;
+   * they come back typed on `request.user.claims` once declared in `CustomClaims`. The registered
+   * claims (`iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `jti`, `client_id`, `scope`) cannot be set here.
+   */
+  claims?: (user: UserRecord, request: FastifyRequest) => CustomClaims | Promise<CustomClaims>
 }
 
 export interface ResolvedOptions {
@@ -150,6 +190,9 @@ export interface ResolvedOptions {
   bodyLimit: number
   store: AuthStore | undefined
   onAuthEvent: FastifyJwtAuthOptions['onAuthEvent']
+  scopes: Readonly<Record<string, string>>
+  openapi: boolean
+  claims: FastifyJwtAuthOptions['claims']
 }
 
 const MINUTE = 60_000
@@ -196,6 +239,16 @@ function checkClients (clients: unknown): ReadonlyMap<string, ClientRecord> | un
   return map
 }
 
+function checkScopeDescriptions (scopes: unknown): Readonly<Record<string, string>> {
+  if (scopes === undefined) return {}
+  if (typeof scopes !== 'object' || scopes === null || Array.isArray(scopes)) fail('scopes', 'must be an object of scope name → description')
+  for (const [name, description] of Object.entries(scopes)) {
+    if (!SCOPE_TOKEN.test(name)) fail('scopes', `has "${name}", which is not a scope name (RFC 6749 §3.3)`)
+    if (typeof description !== 'string') fail('scopes', `needs a string description for "${name}"`)
+  }
+  return Object.freeze({ ...scopes as Record<string, string> })
+}
+
 /** Checks the options and fills in defaults; never changes the caller's object. */
 export function resolveOptions (options: FastifyJwtAuthOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) fail('options', 'must be an object')
@@ -204,6 +257,8 @@ export function resolveOptions (options: FastifyJwtAuthOptions): ResolvedOptions
   if (onPasswordRehash !== undefined && typeof onPasswordRehash !== 'function') fail('onPasswordRehash', 'must be a function')
   if (onAuthEvent !== undefined && typeof onAuthEvent !== 'function') fail('onAuthEvent', 'must be a function')
   if (store !== undefined && typeof store?.reserve !== 'function') fail('store', 'must implement the AuthStore interface')
+  if (options.openapi !== undefined && typeof options.openapi !== 'boolean') fail('openapi', 'must be true or false')
+  if (options.claims !== undefined && typeof options.claims !== 'function') fail('claims', 'must be a function')
 
   const tokenPath = options.tokenPath ?? '/token'
   if (typeof tokenPath !== 'string' || !tokenPath.startsWith('/')) fail('tokenPath', 'must be a path starting with "/"')
@@ -277,6 +332,9 @@ export function resolveOptions (options: FastifyJwtAuthOptions): ResolvedOptions
         },
     bodyLimit: positiveInt('bodyLimit', options.bodyLimit, 4096, 1024 * 1024),
     store,
-    onAuthEvent
+    onAuthEvent,
+    scopes: checkScopeDescriptions(options.scopes),
+    openapi: options.openapi ?? true,
+    claims: options.claims
   }
 }

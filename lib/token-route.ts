@@ -10,6 +10,7 @@ import type { LoginThrottle } from './throttle.js'
 import type { TokenService } from './tokens.js'
 import { SCOPE_TOKEN } from './authenticate.js'
 import { requestLogSerializer } from './log-serializers.js'
+import { documentRoute, type ApiDocs } from './openapi.js'
 
 export interface TokenRouteContext {
   options: ResolvedOptions
@@ -17,6 +18,7 @@ export interface TokenRouteContext {
   passwords: PasswordHasher
   throttle: LoginThrottle
   emit: EmitEvent
+  docs: ApiDocs
 }
 
 type Form = Record<string, string>
@@ -102,7 +104,7 @@ function clientCredentials (request: FastifyRequest, form: Form): ClientCredenti
 }
 
 export async function tokenRoute (fastify: FastifyInstance, context: TokenRouteContext): Promise<void> {
-  const { options, tokens, passwords, throttle, emit } = context
+  const { options, tokens, passwords, throttle, emit, docs } = context
   const { realm } = options
 
   // Only forms reach this endpoint: JSON, text and multipart bodies get 415 from Fastify,
@@ -147,6 +149,7 @@ export async function tokenRoute (fastify: FastifyInstance, context: TokenRouteC
     method: ['GET', 'PUT', 'PATCH', 'DELETE'],
     url,
     logSerializers,
+    config: documentRoute(null),
     // RFC 6749 §3.2: the token endpoint takes POST only.
     handler: async (_request, reply) => {
       // An error body like every other on this endpoint, so not cacheable either.
@@ -156,7 +159,7 @@ export async function tokenRoute (fastify: FastifyInstance, context: TokenRouteC
     }
   })
 
-  fastify.post(url, { bodyLimit: options.bodyLimit, logSerializers }, async function token (request, reply): Promise<TokenResponse> {
+  fastify.post(url, { bodyLimit: options.bodyLimit, logSerializers, config: docs.tokenRoute }, async function token (request, reply): Promise<TokenResponse> {
     const form = readForm(request.body)
     const clientId = await authenticateClient(request, form)
     const grantType = form.grant_type
@@ -244,7 +247,8 @@ export async function tokenRoute (fastify: FastifyInstance, context: TokenRouteC
     }
     const granted = requested ?? [...allowed]
     const sub = String(account.id ?? account.username)
-    const { token, expiresIn } = tokens.sign({ sub, scope: granted, clientId })
+    const extra = await options.claims?.(account, request)
+    const { token, expiresIn } = tokens.sign({ sub, scope: granted, clientId, extra })
     emit(request, { type: 'login.success', username, clientId })
     const body: TokenResponse = { access_token: token, token_type: 'Bearer', expires_in: expiresIn }
     // RFC 6749 §5.1: scope is required in the answer when it differs from the request.

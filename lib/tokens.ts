@@ -5,6 +5,7 @@ import { randomUUID, type JsonWebKey } from 'node:crypto'
 import type { ResolvedOptions } from './options.js'
 import type { SigningAlgorithm } from './keys.js'
 import { createRemoteKeySet, type KeyLookupError } from './remote-keys.js'
+import { InvalidOptionError } from './errors.js'
 
 /** The claims of an access token (RFC 9068 §2.2). */
 export interface AccessTokenClaims {
@@ -53,7 +54,8 @@ export interface SignedToken {
 }
 
 export interface TokenService {
-  sign: (claims: { sub: string, scope: readonly string[], clientId: string }) => SignedToken
+  /** `extra` claims never replace the registered ones; a host function that tries is a bug, refused here. */
+  sign: (claims: { sub: string, scope: readonly string[], clientId: string, extra?: object }) => SignedToken
   /** Verifies a compact JWS and resolves its claims; rejects with `TokenRejectedError` for anything else. */
   verify: (token: string) => Promise<AccessTokenClaims>
   /** The public keys to publish (RFC 7517 §5): every asymmetric key listed, never an HMAC secret. */
@@ -64,6 +66,8 @@ export interface TokenService {
 // and without an `application/` prefix, as RFC 7515 §4.1.9 asks.
 const ACCESS_TOKEN_TYP = 'at+jwt'
 const NAMESPACE = 'fastifyJwtAuth'
+// RFC 7519 §4.1 and RFC 9068 §2.2: set by the plugin only.
+const REGISTERED_CLAIMS = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'client_id', 'scope'])
 
 /** fast-jwt's verification options for one key: its one algorithm and our claim rules. */
 function verifyOptions (options: ResolvedOptions, alg: SigningAlgorithm) {
@@ -184,8 +188,11 @@ export async function createTokenService (fastify: FastifyInstance, options: Res
   const byKid = new Map<unknown, JWT>(keys.map((key, index) => [key.kid, jwts[index] as JWT]))
 
   return {
-    sign ({ sub, scope, clientId }) {
-      const payload: Record<string, unknown> = { sub, jti: randomUUID(), client_id: clientId }
+    sign ({ sub, scope, clientId, extra = {} }) {
+      if (typeof extra !== 'object' || extra === null || Array.isArray(extra)) throw new InvalidOptionError('claims', 'must return an object')
+      const reserved = Object.keys(extra).find((name) => REGISTERED_CLAIMS.has(name))
+      if (reserved !== undefined) throw new InvalidOptionError('claims', `returned the registered claim "${reserved}", which the plugin sets`)
+      const payload: Record<string, unknown> = { ...extra, sub, jti: randomUUID(), client_id: clientId }
       if (scope.length > 0) payload.scope = scope.join(' ')
       return { token: signer.sign(payload), expiresIn: options.accessTokenTtl }
     },

@@ -1,3 +1,6 @@
+// `request.user` is @fastify/jwt's declaration, so a host that imports only this package must load
+// @fastify/jwt's types too; without this line its FastifyRequest augmentation never reaches them.
+/// <reference types="@fastify/jwt" preserve="true" />
 import type { preHandlerAsyncHookHandler } from 'fastify'
 import type { AuthUser } from './authenticate.js'
 

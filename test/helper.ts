@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { createHmac } from 'node:crypto'
 import { Writable } from 'node:stream'
-import jwtAuth, { hashPassword, type FastifyJwtAuthOptions, type UserRecord } from '../lib/index.js'
+import jwtAuth, { hashPassword, type FastifyJwtAuthBaseOptions, type FastifyJwtAuthOptions, type KeyOption, type UserRecord } from '../lib/index.js'
 
 /** A secret that passes the plugin's checks; tests only. */
 export const SECRET = 'test-only-8f3a1c9e4b7d2f6a0c5e9b3d7f1a4c8e'
@@ -33,8 +33,19 @@ export async function demoUsers (): Promise<Map<string, UserRecord>> {
   ])
 }
 
+/**
+ * Plugin options as tests pass them: the key sources are not exclusive here, so that tests can
+ * check the registration-time errors for combinations the types refuse.
+ */
+export type LooseOptions = Partial<FastifyJwtAuthBaseOptions> & {
+  secret?: string | Buffer | undefined
+  keys?: readonly KeyOption[] | undefined
+  jwksUrl?: string | URL | undefined
+  prefix?: string
+}
+
 export interface BuildOptions {
-  plugin?: Partial<FastifyJwtAuthOptions>
+  plugin?: LooseOptions
   server?: FastifyServerOptions
   register?: Record<string, unknown>
   before?: (app: FastifyInstance) => unknown

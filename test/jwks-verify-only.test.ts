@@ -3,7 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import type { AddressInfo } from 'node:net'
 import { generateKeyPairSync, randomUUID, type JsonWebKey } from 'node:crypto'
 import jwtAuth, { type FastifyJwtAuthOptions, type KeyOption } from '../lib/index.js'
-import { bearer, buildApp, login, SECRET, validClaims } from './helper.js'
+import { bearer, buildApp, login, SECRET, validClaims, type LooseOptions } from './helper.js'
 import { countingServer, keyPair, signingKey, signJws, sleep, type CountingServer } from './key-fixtures.js'
 
 /*
@@ -25,10 +25,10 @@ async function issuerApp (t: Test, keys: KeyOption[]): Promise<{ app: FastifyIns
 }
 
 /** A resource server: the plugin in verify-only mode, with `/protected` and `/admin`. */
-async function resourceApp (t: Test, options: Partial<FastifyJwtAuthOptions>): Promise<FastifyInstance> {
+async function resourceApp (t: Test, options: LooseOptions): Promise<FastifyInstance> {
   const app = Fastify()
   t.teardown(() => app.close())
-  await app.register(jwtAuth, { issuer: ISSUER, audience: AUDIENCE, ...options })
+  await app.register(jwtAuth, { issuer: ISSUER, audience: AUDIENCE, ...options } as FastifyJwtAuthOptions)
   app.get('/protected', { preHandler: app.authenticate }, async (request) => ({ sub: request.user.sub }))
   app.get('/admin', { preHandler: app.requireScopes('admin') }, async () => ({ admin: true }))
   await app.ready()
@@ -230,7 +230,7 @@ t.test('one algorithm per published key; tokens with other algorithms never reac
 
 t.test('verify-only options are checked at registration', async (t) => {
   const url = 'http://127.0.0.1:9/jwks.json'
-  const cases: Array<[string, Partial<FastifyJwtAuthOptions>, string]> = [
+  const cases: Array<[string, LooseOptions, string]> = [
     ['jwksUrl with findUser', { jwksUrl: url, findUser: async () => null }, 'jwksUrl'],
     ['jwksUrl with secret', { jwksUrl: url, secret: SECRET }, 'keys'],
     ['jwksUrl with keys', { jwksUrl: url, keys: [signingKey('ES256')] }, 'keys'],

@@ -1,0 +1,232 @@
+import type { FastifyInstance, RouteOptions } from 'fastify'
+import { SwaggerOrderError } from './errors.js'
+import type { OAuthErrorCode } from './errors.js'
+import type { ResolvedOptions } from './options.js'
+
+/*
+ * The OpenAPI side of the plugin, for hosts that register @fastify/swagger (an optional peer).
+ *
+ * @fastify/swagger collects routes in an `onRoute` hook, keeping each route's options object, and
+ * builds the document only when `fastify.swagger()` is first called, after `ready`: it reads
+ * `route.schema` and `route.config.swaggerTransform` then, not when the route is added. So:
+ *
+ * - host routes: our own `onRoute` hook writes `schema.security` for every route whose hooks
+ *   include `authenticate` or a `requireScopes(...)` check. It does not matter whether it runs
+ *   before or after @fastify/swagger's hook: both see the same options object, and the schema is
+ *   read later.
+ * - our routes: they carry a `swaggerTransform` in their `config` that hands @fastify/swagger a
+ *   documentation-only schema (never seen by Fastify, so it validates and serializes nothing), and
+ *   the token route's one also adds the OAuth2 password-flow security scheme that Swagger UI's
+ *   "Authorize" button logs in with. @fastify/swagger sees only routes added after it, so it must
+ *   be registered before this plugin; the other order is refused at `ready`, with the fix.
+ */
+
+/** The name of the security scheme in the document: FastAPI's, which Swagger UI users know. */
+export const SECURITY_SCHEME = 'OAuth2PasswordBearer'
+
+/** A JSON Schema, or a piece of an OpenAPI document. */
+type Json = Record<string, unknown>
+
+const kScopes = Symbol('fastify-jwt-auth.scopes')
+
+/**
+ * Marks one of our preHandlers with the scopes it checks (none for `authenticate`), so that a
+ * route using it can be documented as needing the bearer token and those scopes.
+ */
+export function tagScopes<T extends object> (handler: T, scopes: readonly string[]): T {
+  Object.defineProperty(handler, kScopes, { value: Object.freeze([...scopes]) })
+  return handler
+}
+
+// The route-level hooks where an authentication check can sit.
+const AUTH_HOOKS = ['onRequest', 'preParsing', 'preValidation', 'preHandler'] as const
+
+/** The scopes a route needs through our preHandlers, or `undefined` when it uses none of them. */
+function routeScopes (route: RouteOptions): string[] | undefined {
+  let found: Set<string> | undefined
+  for (const name of AUTH_HOOKS) {
+    const hooks: unknown = route[name]
+    for (const hook of Array.isArray(hooks) ? hooks : [hooks]) {
+      const scopes = (hook as { [kScopes]?: readonly string[] } | undefined)?.[kScopes]
+      if (scopes === undefined) continue
+      found ??= new Set()
+      for (const scope of scopes) found.add(scope)
+    }
+  }
+  return found === undefined ? undefined : [...found]
+}
+
+/** How one of our routes appears in the document. */
+export interface OperationDoc {
+  summary: string
+  description: string
+  /** Media types of the request body. */
+  consumes?: string[]
+  /** The request body, as a JSON Schema. */
+  body?: Json
+  /** The answers by status code, each a JSON Schema with a `description` (and `headers`). */
+  response: Record<string, Json>
+}
+
+/**
+ * What @fastify/swagger hands a route's `swaggerTransform`: the route's URL (prefixes included)
+ * and the document being built, OpenAPI 3 or Swagger 2. Typed loosely on purpose: @fastify/swagger
+ * is optional, so its types must not leak into ours.
+ */
+interface TransformArgs {
+  url: string
+  openapiObject?: { components?: { securitySchemes?: object } }
+  swaggerObject?: { securityDefinitions?: object }
+}
+
+/** A route `config` that @fastify/swagger reads; spread it into one of our routes' `config`. */
+export interface RouteDocConfig {
+  swaggerTransform?: (args: TransformArgs) => { schema: object, url: string }
+}
+
+/**
+ * The `config` that documents one of the plugin's routes, e.g. `config: documentRoute(() => doc)`;
+ * `null` hides the route from the document. `describe` is called for every document built, so
+ * that @fastify/swagger, which rewrites parts of the schemas it is given, always gets fresh ones.
+ */
+export function documentRoute (describe: (() => OperationDoc) | null): RouteDocConfig {
+  return {
+    swaggerTransform ({ url }) {
+      return { schema: describe === null ? { hide: true } : describe(), url }
+    }
+  }
+}
+
+/** The error body of RFC 6749 §5.2, limited to the codes that one status can carry. */
+function oauthErrorBody (description: string, codes: OAuthErrorCode[], retryAfter = false): Json {
+  return {
+    description,
+    type: 'object',
+    required: ['error'],
+    properties: {
+      error: { type: 'string', enum: codes },
+      error_description: { type: 'string', description: 'A human-readable explanation; do not parse it.' }
+    },
+    ...(retryAfter ? { headers: { 'retry-after': { type: 'integer', description: 'Seconds to wait before retrying' } } } : {})
+  }
+}
+
+const NO_STORE = {
+  'cache-control': { type: 'string', enum: ['no-store'] },
+  pragma: { type: 'string', enum: ['no-cache'] }
+}
+
+/** The token endpoint (RFC 6749 §4.3.2, §5.1, §5.2), as configured. */
+function tokenDoc (options: ResolvedOptions): OperationDoc {
+  const clients = options.clients !== undefined
+  const limited = options.rateLimit !== false || options.perUsernameAndIp !== false || options.perUsername !== false
+  const response: Record<string, Json> = {
+    200: {
+      description: 'An access token (RFC 6749 §5.1). Never cached.',
+      type: 'object',
+      required: ['access_token', 'token_type', 'expires_in'],
+      properties: {
+        access_token: { type: 'string', description: 'A signed JWT access token (RFC 9068); send it as `Authorization: Bearer <token>`.' },
+        token_type: { type: 'string', enum: ['Bearer'] },
+        expires_in: { type: 'integer', description: 'Lifetime of the access token in seconds.' },
+        refresh_token: { type: 'string', description: 'Present when refresh tokens are enabled.' },
+        scope: { type: 'string', description: 'The granted scopes, space-delimited, when they differ from the request.' }
+      },
+      headers: NO_STORE
+    },
+    400: oauthErrorBody('A malformed request, wrong credentials (one answer for a wrong password, an unknown user and a disabled one), or a scope the user may not have.',
+      ['invalid_request', 'invalid_grant', 'unsupported_grant_type', 'invalid_scope'])
+  }
+  if (clients) response[401] = oauthErrorBody('Client authentication failed (with `WWW-Authenticate: Basic`).', ['invalid_client'])
+  if (limited) response[429] = oauthErrorBody('Too many requests from this address, or too many failed logins.', ['too_many_requests'], true)
+  response[503] = oauthErrorBody('Password checking is saturated; retry later.', ['temporarily_unavailable'], true)
+
+  return {
+    summary: 'Log in: get an access token with a username and password',
+    description: 'The OAuth2 resource owner password grant (RFC 6749 §4.3), for first-party clients. ' +
+      'The body is a form, never JSON. Empty fields count as absent; a repeated field is an error.' +
+      (clients ? ' The client authenticates with HTTP Basic or with `client_id` and `client_secret`.' : ''),
+    consumes: ['application/x-www-form-urlencoded'],
+    body: {
+      type: 'object',
+      required: ['grant_type', 'username', 'password'],
+      properties: {
+        grant_type: { type: 'string', enum: ['password'] },
+        username: { type: 'string' },
+        password: { type: 'string', format: 'password' },
+        scope: { type: 'string', description: 'Space-delimited scopes to ask for; all of the user\'s when absent.' },
+        ...(clients
+          ? {
+              client_id: { type: 'string' },
+              client_secret: { type: 'string', format: 'password' }
+            }
+          : {})
+      }
+    },
+    response
+  }
+}
+
+/** What the plugin needs from this module. */
+export interface ApiDocs {
+  /** The `config` of the token endpoint: documents it and carries the security scheme. */
+  tokenRoute: RouteDocConfig
+}
+
+/**
+ * Wires the OpenAPI side for a plugin instance that has a token endpoint. Call it while the
+ * plugin registers, before its routes.
+ */
+export function createApiDocs (fastify: FastifyInstance, options: ResolvedOptions): ApiDocs {
+  if (!options.openapi) return { tokenRoute: {} }
+  // @fastify/swagger documents only routes added after it registered its hook.
+  const swaggerFirst = fastify.hasPlugin('@fastify/swagger')
+  if (!swaggerFirst) {
+    fastify.addHook('onReady', async function checkSwaggerOrder () {
+      if (fastify.hasPlugin('@fastify/swagger')) throw new SwaggerOrderError()
+    })
+    return { tokenRoute: {} }
+  }
+
+  // Every scope some route needs is listed in the flow, so each requirement names a known scope.
+  const required = new Set<string>()
+  fastify.addHook('onRoute', function documentSecurity (route) {
+    const scopes = routeScopes(route)
+    if (scopes === undefined) return
+    for (const scope of scopes) required.add(scope)
+    // A requirement the host wrote itself is theirs to keep. A new schema object, because one
+    // schema may be shared by several routes.
+    if ((route.schema as { security?: unknown } | undefined)?.security === undefined) {
+      route.schema = { ...route.schema, security: [{ [SECURITY_SCHEME]: scopes }] } as RouteOptions['schema']
+    }
+  })
+
+  function scheme (tokenUrl: string, swagger2: boolean): Json {
+    // A Map, then fromEntries: a scope may be named `__proto__`.
+    const scopes = new Map(Object.entries(options.scopes))
+    for (const scope of required) if (!scopes.has(scope)) scopes.set(scope, '')
+    const description = 'Log in with a username and password; the access token is then sent as a bearer token (RFC 6750).'
+    return swagger2
+      ? { type: 'oauth2', flow: 'password', tokenUrl, scopes: Object.fromEntries(scopes), description }
+      : { type: 'oauth2', flows: { password: { tokenUrl, scopes: Object.fromEntries(scopes) } }, description }
+  }
+
+  const { swaggerTransform: documentToken } = documentRoute(() => tokenDoc(options)) as Required<RouteDocConfig>
+  return {
+    tokenRoute: {
+      swaggerTransform (args) {
+        // The token route's own URL, prefixes included, is the one Swagger UI must post to. A
+        // scheme of that name that the host defined itself is left as it is, and the objects are
+        // new ones: those @fastify/swagger hands over may be the host's own options.
+        if (args.swaggerObject === undefined) {
+          // @fastify/swagger always gives an OpenAPI document its `components`.
+          const { components } = args.openapiObject as { components: { securitySchemes?: object } }
+          components.securitySchemes = { [SECURITY_SCHEME]: scheme(args.url, false), ...components.securitySchemes }
+        } else {
+          args.swaggerObject.securityDefinitions = { [SECURITY_SCHEME]: scheme(args.url, true), ...args.swaggerObject.securityDefinitions }
+        }
+        return documentToken(args)
+      }
+    }
+  }
+}

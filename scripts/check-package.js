@@ -1,0 +1,22 @@
+// Packs the built package as npm would publish it and checks the tarball: @arethetypeswrong/cli
+// resolves `import` and `require` (node10, node16 from CJS and ESM, bundler) to their JS and
+// .d.ts, and publint checks package.json against the files shipped. Run after `npm run build`.
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+const dir = mkdtempSync(join(tmpdir(), 'fastify-jwt-auth-pack-'))
+try {
+  // --ignore-scripts: `prepare` would build again; the tarball holds the dist/ just built.
+  execFileSync('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', dir], { stdio: ['ignore', 'ignore', 'inherit'] })
+  const tarball = join(dir, readdirSync(dir).find((name) => name.endsWith('.tgz')))
+  execFileSync('npx', ['--no-install', 'attw', tarball, '--format', 'table-flipped'], { stdio: 'inherit' })
+  execFileSync('npx', ['--no-install', 'publint', '--strict', tarball], { stdio: 'inherit' })
+} catch (error) {
+  // The tools have printed what is wrong; a stack trace would only hide it.
+  console.error(`package check failed: ${error.message.split('\n')[0]}`)
+  process.exitCode = 1
+} finally {
+  rmSync(dir, { recursive: true, force: true })
+}

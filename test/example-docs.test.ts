@@ -1,0 +1,34 @@
+import t from 'tap'
+import { validate } from '@readme/openapi-parser'
+import { buildServer } from '../examples/server.js'
+
+// The example server serves Swagger UI at /docs and its OpenAPI document at /docs/json.
+
+const SECRET = 'example-docs-secret-5d2b8f1c9e3a7d4b6f0a'
+
+t.test('Swagger UI at /docs, the OpenAPI document at /docs/json', async (t) => {
+  const app = await buildServer({ LOG_LEVEL: 'silent', JWT_SECRET: SECRET })
+  t.teardown(() => app.close())
+
+  const ui = await app.inject('/docs')
+  t.equal(ui.statusCode, 200)
+  t.match(ui.headers['content-type'], /^text\/html/)
+  t.match(ui.body, /swagger-ui/i)
+
+  const res = await app.inject('/docs/json')
+  t.equal(res.statusCode, 200)
+  const doc = res.json()
+  const result = await validate(structuredClone(doc))
+  t.ok(result.valid, 'a valid OpenAPI document')
+  t.match(doc.openapi, /^3\./)
+
+  const flow = doc.components.securitySchemes.OAuth2PasswordBearer.flows.password
+  t.equal(flow.tokenUrl, '/token')
+  t.same(Object.keys(flow.scopes), ['profile', 'admin'])
+  t.ok(doc.paths['/token'].post, 'the token endpoint is documented')
+  t.same(doc.paths['/protected'].get.security, [{ OAuth2PasswordBearer: [] }])
+  t.same(doc.paths['/me'].get.security, [{ OAuth2PasswordBearer: [] }])
+  t.same(doc.paths['/admin'].get.security, [{ OAuth2PasswordBearer: ['admin'] }])
+  t.notOk(doc.paths['/public'].get.security)
+  t.notOk(doc.paths['/docs'], 'Swagger UI\'s own routes are not in the document')
+})

@@ -1,0 +1,310 @@
+import t, { type Test } from 'tap'
+import { readFileSync } from 'node:fs'
+import Fastify, { type FastifyInstance } from 'fastify'
+import swagger, { type SwaggerOptions } from '@fastify/swagger'
+import { validate } from '@readme/openapi-parser'
+import jwtAuth, { type FastifyJwtAuthOptions } from '../lib/index.js'
+import { bearer, buildApp, CHEAP, demoUsers, login, SECRET, tokenRequest, type LooseOptions } from './helper.js'
+
+/*
+ * With @fastify/swagger registered, the plugin documents its token endpoint, adds the OAuth2
+ * password-flow security scheme (the "Authorize" button of Swagger UI) and marks every route
+ * that uses `authenticate` or `requireScopes` with the security requirement and its scopes.
+ */
+
+type Doc = Record<string, any>
+
+const OPENAPI: SwaggerOptions = { openapi: { openapi: '3.0.3', info: { title: 'test', version: '1.0.0' } } }
+const SCHEME = 'OAuth2PasswordBearer'
+
+interface AppOptions {
+  swaggerOptions?: SwaggerOptions | false
+  plugin?: LooseOptions
+  /** Registers the plugin and its routes inside an encapsulated scope with this prefix. */
+  scopePrefix?: string
+  routes?: (app: FastifyInstance) => void
+}
+
+/** An app with @fastify/swagger registered first, the plugin, and routes; ready, closed at teardown. */
+async function docsApp (t: Test, { swaggerOptions = OPENAPI, plugin = {}, scopePrefix, routes }: AppOptions = {}): Promise<FastifyInstance> {
+  const users = await demoUsers()
+  const app = Fastify()
+  t.teardown(() => app.close())
+  if (swaggerOptions !== false) await app.register(swagger, swaggerOptions)
+  async function api (scope: FastifyInstance): Promise<void> {
+    await scope.register(jwtAuth, {
+      secret: SECRET,
+      findUser: async (username: string) => users.get(username) ?? null,
+      password: { ...CHEAP },
+      ...plugin
+    } as FastifyJwtAuthOptions)
+    scope.get('/public', async () => ({ ok: true }))
+    scope.get('/protected', { preHandler: scope.authenticate }, async (request) => ({ sub: request.user.sub }))
+    scope.get('/admin', { preHandler: [scope.authenticate, scope.requireScopes('admin')] }, async () => ({ admin: true }))
+    routes?.(scope)
+  }
+  if (scopePrefix === undefined) await api(app)
+  else await app.register(api, { prefix: scopePrefix })
+  await app.ready()
+  return app
+}
+
+/** The document, checked by a maintained OpenAPI / Swagger validator. */
+async function validDocument (t: Test, app: FastifyInstance): Promise<Doc> {
+  const doc = app.swagger() as Doc
+  // The validator dereferences in place; it gets a copy.
+  const result = await validate(structuredClone(doc) as Parameters<typeof validate>[0])
+  t.same(result.valid ? [] : result.errors, [], 'the document validates')
+  t.ok(result.valid, `valid ${result.specification} document`)
+  return doc
+}
+
+/** Every security requirement names a defined scheme, and every scope it asks for is declared. */
+function checkRequirements (t: Test, doc: Doc): void {
+  const schemes: Record<string, Doc> = doc.components?.securitySchemes ?? doc.securityDefinitions ?? {}
+  for (const [path, item] of Object.entries(doc.paths as Record<string, Doc>)) {
+    for (const [method, operation] of Object.entries(item)) {
+      for (const requirement of (operation.security ?? []) as Array<Record<string, string[]>>) {
+        for (const [name, scopes] of Object.entries(requirement)) {
+          const scheme = schemes[name]
+          t.ok(scheme, `${method} ${path}: scheme ${name} is defined`)
+          const declared = scheme?.flows?.password?.scopes ?? scheme?.scopes ?? {}
+          for (const scope of scopes) t.ok(Object.hasOwn(declared, scope), `${method} ${path}: scope ${scope} is declared`)
+        }
+      }
+    }
+  }
+}
+
+t.test('@fastify/swagger first: the scheme, the token endpoint and the protected routes, as valid OpenAPI 3', async (t) => {
+  const app = await docsApp(t, { plugin: { scopes: { profile: 'Read your profile', admin: 'Administer users' } } })
+  const doc = await validDocument(t, app)
+  checkRequirements(t, doc)
+
+  t.same(doc.components.securitySchemes[SCHEME], {
+    type: 'oauth2',
+    flows: { password: { tokenUrl: '/token', scopes: { profile: 'Read your profile', admin: 'Administer users' } } },
+    description: doc.components.securitySchemes[SCHEME].description
+  })
+  t.type(doc.components.securitySchemes[SCHEME].description, 'string')
+
+  t.same(doc.paths['/protected'].get.security, [{ [SCHEME]: [] }], 'authenticate: the bearer token, no scope')
+  t.same(doc.paths['/admin'].get.security, [{ [SCHEME]: ['admin'] }], 'requireScopes: the scopes it checks')
+  t.notOk(doc.paths['/public'].get.security, 'a public route has no requirement')
+
+  // The token endpoint: POST only (the 405 answer to other methods is not an operation).
+  t.same(Object.keys(doc.paths['/token']), ['post'])
+  const token = doc.paths['/token'].post
+  t.notOk(token.security, 'the token endpoint needs no bearer token')
+  const form = token.requestBody.content['application/x-www-form-urlencoded'].schema
+  t.same(form.required, ['grant_type', 'username', 'password'])
+  t.same(form.properties.grant_type.enum, ['password'])
+  t.equal(form.properties.password.format, 'password', 'Swagger UI masks it')
+  t.ok(form.properties.scope)
+  t.notOk(form.properties.client_id, 'no client fields without `clients`')
+  t.same(Object.keys(token.responses).sort(), ['200', '400', '429', '503'])
+  const success = token.responses['200']
+  t.same(success.content['application/json'].schema.required, ['access_token', 'token_type', 'expires_in'])
+  t.same(success.headers['cache-control'].schema.enum, ['no-store'])
+  t.same(token.responses['400'].content['application/json'].schema.properties.error.enum,
+    ['invalid_request', 'invalid_grant', 'unsupported_grant_type', 'invalid_scope'])
+  t.same(token.responses['429'].content['application/json'].schema.properties.error.enum, ['too_many_requests'])
+  t.ok(token.responses['429'].headers['retry-after'])
+  t.same(token.responses['503'].content['application/json'].schema.properties.error.enum, ['temporarily_unavailable'])
+
+  // The document says what the endpoint really answers.
+  const res = await tokenRequest(app, { grant_type: 'password', username: 'user1', password: 'password1' })
+  t.equal(res.statusCode, 200)
+  const documented = Object.keys(success.content['application/json'].schema.properties)
+  t.same(Object.keys(res.json()).filter((key) => !documented.includes(key)), [], 'every field of the answer is documented')
+  t.equal(res.headers['cache-control'], 'no-store')
+  const bad = await tokenRequest(app, { grant_type: 'password', username: 'user1', password: 'wrong' })
+  t.equal(bad.statusCode, 400)
+  t.ok(token.responses['400'].content['application/json'].schema.properties.error.enum.includes(bad.json().error))
+
+  // Documenting changes nothing at run time.
+  const access = await login(app)
+  t.equal((await app.inject({ url: '/protected', headers: bearer(access) })).statusCode, 200)
+  t.equal((await app.inject({ url: '/admin', headers: bearer(access) })).statusCode, 403)
+  t.equal((await app.inject({ url: '/token' })).statusCode, 405)
+})
+
+t.test('the tokenUrl is the real path: the plugin prefix, the scope prefix and tokenPath', async (t) => {
+  const app = await docsApp(t, { scopePrefix: '/api', plugin: { prefix: '/auth', tokenPath: '/login' } as LooseOptions })
+  const doc = await validDocument(t, app)
+  t.equal(doc.components.securitySchemes[SCHEME].flows.password.tokenUrl, '/api/auth/login')
+  t.ok(doc.paths['/api/auth/login'].post)
+  t.same(doc.paths['/api/protected'].get.security, [{ [SCHEME]: [] }])
+  t.equal((await tokenRequest(app, { grant_type: 'password', username: 'user1', password: 'password1' }, {}, '/api/auth/login')).statusCode, 200)
+})
+
+t.test('scopes that routes require are declared in the flow, after the configured ones', async (t) => {
+  const app = await docsApp(t, {
+    plugin: { scopes: { profile: 'Read your profile' } },
+    routes (app) {
+      app.get('/reports', { onRequest: app.requireScopes('reports:read', 'profile') }, async () => ({}))
+      app.get('/hooks', { onRequest: [app.authenticate], preValidation: app.requireScopes('__proto__') }, async () => ({}))
+      app.post('/both', { preHandler: [app.requireScopes('admin'), app.requireScopes('reports:read')] }, async () => ({}))
+    }
+  })
+  const doc = await validDocument(t, app)
+  checkRequirements(t, doc)
+  const declared = doc.components.securitySchemes[SCHEME].flows.password.scopes
+  t.same(Object.keys(declared), ['profile', 'admin', 'reports:read', '__proto__'])
+  t.equal(declared.profile, 'Read your profile')
+  t.equal(declared.admin, '')
+  t.same(doc.paths['/reports'].get.security, [{ [SCHEME]: ['reports:read', 'profile'] }], 'onRequest counts too')
+  t.same(doc.paths['/hooks'].get.security, [{ [SCHEME]: ['__proto__'] }], 'hooks across onRequest and preValidation add up')
+  t.same(doc.paths['/both'].post.security, [{ [SCHEME]: ['admin', 'reports:read'] }])
+})
+
+t.test('what the host wrote itself is kept, and a shared schema object is not changed', async (t) => {
+  // Fastify marks the schemas it has seen, so this one cannot be frozen; it is checked afterwards.
+  const shared = { summary: 'shared', response: { 200: { type: 'object', properties: { ok: { type: 'boolean' } } } } }
+  const app = await docsApp(t, {
+    swaggerOptions: {
+      openapi: {
+        ...OPENAPI.openapi,
+        components: {
+          securitySchemes: {
+            apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' }
+          }
+        }
+      }
+    },
+    routes (app) {
+      app.get('/mixed', { preHandler: app.authenticate, schema: { security: [{ apiKey: [] }] } as object }, async () => ({}))
+      app.get('/shared-public', { schema: shared }, async () => ({ ok: true }))
+      app.get('/shared-protected', { schema: shared, preHandler: app.authenticate }, async () => ({ ok: true }))
+    }
+  })
+  const doc = await validDocument(t, app)
+  t.same(doc.paths['/mixed'].get.security, [{ apiKey: [] }], 'a requirement the host wrote is not replaced')
+  t.ok(doc.components.securitySchemes.apiKey, 'the host\'s schemes stay')
+  t.ok(doc.components.securitySchemes[SCHEME], 'next to ours')
+  t.notOk(doc.paths['/shared-public'].get.security, 'a public route sharing the schema stays public')
+  t.same(doc.paths['/shared-protected'].get.security, [{ [SCHEME]: [] }])
+  t.equal(doc.paths['/shared-protected'].get.summary, 'shared', 'the rest of the schema is kept')
+  t.notOk('security' in shared)
+  // The response schema still serializes the route's answer.
+  t.same((await app.inject('/shared-public')).json(), { ok: true })
+})
+
+t.test('a security scheme of the same name that the host defined is left as it is', async (t) => {
+  const mine = { type: 'oauth2' as const, flows: { password: { tokenUrl: 'https://auth.example/token', scopes: {} } } }
+  const options: SwaggerOptions = { openapi: { ...OPENAPI.openapi, components: { securitySchemes: { [SCHEME]: mine } } } }
+  const app = await docsApp(t, { swaggerOptions: options })
+  const doc = app.swagger() as Doc
+  t.same(doc.components.securitySchemes[SCHEME], mine)
+  t.same(Object.keys((options as Doc).openapi.components.securitySchemes), [SCHEME], 'the host\'s options are not changed')
+})
+
+t.test('clients and limits are reflected in the token endpoint\'s documentation', async (t) => {
+  const app = await docsApp(t, {
+    plugin: { clients: [{ id: 'web' }], rateLimit: false, loginThrottle: false }
+  })
+  const doc = await validDocument(t, app)
+  const token = doc.paths['/token'].post
+  const form = token.requestBody.content['application/x-www-form-urlencoded'].schema
+  t.ok(form.properties.client_id)
+  t.equal(form.properties.client_secret.format, 'password')
+  t.same(token.responses['401'].content['application/json'].schema.properties.error.enum, ['invalid_client'])
+  t.notOk(token.responses['429'], 'no 429 when nothing is limited')
+  t.match(token.description, /HTTP Basic/)
+})
+
+t.test('Swagger 2 documents get the scheme as a security definition', async (t) => {
+  const app = await docsApp(t, {
+    swaggerOptions: { swagger: { info: { title: 'test', version: '1.0.0' } } },
+    plugin: { scopes: { profile: 'Read your profile' } }
+  })
+  const doc = await validDocument(t, app)
+  checkRequirements(t, doc)
+  t.equal(doc.swagger, '2.0')
+  t.same(doc.securityDefinitions[SCHEME], {
+    type: 'oauth2',
+    flow: 'password',
+    tokenUrl: '/token',
+    scopes: { profile: 'Read your profile', admin: '' },
+    description: doc.securityDefinitions[SCHEME].description
+  })
+  t.same(doc.paths['/admin'].get.security, [{ [SCHEME]: ['admin'] }])
+})
+
+t.test('@fastify/swagger registered after the plugin is refused at start-up, with the fix', async (t) => {
+  const users = await demoUsers()
+  const register = { secret: SECRET, findUser: async (u: string) => users.get(u) ?? null, password: { ...CHEAP } }
+
+  const late = Fastify()
+  t.teardown(() => late.close())
+  await late.register(jwtAuth, register)
+  await late.register(swagger, OPENAPI)
+  late.get('/protected', { preHandler: late.authenticate }, async () => ({}))
+  await t.rejects(async () => { await late.ready() }, { code: 'FST_JWT_AUTH_SWAGGER_ORDER' })
+
+  // `openapi: false` is the way out: the plugin leaves the document alone.
+  const off = Fastify()
+  t.teardown(() => off.close())
+  await off.register(jwtAuth, { ...register, openapi: false })
+  await off.register(swagger, OPENAPI)
+  off.get('/protected', { preHandler: off.authenticate }, async () => ({}))
+  await off.ready()
+  const doc = await validDocument(t, off)
+  t.notOk(doc.components.securitySchemes)
+  t.notOk(doc.paths['/protected'].get.security)
+})
+
+t.test('openapi: false with @fastify/swagger first adds nothing', async (t) => {
+  const app = await docsApp(t, { plugin: { openapi: false } })
+  const doc = await validDocument(t, app)
+  t.notOk(doc.components.securitySchemes)
+  t.notOk(doc.paths['/protected'].get.security)
+  t.notOk(doc.paths['/token'].post.summary, 'the token endpoint is not described')
+})
+
+t.test('without @fastify/swagger the host\'s route options are not touched', async (t) => {
+  const schemas: unknown[] = []
+  const app = await buildApp(t, {
+    before: (app) => { app.addHook('onRoute', (route) => { if (route.url === '/protected') schemas.push(route.schema) }) }
+  })
+  t.same(schemas, [undefined, undefined], 'GET and HEAD /protected keep no schema')
+  t.notOk(app.hasDecorator('swagger'))
+})
+
+t.test('without a token endpoint there is nothing to log in with, so nothing is added', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(swagger, OPENAPI)
+  await app.register(jwtAuth, { secret: SECRET })
+  app.get('/protected', { preHandler: app.authenticate }, async () => ({}))
+  await app.ready()
+  const doc = await validDocument(t, app)
+  t.notOk(doc.components.securitySchemes)
+  t.notOk(doc.paths['/protected'].get.security)
+  t.notOk(doc.paths['/token'])
+})
+
+t.test('the scopes and openapi options are checked at registration', async (t) => {
+  for (const [register, problem] of [
+    [{ scopes: ['admin'] }, 'an array'],
+    [{ scopes: null }, 'null'],
+    [{ scopes: 'admin' }, 'a string'],
+    [{ scopes: { 'two words': 'x' } }, 'a name that is no scope-token'],
+    [{ scopes: { 'a"b': 'x' } }, 'a quote in a name'],
+    [{ scopes: { admin: 1 } }, 'a description that is no string'],
+    [{ openapi: 'yes' }, 'openapi not a boolean']
+  ] as const) {
+    const option = Object.keys(register)[0] as string
+    await t.rejects(buildApp(t, { register }), { code: 'FST_JWT_AUTH_INVALID_OPTION', message: new RegExp(`option "${option}"`) }, problem)
+  }
+  const app = await buildApp(t, { register: { scopes: { admin: 'Administer', profile: '' }, openapi: true } })
+  t.equal((await tokenRequest(app, { grant_type: 'password', username: 'user1', password: 'password1' })).statusCode, 200)
+})
+
+t.test('@fastify/swagger is an optional peer, never installed for the user', async (t) => {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
+  t.ok(pkg.peerDependencies['@fastify/swagger'])
+  t.same(pkg.peerDependenciesMeta['@fastify/swagger'], { optional: true })
+  t.notOk(pkg.dependencies['@fastify/swagger'])
+  t.notOk(pkg.dependencies['@fastify/swagger-ui'], 'Swagger UI is the host\'s choice')
+})
