@@ -38,7 +38,15 @@ test('the options', () => {
     claims: async (user, request) => ({ tenant: `${user.username}@${request.hostname}` })
   })).type.not.toRaiseError()
 
+  // The README's quick start: an environment variable is `string | undefined`.
+  expect(app.register(jwtAuth, { secret: process.env.JWT_SECRET, findUser })).type.not.toRaiseError()
+  expect(app.register(jwtAuth, { keys: [{ kid: 'k1', alg: 'HS256', key: secret }], findUser })).type.not.toRaiseError()
+  expect(app.register(jwtAuth, { jwksUrl: 'https://issuer.example/.well-known/jwks.json' })).type.not.toRaiseError()
+
+  // Exactly one key source.
   expect(app.register(jwtAuth, {})).type.toRaiseError()
+  expect(app.register(jwtAuth, { secret, keys: [{ kid: 'k1', alg: 'HS256', key: secret }] })).type.toRaiseError()
+  expect(app.register(jwtAuth, { secret, jwksUrl: 'https://issuer.example/jwks' })).type.toRaiseError()
   expect(app.register(jwtAuth, { secret: 42 })).type.toRaiseError()
   expect(app.register(jwtAuth, { secret, accessTokenTtl: '15m' })).type.toRaiseError()
   expect(app.register(jwtAuth, { secret, tokenPth: '/login' })).type.toRaiseError('tokenPth')
