@@ -9,28 +9,39 @@ import { createPasswordHasher } from './password.js'
 import { createMemoryStore } from './stores/memory.js'
 import { createLoginThrottle } from './throttle.js'
 import { tokenRoute } from './token-route.js'
+import { createRefreshTokens } from './refresh.js'
+import { createRevocation } from './revocation.js'
+import { revokeRoute } from './revoke-route.js'
 
 const plugin: FastifyPluginAsync<FastifyJwtAuthOptions> = async function fastifyJwtAuth (fastify, opts) {
   const options = resolveOptions(opts)
   const emit = createEventEmitter(options.onAuthEvent)
   const tokens = await createTokenService(fastify, options)
-  const { authenticate, requireScopes } = createAuthenticator(tokens, options.realm, emit)
+  // The store is made before `authenticate`: with revocable access tokens, a verifying-only
+  // instance (no findUser) still asks it about every token.
+  const store = options.store ?? createMemoryStore()
+  if (options.store === undefined) fastify.addHook('onClose', async () => { await store.close?.() })
+  const revocation = createRevocation(store, options, emit)
+  const { authenticate, requireScopes } = createAuthenticator(tokens, options.realm, emit, revocation.check)
 
   fastify.decorate('authenticate', authenticate)
   fastify.decorate('requireScopes', requireScopes)
+  fastify.decorate('revokeUserTokens', revocation.revokeUser)
   if (!fastify.hasRequestDecorator('user')) fastify.decorateRequest('user', null as unknown as AuthUser)
 
   if (options.findUser === undefined) return
 
-  const store = options.store ?? createMemoryStore()
-  if (options.store === undefined) fastify.addHook('onClose', async () => { await store.close?.() })
   const passwords = await createPasswordHasher(options.password)
   const throttle = createLoginThrottle(store, options)
   // An encapsulated child: the form parser, the limiter and the error handler stay on the
   // token endpoint and never reach the host's other routes. fastify-plugin makes Fastify
   // ignore the host's `prefix` for this plugin, so it is handed on to the child by hand.
   const { prefix } = opts as { prefix?: string }
-  await fastify.register(tokenRoute, { prefix, options, tokens, passwords, throttle, emit })
+  const refresh = options.refreshTokens === false ? undefined : createRefreshTokens({ options, store, tokens, revocation, emit })
+  const revoke = refresh === undefined && options.revocableAccessTokens === false
+    ? undefined
+    : revokeRoute({ options, tokens, refresh, revocation, emit })
+  await fastify.register(tokenRoute, { prefix, options, tokens, passwords, throttle, emit, store, revocation, refresh, revokeRoute: revoke })
 }
 
 /** The plugin: registers the `/token` route and the `authenticate` and `requireScopes` decorators. */
@@ -40,9 +51,13 @@ export default fastifyJwtAuth
 export { fastifyJwtAuth }
 export { hashPassword, verifyPassword, needsRehash, type HashParameters } from './password.js'
 export { createMemoryStore, type MemoryStoreOptions } from './stores/memory.js'
-export type { AuthStore, ThrottleRule, ReserveResult } from './stores/types.js'
+export { createRedisStore, type RedisStoreOptions } from './stores/redis.js'
 export type {
-  FastifyJwtAuthOptions, UserRecord, ClientRecord, PasswordOptions, WindowLimit, BackoffLimit, LoginThrottleOptions
+  AuthStore, ThrottleRule, ReserveResult, HitResult, RefreshFamily, RefreshLookup, RotateResult, RevocationState
+} from './stores/types.js'
+export type {
+  FastifyJwtAuthOptions, UserRecord, ClientRecord, PasswordOptions, WindowLimit, BackoffLimit, LoginThrottleOptions,
+  RefreshTokenOptions, RevocableAccessTokenOptions
 } from './options.js'
 export type { AuthUser } from './authenticate.js'
 export type { AccessTokenClaims } from './tokens.js'
