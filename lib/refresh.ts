@@ -79,10 +79,30 @@ export function createRefreshTokens (context: RefreshContext): RefreshTokens {
     throw oauthError('invalid_grant', ONE_FAILURE)
   }
 
-  /** A token presented after it was replaced: the family is revoked (RFC 9700 §4.14.2). */
-  async function reused (request: FastifyRequest, family: RefreshFamily): Promise<never> {
-    await store.revokeRefreshFamily(family.userKey, family.id)
-    return failure(request, 'reuse', family)
+  /**
+   * The checks a current token must pass before it is rotated; none of them spends it. Returns
+   * the scopes to grant.
+   */
+  async function admit (request: FastifyRequest, family: RefreshFamily, clientId: string, requested: string[] | undefined): Promise<string[]> {
+    // RFC 6749 §10.4: a refresh token is bound to the client it was issued to.
+    if (family.clientId !== clientId) return failure(request, 'client_mismatch', family)
+    // RFC 6749 §6: the scope may narrow, never include one not originally granted.
+    if (requested !== undefined && !requested.every((s) => family.scope.includes(s))) {
+      throw oauthError('invalid_scope', 'The requested scope exceeds the scope originally granted')
+    }
+    // The user may have been disabled or removed since the login; a new account that took the
+    // username (another `sub`) does not inherit the old one's sessions.
+    const user = await options.findUser?.(family.username, request)
+    if (user == null || user.disabled === true || String(user.id ?? user.username) !== family.sub) {
+      await store.revokeRefreshFamily(family.userKey, family.id)
+      return failure(request, user?.disabled === true ? 'disabled' : 'unknown_user', family)
+    }
+    // Scopes the user has lost since the login are not granted again.
+    const allowed = user.scopes ?? []
+    if (requested !== undefined && !requested.every((s) => allowed.includes(s))) {
+      throw oauthError('invalid_scope', 'The requested scope exceeds what this user may be granted')
+    }
+    return (requested ?? family.scope).filter((s) => allowed.includes(s))
   }
 
   return {
@@ -102,32 +122,14 @@ export function createRefreshTokens (context: RefreshContext): RefreshTokens {
       const lookup = parsed === undefined ? undefined : await store.getRefreshFamily(parsed.userKey, parsed.familyId, parsed.hash, Date.now())
       if (parsed === undefined || lookup === undefined) return failure(request, 'unknown')
       const { family } = lookup
-      if (!lookup.current) return await reused(request, family)
-      // RFC 6749 §10.4: a refresh token is bound to the client it was issued to.
-      if (family.clientId !== clientId) return failure(request, 'client_mismatch', family)
-      // RFC 6749 §6: the scope may narrow, never include one not originally granted.
-      if (requested !== undefined && !requested.every((s) => family.scope.includes(s))) {
-        throw oauthError('invalid_scope', 'The requested scope exceeds the scope originally granted')
-      }
-
-      // The user may have been disabled or removed since the login; a new account that took the
-      // username (another `sub`) does not inherit the old one's sessions.
-      const user = await options.findUser?.(family.username, request)
-      if (user == null || user.disabled === true || String(user.id ?? user.username) !== family.sub) {
-        await store.revokeRefreshFamily(family.userKey, family.id)
-        return failure(request, user?.disabled === true ? 'disabled' : 'unknown_user', family)
-      }
-      // Scopes the user has lost since the login are not granted again.
-      const allowed = user.scopes ?? []
-      if (requested !== undefined && !requested.every((s) => allowed.includes(s))) {
-        throw oauthError('invalid_scope', 'The requested scope exceeds what this user may be granted')
-      }
-      const granted = (requested ?? family.scope).filter((s) => allowed.includes(s))
+      // A token that is not the current one goes straight to the store's atomic step, which
+      // revokes the family (RFC 9700 §4.14.2).
+      const granted = lookup.current ? await admit(request, family, clientId, requested) : []
 
       const next = newToken(family.userKey, family.id)
       const outcome = await store.rotateRefreshToken(family.userKey, family.id, parsed.hash, hashOf(next), idleMs, Date.now())
-      // Another request rotated this token between the lookup and now: one of the two is not
-      // the legitimate client, and the store has revoked the family.
+      // Replaced already, maybe by a request racing this one: two parties hold the family's
+      // tokens, and the store has revoked it.
       if (outcome === 'reused') return failure(request, 'reuse', family)
       if (outcome === 'invalid') return failure(request, 'unknown', family)
 

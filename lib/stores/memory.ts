@@ -151,7 +151,9 @@ export function createMemoryStore (options: MemoryStoreOptions = {}): AuthStore 
       const entry = families.get(`${userKey} ${familyId}`, now)
       if (entry === undefined) return 'invalid'
       if (entry.hash !== tokenHash) {
-        removeFamily(userKey, familyId)
+        // Revoked for reuse, the family keeps its record with no current hash until it would
+        // have ended, so every later presentation of one of its tokens is reported as reuse too.
+        entry.hash = ''
         return 'reused'
       }
       families.set(`${userKey} ${familyId}`, { ...entry, hash: nextHash, expiresAt: Math.min(now + idleMs, entry.family.expiresAt) }, now)

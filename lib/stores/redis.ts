@@ -80,24 +80,25 @@ if redis.call('PTTL', KEYS[2]) < expires - now then redis.call('PEXPIRE', KEYS[2
 return 0`
 
 // KEYS[1] family, KEYS[2] the user's family set; ARGV hash, next hash, idleMs, now, family id.
+// A family revoked for reuse keeps its record with no current hash until it would have ended,
+// so every later presentation of one of its tokens is reported as reuse too.
 const ROTATE = `
 local v = redis.call('HMGET', KEYS[1], 'hash', 'expires', 'idle')
 if not v[1] then return 'invalid' end
 local now, expires = tonumber(ARGV[4]), tonumber(v[2])
-local outcome = 'invalid'
-if expires > now and tonumber(v[3]) > now then
-  if v[1] ~= ARGV[1] then
-    outcome = 'reused'
-  else
-    local idle = math.min(now + tonumber(ARGV[3]), expires)
-    redis.call('HSET', KEYS[1], 'hash', ARGV[2], 'idle', idle)
-    redis.call('PEXPIRE', KEYS[1], idle - now)
-    return 'rotated'
-  end
+if expires <= now or tonumber(v[3]) <= now then
+  redis.call('DEL', KEYS[1])
+  redis.call('SREM', KEYS[2], ARGV[5])
+  return 'invalid'
 end
-redis.call('DEL', KEYS[1])
-redis.call('SREM', KEYS[2], ARGV[5])
-return outcome`
+if v[1] ~= ARGV[1] then
+  redis.call('HSET', KEYS[1], 'hash', '')
+  return 'reused'
+end
+local idle = math.min(now + tonumber(ARGV[3]), expires)
+redis.call('HSET', KEYS[1], 'hash', ARGV[2], 'idle', idle)
+redis.call('PEXPIRE', KEYS[1], idle - now)
+return 'rotated'`
 
 // KEYS[1] family, KEYS[2] the user's family set; ARGV family id.
 const REVOKE_FAMILY = `

@@ -57,8 +57,9 @@ export interface RefreshLookup {
 
 /**
  * The answer of `rotateRefreshToken`: `rotated` when the presented hash was the current one (it
- * is replaced); `reused` when it was not (the family is revoked); `invalid` when there is no such
- * live family.
+ * is replaced); `reused` when it was not: the family is revoked, and keeps no current hash until
+ * it would have ended, so each later presentation is `reused` too; `invalid` when there is no
+ * such live family.
  */
 export type RotateResult = 'rotated' | 'reused' | 'invalid'
 
