@@ -309,7 +309,8 @@ const STORE_METHODS = ['reserve', 'release', 'reset', 'hit', 'createRefreshFamil
 const DAY = 24 * 3600
 
 function sessionOptions (options: FastifyJwtAuthOptions): Pick<ResolvedOptions, 'refreshTokens' | 'revocableAccessTokens' | 'revocationPath'> {
-  const refresh = options.refreshTokens ?? false
+  // `null` is a mistake, not "off": only `undefined` means that.
+  const refresh = options.refreshTokens === undefined ? false : options.refreshTokens
   if (typeof refresh !== 'boolean' && (typeof refresh !== 'object' || refresh === null)) fail('refreshTokens', 'must be a boolean or an object')
   const lifetimes = refresh === true ? {} : refresh
   let refreshTokens: Required<RefreshTokenOptions> | false = false
@@ -319,7 +320,7 @@ function sessionOptions (options: FastifyJwtAuthOptions): Pick<ResolvedOptions, 
     refreshTokens = { idleTtl, absoluteTtl }
   }
 
-  const revocable = options.revocableAccessTokens ?? false
+  const revocable = options.revocableAccessTokens === undefined ? false : options.revocableAccessTokens
   if (typeof revocable !== 'boolean' && (typeof revocable !== 'object' || revocable === null)) fail('revocableAccessTokens', 'must be a boolean or an object')
   const failOpen = revocable === true || revocable === false ? false : revocable.failOpen ?? false
   if (typeof failOpen !== 'boolean') fail('revocableAccessTokens.failOpen', 'must be a boolean')
