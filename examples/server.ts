@@ -6,12 +6,14 @@
  *
  * Environment: HOST, PORT, JWT_SECRET (>= 32 bytes; random per run when unset), JWT_ISSUER,
  * JWT_AUDIENCE, ACCESS_TOKEN_TTL (seconds), RATE_LIMIT=off (load tests only), TRUST_PROXY=1
- * (behind a reverse proxy), LOG_LEVEL.
+ * (behind a reverse proxy), LOG_LEVEL, REDIS_URL (share state with other instances through
+ * Redis; in memory when unset), REDIS_PREFIX.
  */
 import Fastify, { type FastifyInstance } from 'fastify'
 import { randomBytes } from 'node:crypto'
 import { pathToFileURL } from 'node:url'
-import jwtAuth, { hashPassword, type UserRecord } from 'fastify-jwt-auth'
+import { Redis } from 'ioredis'
+import jwtAuth, { createRedisStore, hashPassword, type AuthStore, type UserRecord } from 'fastify-jwt-auth'
 
 type Env = Record<string, string | undefined>
 
@@ -45,8 +47,26 @@ export async function buildServer (env: Env = process.env): Promise<FastifyInsta
     users.set(username, { username, passwordHash: await hashPassword(password), scopes, disabled })
   }
 
+  // REDIS_URL: counters, refresh-token families and revocations live in Redis, shared by every
+  // instance; without it, in this process's memory.
+  let store: AuthStore | undefined
+  if (env.REDIS_URL !== undefined && env.REDIS_URL !== '') {
+    // Fail fast while Redis is away (the plugin answers 503), and reconnect on its own.
+    const client = new Redis(env.REDIS_URL, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1 })
+    client.on('error', (error) => app.log.warn({ err: { message: error.message } }, 'redis connection error'))
+    await client.connect().catch((error: unknown) => {
+      client.disconnect()
+      throw error
+    })
+    app.addHook('onClose', async () => { client.disconnect() })
+    store = createRedisStore({ client, prefix: env.REDIS_PREFIX ?? 'fastify-jwt-auth-example:' })
+  }
+
   await app.register(jwtAuth, {
     secret,
+    store,
+    refreshTokens: true,
+    revocableAccessTokens: true,
     issuer: env.JWT_ISSUER ?? 'http://127.0.0.1:3000',
     audience: env.JWT_AUDIENCE ?? 'fastify-jwt-auth-example',
     accessTokenTtl: env.ACCESS_TOKEN_TTL === undefined ? 900 : Number(env.ACCESS_TOKEN_TTL),

@@ -144,6 +144,23 @@ t.test('10 refreshes at once with one token: exactly one succeeds, the rest are 
   assertInvalidGrant(t, await refresh(a, ok[0]!.json().refresh_token), 'the winner\'s token died with its family')
 })
 
+t.test('another grant type while refresh tokens are on: unsupported_grant_type', async (t) => {
+  const a = await app(t)
+  const res = await tokenRequest(a, { grant_type: 'client_credentials' })
+  t.equal(res.statusCode, 400)
+  t.equal(res.json().error, 'unsupported_grant_type')
+})
+
+t.test('a user with no scopes refreshes to a token with no scope', async (t) => {
+  const user: UserRecord = { username: 'plain', passwordHash: await cheapHash('plain-password') }
+  const a = await app(t, { findUser: async (name: string) => name === 'plain' ? user : null })
+  const { refresh_token: token } = await login(a, 'plain', 'plain-password')
+  const res = await refresh(a, token)
+  t.equal(res.statusCode, 200)
+  t.notOk('scope' in res.json())
+  t.same((await a.inject({ url: '/protected', headers: bearer(res.json().access_token) })).json().scope, [])
+})
+
 t.test('malformed, unknown and missing refresh tokens', async (t) => {
   const events: AuthEvent[] = []
   const a = await app(t, { onAuthEvent: (e) => events.push(e) })

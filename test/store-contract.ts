@@ -192,10 +192,13 @@ export function storeContract (t: Tap, { makeStore, keyTtls }: ContractOptions):
   t.test('revokeUser on a user with many families, some already ended', async (t) => {
     const store = await makeStore(t)
     const user = 'userKeyManyAAAAAAAAAAA'
-    // 40 short-lived families (1 ms), then live ones: a user's list of families is pruned as it grows.
+    // A live family, 40 short-lived ones (1 ms), then more live ones: a user's list of families
+    // is pruned of ended ones as it grows, and the live ones stay on it.
+    const live = [family(user)]
+    await store.createRefreshFamily(live[0]!, 'h', 30 * MINUTE, T0)
     for (let i = 0; i < 40; i++) await store.createRefreshFamily(family(user, { expiresAt: T0 + 1 }), 'h', 1, T0)
-    const live = [family(user), family(user)]
-    for (const f of live) await store.createRefreshFamily(f, 'h', 30 * MINUTE, T0 + 10)
+    live.push(family(user), family(user))
+    for (const f of live.slice(1)) await store.createRefreshFamily(f, 'h', 30 * MINUTE, T0 + 10)
     t.ok(await store.getRefreshFamily(user, live[0]!.id, 'h', T0 + 20))
     await store.revokeUser(user, 1, MINUTE, T0 + 20)
     for (const f of live) t.equal(await store.getRefreshFamily(user, f.id, 'h', T0 + 20), undefined)

@@ -151,4 +151,3 @@ t.test('Redis away and back', { skip: NO_REDIS }, async (t) => {
     t.same(rejections, [])
   })
 })
-

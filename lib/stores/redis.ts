@@ -159,15 +159,12 @@ export function createRedisStore (options: RedisStoreOptions): AuthStore {
     const pending = operation()
     // The race below may settle first; this one must never become an unhandled rejection.
     pending.catch(() => {})
-    try {
-      return await Promise.race([pending, new Promise<never>((_resolve, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${commandTimeout} ms`)), commandTimeout)
-      })])
-    } catch (cause) {
-      throw new StoreUnavailableError({ cause })
-    } finally {
-      clearTimeout(timer)
-    }
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${commandTimeout} ms`)), commandTimeout)
+    })
+    return await Promise.race([pending, timeout])
+      .catch((cause: unknown) => { throw new StoreUnavailableError({ cause }) })
+      .finally(() => clearTimeout(timer))
   }
 
   function run (name: ScriptName, ...args: Array<string | number>): Promise<unknown> {
