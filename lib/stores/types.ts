@@ -91,7 +91,10 @@ export interface AuthStore {
   hit: (key: string, windowMs: number, now: number) => Promise<HitResult>
   /** Starts a family whose current token hashes to `tokenHash`; it lives `idleMs` unless used, at most until `expiresAt`. */
   createRefreshFamily: (family: RefreshFamily, tokenHash: string, idleMs: number, now: number) => Promise<void>
-  /** The live family `familyId` of `userKey`, if any. */
+  /**
+   * The live family `familyId` of `userKey`, if any, and whether `tokenHash` is its current
+   * token. A family revoked for reuse is still found until it would have ended, with no current token.
+   */
   getRefreshFamily: (userKey: string, familyId: string, tokenHash: string, now: number) => Promise<RefreshLookup | undefined>
   /**
    * Atomically replaces the current token `tokenHash` by `nextHash` and restarts the idle time;
