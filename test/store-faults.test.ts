@@ -5,7 +5,7 @@ import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import { createRedisStore } from '../lib/index.js'
-import { bearer, buildApp, NO_REDIS, REDIS_URL, testPrefix, tokenRequest, type BuildOptions } from './helper.js'
+import { bearer, buildApp, NO_REDIS, REDIS_URL, redisClient, testPrefix, tokenRequest, type BuildOptions } from './helper.js'
 
 /*
  * Redis going away while the app runs: every request gets a clear answer (503 with
@@ -66,6 +66,8 @@ async function faultyApp (tt: Tap, port: number, plugin: BuildOptions['plugin'] 
   const client = new Redis({ port, host: '127.0.0.1', enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: () => 50 })
   client.on('error', () => {})
   tt.teardown(() => client.disconnect())
+  // A direct client, not through the proxy, to delete the test's keys at teardown.
+  await redisClient(tt, prefix)
   const app = await buildApp(tt, {
     plugin: { store: createRedisStore({ client, prefix }), refreshTokens: true, revocableAccessTokens: true, ...plugin }
   })
