@@ -7,7 +7,8 @@
  * Environment: HOST, PORT, JWT_SECRET (>= 32 bytes; random per run when unset), JWT_KEYS_FILE (a
  * JWK Set of private keys, each with kid and alg, the first signing; replaces JWT_SECRET and serves
  * /.well-known/jwks.json), JWT_ISSUER, JWT_AUDIENCE, ACCESS_TOKEN_TTL (seconds), RATE_LIMIT=off
- * (load tests only), TRUST_PROXY=1 (behind a reverse proxy), LOG_LEVEL.
+ * (load tests only), TRUST_PROXY=1 (behind a reverse proxy), LOG_LEVEL, REDIS_URL (share state with
+ * other instances through Redis; in memory when unset), REDIS_PREFIX.
  *
  * Swagger UI is at /docs (log in with its Authorize button) and the OpenAPI document at /docs/json.
  */
@@ -17,7 +18,8 @@ import swaggerUi from '@fastify/swagger-ui'
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
-import jwtAuth, { hashPassword, requestLogSerializer, type KeyOption, type UserRecord } from 'fastify-jwt-auth'
+import { Redis } from 'ioredis'
+import jwtAuth, { createRedisStore, hashPassword, requestLogSerializer, type AuthStore, type KeyOption, type UserRecord } from 'fastify-jwt-auth'
 
 type Env = Record<string, string | undefined>
 
@@ -69,6 +71,21 @@ export async function buildServer (env: Env = process.env): Promise<FastifyInsta
     users.set(username, { username, passwordHash: await hashPassword(password), scopes, disabled })
   }
 
+  // REDIS_URL: counters, refresh-token families and revocations live in Redis, shared by every
+  // instance; without it, in this process's memory.
+  let store: AuthStore | undefined
+  if (env.REDIS_URL !== undefined && env.REDIS_URL !== '') {
+    // Fail fast while Redis is away (the plugin answers 503), and reconnect on its own.
+    const client = new Redis(env.REDIS_URL, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1 })
+    client.on('error', (error) => app.log.warn({ err: { message: error.message } }, 'redis connection error'))
+    await client.connect().catch((error: unknown) => {
+      client.disconnect()
+      throw error
+    })
+    app.addHook('onClose', async () => { client.disconnect() })
+    store = createRedisStore({ client, prefix: env.REDIS_PREFIX ?? 'fastify-jwt-auth-example:' })
+  }
+
   // Before the plugin: @fastify/swagger documents only the routes added after it.
   await app.register(swagger, {
     openapi: { info: { title: 'fastify-jwt-auth example', version: '1.0.0' } }
@@ -77,6 +94,9 @@ export async function buildServer (env: Env = process.env): Promise<FastifyInsta
 
   await app.register(jwtAuth, {
     ...(keys === undefined ? { secret } : { keys }),
+    store,
+    refreshTokens: true,
+    revocableAccessTokens: true,
     scopes: { profile: 'Read your own profile', admin: 'Administer the service' },
     issuer: env.JWT_ISSUER ?? 'http://127.0.0.1:3000',
     audience: env.JWT_AUDIENCE ?? 'fastify-jwt-auth-example',

@@ -58,7 +58,10 @@ function authorizationHeaders (rawHeaders: string[]): string[] {
   return values
 }
 
-export function createAuthenticator (tokens: TokenService, realm: string, emit: EmitEvent): Authenticator {
+/** A further check of verified claims (revocation); throws to refuse the request. */
+export type ClaimsCheck = (request: FastifyRequest, reply: FastifyReply, claims: AccessTokenClaims) => Promise<void>
+
+export function createAuthenticator (tokens: TokenService, realm: string, emit: EmitEvent, check?: ClaimsCheck): Authenticator {
   const authenticated = new WeakSet<FastifyRequest>()
 
   /**
@@ -103,6 +106,7 @@ export function createAuthenticator (tokens: TokenService, realm: string, emit: 
       }
       throw challenge(reply, realm, 'invalid_token', (error as Error).message)
     }
+    await check?.(request, reply, claims)
     request.user = {
       sub: claims.sub,
       scope: claims.scope === undefined || claims.scope === '' ? [] : claims.scope.split(' '),

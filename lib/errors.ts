@@ -31,13 +31,22 @@ export const SwaggerOrderError = createError('FST_JWT_AUTH_SWAGGER_ORDER',
   'fastify-jwt-auth: @fastify/swagger was registered after this plugin and cannot document the token endpoint; ' +
   'register @fastify/swagger first, or pass `openapi: false`', 500)
 
+/**
+ * A store call failed or did not answer in time. The token endpoint answers it as 503
+ * `temporarily_unavailable`; `authenticate` with `revocableAccessTokens` as 503 (fail closed).
+ * The cause stays on `error.cause` for the logs and is never sent to a client.
+ */
+export const StoreUnavailableError = createError('FST_JWT_AUTH_STORE_UNAVAILABLE', 'fastify-jwt-auth: the store is unavailable', 503)
+
 /** The RFC 6749 §5.2 error codes the token endpoint answers with, plus the two for throttling and overload. */
 export type OAuthErrorCode =
   | 'invalid_request'
   | 'invalid_client'
   | 'invalid_grant'
+  | 'unauthorized_client'
   | 'unsupported_grant_type'
   | 'invalid_scope'
+  | 'unsupported_token_type'
   | 'too_many_requests'
   | 'temporarily_unavailable'
   | 'server_error'
@@ -47,8 +56,11 @@ const oauthErrors: Record<OAuthErrorCode, FastifyErrorConstructor> = {
   // RFC 6749 §5.2: 401 for a failed client authentication.
   invalid_client: createError('FST_JWT_AUTH_INVALID_CLIENT', '%s', 401),
   invalid_grant: createError('FST_JWT_AUTH_INVALID_GRANT', '%s', 400),
+  unauthorized_client: createError('FST_JWT_AUTH_UNAUTHORIZED_CLIENT', '%s', 400),
   unsupported_grant_type: createError('FST_JWT_AUTH_UNSUPPORTED_GRANT_TYPE', '%s', 400),
   invalid_scope: createError('FST_JWT_AUTH_INVALID_SCOPE', '%s', 400),
+  // RFC 7009 §2.2.1: revocation of this kind of token is not supported.
+  unsupported_token_type: createError('FST_JWT_AUTH_UNSUPPORTED_TOKEN_TYPE', '%s', 400),
   // RFC 6585 §4.
   too_many_requests: createError('FST_JWT_AUTH_TOO_MANY_REQUESTS', '%s', 429),
   temporarily_unavailable: createError('FST_JWT_AUTH_TEMPORARILY_UNAVAILABLE', '%s', 503),

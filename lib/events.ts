@@ -8,6 +8,10 @@ export type AuthEventType =
   | 'client.failure'
   | 'token.rejected'
   | 'password.rehashed'
+  | 'refresh.success'
+  | 'refresh.failure'
+  | 'refresh.reuse'
+  | 'token.revoked'
 
 /**
  * One security event. It never carries a password, a hash or a token: only who (username,
@@ -23,13 +27,16 @@ export interface AuthEvent {
   reason?: string
 }
 
+// Routine events; every other one is worth a warning.
+const INFO = new Set<AuthEventType>(['login.success', 'password.rehashed', 'refresh.success', 'token.revoked'])
+
 /** Reports an event to the request logger and to the host's `onAuthEvent`. */
 export type EmitEvent = (request: FastifyRequest, event: Omit<AuthEvent, 'ip' | 'requestId'>) => void
 
 export function createEventEmitter (onAuthEvent: ((event: AuthEvent) => void) | undefined): EmitEvent {
   return function emit (request, partial) {
     const event: AuthEvent = { ...partial, ip: request.ip, requestId: String(request.id) }
-    const level = event.type === 'login.success' || event.type === 'password.rehashed' ? 'info' : 'warn'
+    const level = INFO.has(event.type) ? 'info' : 'warn'
     request.log[level]({ authEvent: event }, `auth event ${event.type}`)
     if (onAuthEvent !== undefined) {
       try {

@@ -70,6 +70,23 @@ export interface LoginThrottleOptions {
   perUsername?: BackoffLimit | false
 }
 
+/** Refresh-token lifetimes, in seconds. */
+export interface RefreshTokenOptions {
+  /** A family unused for this long ends; default 14 days. Every refresh restarts it. */
+  idleTtl?: number
+  /** A family ends this long after the login however often it is used; default 90 days. */
+  absoluteTtl?: number
+}
+
+/** How `authenticate` checks access tokens against the store. */
+export interface RevocableAccessTokenOptions {
+  /**
+   * When the store cannot be reached, accept tokens unchecked (true) rather than answer 503
+   * (false, the default: fail closed).
+   */
+  failOpen?: boolean
+}
+
 /**
  * Where the keys come from: exactly one of `secret`, `keys` and `jwksUrl`.
  *
@@ -145,8 +162,20 @@ export interface FastifyJwtAuthBaseOptions {
   loginThrottle?: LoginThrottleOptions | false
   /** Largest token request body in bytes; default 4096. */
   bodyLimit?: number
-  /** Where counters live; default an in-memory store for one process. */
+  /**
+   * Where counters, refresh-token families and revocations live; default an in-memory store for
+   * one process. `createRedisStore({ client })` shares them between instances.
+   */
   store?: AuthStore
+  /** Refresh tokens with rotation (RFC 6749 §6, RFC 9700 §4.14.2); off by default. */
+  refreshTokens?: RefreshTokenOptions | boolean
+  /**
+   * Revocable access tokens: `authenticate` asks the store about every token (one store read
+   * per request), so `/revoke` and `revokeUserTokens` take effect before tokens expire. Off by default.
+   */
+  revocableAccessTokens?: RevocableAccessTokenOptions | boolean
+  /** Path of the revocation endpoint (RFC 7009), served when refresh tokens or revocable access tokens are on; default `/revoke`. */
+  revocationPath?: string
   /** Receives every security event (also logged through the request logger). */
   onAuthEvent?: (event: AuthEvent) => void
   /**
@@ -193,6 +222,9 @@ export interface ResolvedOptions {
   scopes: Readonly<Record<string, string>>
   openapi: boolean
   claims: FastifyJwtAuthOptions['claims']
+  refreshTokens: Required<RefreshTokenOptions> | false
+  revocableAccessTokens: Required<RevocableAccessTokenOptions> | false
+  revocationPath: string
 }
 
 const MINUTE = 60_000
@@ -256,7 +288,9 @@ export function resolveOptions (options: FastifyJwtAuthOptions): ResolvedOptions
   if (findUser !== undefined && typeof findUser !== 'function') fail('findUser', 'must be a function')
   if (onPasswordRehash !== undefined && typeof onPasswordRehash !== 'function') fail('onPasswordRehash', 'must be a function')
   if (onAuthEvent !== undefined && typeof onAuthEvent !== 'function') fail('onAuthEvent', 'must be a function')
-  if (store !== undefined && typeof store?.reserve !== 'function') fail('store', 'must implement the AuthStore interface')
+  if (store !== undefined && !STORE_METHODS.every((m) => typeof (store as unknown as Record<string, unknown> | null)?.[m] === 'function')) {
+    fail('store', `must implement the AuthStore interface (${STORE_METHODS.join(', ')})`)
+  }
   if (options.openapi !== undefined && typeof options.openapi !== 'boolean') fail('openapi', 'must be true or false')
   if (options.claims !== undefined && typeof options.claims !== 'function') fail('claims', 'must be a function')
 
@@ -335,6 +369,35 @@ export function resolveOptions (options: FastifyJwtAuthOptions): ResolvedOptions
     onAuthEvent,
     scopes: checkScopeDescriptions(options.scopes),
     openapi: options.openapi ?? true,
-    claims: options.claims
+    claims: options.claims,
+    ...sessionOptions(options)
   }
+}
+
+const STORE_METHODS = ['reserve', 'release', 'reset', 'hit', 'createRefreshFamily', 'getRefreshFamily', 'rotateRefreshToken',
+  'revokeRefreshFamily', 'revokeUser', 'revokeAccessToken', 'revocationState'] as const
+
+const DAY = 24 * 3600
+
+function sessionOptions (options: FastifyJwtAuthOptions): Pick<ResolvedOptions, 'refreshTokens' | 'revocableAccessTokens' | 'revocationPath'> {
+  // `null` is a mistake, not "off": only `undefined` means that.
+  const refresh = options.refreshTokens === undefined ? false : options.refreshTokens
+  if (typeof refresh !== 'boolean' && (typeof refresh !== 'object' || refresh === null)) fail('refreshTokens', 'must be a boolean or an object')
+  const lifetimes = refresh === true ? {} : refresh
+  let refreshTokens: Required<RefreshTokenOptions> | false = false
+  if (lifetimes !== false) {
+    const absoluteTtl = positiveInt('refreshTokens.absoluteTtl', lifetimes.absoluteTtl, 90 * DAY, 10 * 365 * DAY)
+    const idleTtl = positiveInt('refreshTokens.idleTtl', lifetimes.idleTtl, Math.min(14 * DAY, absoluteTtl), absoluteTtl)
+    refreshTokens = { idleTtl, absoluteTtl }
+  }
+
+  const revocable = options.revocableAccessTokens === undefined ? false : options.revocableAccessTokens
+  if (typeof revocable !== 'boolean' && (typeof revocable !== 'object' || revocable === null)) fail('revocableAccessTokens', 'must be a boolean or an object')
+  const failOpen = revocable === true || revocable === false ? false : revocable.failOpen ?? false
+  if (typeof failOpen !== 'boolean') fail('revocableAccessTokens.failOpen', 'must be a boolean')
+
+  const revocationPath = options.revocationPath ?? '/revoke'
+  if (typeof revocationPath !== 'string' || !revocationPath.startsWith('/')) fail('revocationPath', 'must be a path starting with "/"')
+  if (revocationPath === (options.tokenPath ?? '/token')) fail('revocationPath', 'must differ from tokenPath')
+  return { refreshTokens, revocableAccessTokens: revocable === false ? false : { failOpen }, revocationPath }
 }

@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
 import formbody from '@fastify/formbody'
 import rateLimit from '@fastify/rate-limit'
-import { oauthCodeOf, oauthError, type OAuthError } from './errors.js'
+import { oauthCodeOf, oauthError, StoreUnavailableError, type OAuthError } from './errors.js'
 import type { EmitEvent } from './events.js'
 import type { ClientRecord, ResolvedOptions, UserRecord } from './options.js'
 import { LimiterFullError } from './concurrency.js'
@@ -11,6 +11,11 @@ import type { TokenService } from './tokens.js'
 import { SCOPE_TOKEN } from './authenticate.js'
 import { requestLogSerializer } from './log-serializers.js'
 import { documentRoute, type ApiDocs } from './openapi.js'
+import type { AuthStore } from './stores/types.js'
+import { rateLimitStore } from './rate-limit-store.js'
+import type { RefreshTokens } from './refresh.js'
+import type { Revocation } from './revocation.js'
+import type { EndpointHelpers } from './revoke-route.js'
 
 export interface TokenRouteContext {
   options: ResolvedOptions
@@ -19,6 +24,12 @@ export interface TokenRouteContext {
   throttle: LoginThrottle
   emit: EmitEvent
   docs: ApiDocs
+  store: AuthStore
+  revocation: Revocation
+  /** Present when refresh tokens are on. */
+  refresh: RefreshTokens | undefined
+  /** Registers the revocation endpoint in this scope, when it is on. */
+  revokeRoute: ((fastify: FastifyInstance, helpers: EndpointHelpers) => Promise<void>) | undefined
 }
 
 type Form = Record<string, string>
@@ -40,7 +51,7 @@ export interface TokenResponse {
  * Reads the form under the rules of RFC 6749 §3.2: a parameter sent without a value is
  * treated as omitted, and no parameter may be included more than once.
  */
-function readForm (body: unknown): Form {
+export function readForm (body: unknown): Form {
   if (typeof body !== 'object' || body === null) {
     throw oauthError('invalid_request', 'The request body must be application/x-www-form-urlencoded')
   }
@@ -58,7 +69,7 @@ function safeName (name: string): string {
 }
 
 /** RFC 6749 §3.3: a space-delimited list of scope-tokens. */
-function parseScope (scope: string | undefined): string[] | undefined {
+export function parseScope (scope: string | undefined): string[] | undefined {
   if (scope === undefined) return undefined
   const list = scope.length > MAX_SCOPE_LENGTH ? [] : scope.split(' ')
   if (list.length === 0 || !list.every((s) => SCOPE_TOKEN.test(s))) throw oauthError('invalid_scope', 'The scope is malformed')
@@ -104,7 +115,7 @@ function clientCredentials (request: FastifyRequest, form: Form): ClientCredenti
 }
 
 export async function tokenRoute (fastify: FastifyInstance, context: TokenRouteContext): Promise<void> {
-  const { options, tokens, passwords, throttle, emit, docs } = context
+  const { options, tokens, passwords, throttle, emit, docs, refresh, revocation } = context
   const { realm } = options
 
   // Only forms reach this endpoint: JSON, text and multipart bodies get 415 from Fastify,
@@ -118,6 +129,8 @@ export async function tokenRoute (fastify: FastifyInstance, context: TokenRouteC
       max: options.rateLimit.max,
       timeWindow: options.rateLimit.timeWindow,
       hook: 'onRequest',
+      // Counted in the plugin's store: shared by every instance when that store is Redis.
+      store: rateLimitStore(context.store),
       errorResponseBuilder: (request, context) => {
         emit(request, { type: 'login.throttled', reason: 'per_ip' })
         return oauthError('too_many_requests', 'Too many token requests; retry later', context.ttl / 1000)
@@ -127,7 +140,11 @@ export async function tokenRoute (fastify: FastifyInstance, context: TokenRouteC
 
   fastify.setErrorHandler(function tokenErrorHandler (error: FastifyError | OAuthError, request, reply) {
     let code = oauthCodeOf(error)
-    if (code === undefined) {
+    if (error instanceof StoreUnavailableError) {
+      request.log.error({ err: error }, 'the store is unavailable')
+      code = 'temporarily_unavailable'
+      error = oauthError(code, 'The service is temporarily unavailable; retry later', 1)
+    } else if (code === undefined) {
       // Fastify's own errors for what the client sent (400, 413, 415) are malformed requests
       // to OAuth2 (RFC 6749 §5.2); anything else is ours, logged and not described.
       const status = error.statusCode ?? 500
@@ -164,8 +181,14 @@ export async function tokenRoute (fastify: FastifyInstance, context: TokenRouteC
     const clientId = await authenticateClient(request, form)
     const grantType = form.grant_type
     if (grantType === undefined) throw oauthError('invalid_request', 'The "grant_type" parameter is required')
-    if (grantType !== 'password') throw oauthError('unsupported_grant_type', 'Only the password grant is supported')
-    const body = await passwordGrant(request, form, clientId)
+    let body: TokenResponse
+    if (grantType === 'refresh_token' && refresh !== undefined) {
+      body = await refresh.grant(request, form.refresh_token, clientId, parseScope(form.scope))
+    } else if (grantType === 'password') {
+      body = await passwordGrant(request, form, clientId)
+    } else {
+      throw oauthError('unsupported_grant_type', `Supported grant types: password${refresh === undefined ? '' : ', refresh_token'}`)
+    }
     // RFC 6749 §5.1: token responses must not be cached.
     reply.headers({ 'cache-control': 'no-store', pragma: 'no-cache' })
     return body
@@ -248,13 +271,17 @@ export async function tokenRoute (fastify: FastifyInstance, context: TokenRouteC
     const granted = requested ?? [...allowed]
     const sub = String(account.id ?? account.username)
     const extra = await options.claims?.(account, request)
+    await revocation.beforeSign(sub)
     const { token, expiresIn } = tokens.sign({ sub, scope: granted, clientId, extra })
     emit(request, { type: 'login.success', username, clientId })
     const body: TokenResponse = { access_token: token, token_type: 'Bearer', expires_in: expiresIn }
     // RFC 6749 §5.1: scope is required in the answer when it differs from the request.
     if (requested === undefined && granted.length > 0) body.scope = granted.join(' ')
+    if (refresh !== undefined) body.refresh_token = await refresh.start({ sub, username, clientId, scope: granted })
     return body
   }
+
+  await context.revokeRoute?.(fastify, { readForm, authenticateClient })
 
   /** Hands a fresh hash to the host after the answer is on its way; a failure is only logged. */
   function rehash (request: FastifyRequest, user: UserRecord, password: string): void {

@@ -18,6 +18,12 @@ declare module 'fastify' {
      * `authenticate` did not run before it.
      */
     requireScopes: (...scopes: string[]) => preHandlerAsyncHookHandler
+    /**
+     * "Log out everywhere", e.g. after a password change: ends every refresh-token family of
+     * the user whose `sub` is `userId`, and with `revocableAccessTokens` rejects every access
+     * token issued to them until now.
+     */
+    revokeUserTokens: (userId: string | number) => Promise<void>
   }
 }
 

@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { createHmac } from 'node:crypto'
 import { Writable } from 'node:stream'
 import jwtAuth, { hashPassword, type FastifyJwtAuthBaseOptions, type FastifyJwtAuthOptions, type KeyOption, type UserRecord } from '../lib/index.js'
+import { Redis, type RedisOptions } from 'ioredis'
 
 /** A secret that passes the plugin's checks; tests only. */
 export const SECRET = 'test-only-8f3a1c9e4b7d2f6a0c5e9b3d7f1a4c8e'
@@ -124,4 +125,38 @@ export function captureLogs (): { stream: Writable, lines: string[], entries: ()
     }
   })
   return { stream, lines, entries: () => lines.map((line) => JSON.parse(line) as Record<string, unknown>) }
+}
+
+/** The Redis the store tests use; without REDIS_URL those tests are skipped, with this message. */
+export const REDIS_URL = process.env.REDIS_URL === '' ? undefined : process.env.REDIS_URL
+export const NO_REDIS: string | false = REDIS_URL === undefined ? 'REDIS_URL is not set: the tests against a real Redis are skipped' : false
+
+/** A key prefix of its own for one test, so tests sharing a Redis never see each other's keys. */
+export function testPrefix (): string {
+  return `fja-test:${crypto.randomUUID()}:`
+}
+
+/**
+ * A client of the Redis at REDIS_URL that fails at once while Redis is away, as the README
+ * advises. At teardown the test's keys are deleted and the client quits.
+ */
+export async function redisClient (t: Tap, prefix: string, options: RedisOptions = {}): Promise<Redis> {
+  const client = new Redis(REDIS_URL as string, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, ...options })
+  client.on('error', () => {})
+  await client.connect()
+  t.teardown(async () => {
+    if (client.status === 'ready') {
+      const keys = await client.keys(`${prefix}*`)
+      if (keys.length > 0) await client.del(...keys)
+    }
+    client.disconnect()
+  })
+  return client
+}
+
+/** The remaining time to live of every key under `prefix`, in ms (-1: none, -2: gone). */
+export async function keyTtls (client: Redis, prefix: string): Promise<Map<string, number>> {
+  const ttls = new Map<string, number>()
+  for (const key of await client.keys(`${prefix}*`)) ttls.set(key, await client.pttl(key))
+  return ttls
 }

@@ -1,4 +1,4 @@
-import type { AuthStore, ReserveResult, ThrottleRule } from './types.js'
+import type { AuthStore, RefreshFamily, ReserveResult, ThrottleRule } from './types.js'
 
 interface Entry {
   count: number
@@ -6,54 +6,110 @@ interface Entry {
   expiresAt: number
 }
 
+interface FamilyEntry {
+  family: RefreshFamily
+  hash: string
+  expiresAt: number
+}
+
+interface UserEntry {
+  families: Set<string>
+  expiresAt: number
+}
+
+interface ValueEntry {
+  value: number
+  expiresAt: number
+}
+
 /** Options of the in-memory store. */
 export interface MemoryStoreOptions {
-  /** Most keys held at once; the oldest is dropped past that. Default 100 000. */
+  /**
+   * Most keys held at once of each kind (counters, refresh families, users, revocations); the
+   * stalest is dropped past that. Default 100 000.
+   */
   maxEntries?: number
+}
+
+interface BoundedMap<V extends { expiresAt: number }> {
+  /** The live entry under `key`; an expired one is dropped. */
+  get: (key: string, now: number) => V | undefined
+  /** The entry under `key`, live or not. */
+  peek: (key: string) => V | undefined
+  set: (key: string, value: V, now: number) => void
+  delete: (key: string) => void
+  clear: () => void
+}
+
+/**
+ * A Map bounded in size. It keeps insertion order and every write re-inserts, so the first key
+ * is the stalest: that is the one dropped past `maxEntries`. Expired entries are swept every
+ * 1000 writes, so they do not push live ones out.
+ */
+function boundedMap<V extends { expiresAt: number }> (maxEntries: number): BoundedMap<V> {
+  const entries = new Map<string, V>()
+  let writesSinceSweep = 0
+  return {
+    get (key, now) {
+      const entry = entries.get(key)
+      if (entry === undefined || entry.expiresAt > now) return entry
+      entries.delete(key)
+      return undefined
+    },
+    peek: (key) => entries.get(key),
+    set (key, value, now) {
+      entries.delete(key)
+      entries.set(key, value)
+      if (++writesSinceSweep >= 1000) {
+        writesSinceSweep = 0
+        for (const [k, entry] of entries) {
+          if (entry.expiresAt <= now) entries.delete(k)
+        }
+      }
+      if (entries.size > maxEntries) entries.delete(entries.keys().next().value as string)
+    },
+    delete: (key) => { entries.delete(key) },
+    clear: () => { entries.clear() }
+  }
 }
 
 /**
  * The default store: one process, in memory. Expired entries are swept as new ones arrive, and
  * the number of entries is bounded, so a flood of distinct usernames or addresses cannot grow
- * memory without limit. Apps running as many instances pass a shared store instead.
+ * memory without limit. Apps running as many instances pass a shared store instead
+ * (`createRedisStore`).
+ *
+ * Every method runs to completion without awaiting anything, so each is atomic in this process.
  */
 export function createMemoryStore (options: MemoryStoreOptions = {}): AuthStore {
   const maxEntries = options.maxEntries ?? 100_000
-  // A Map keeps insertion order, and every write re-inserts, so the first key is the stalest.
-  const entries = new Map<string, Entry>()
-  let writesSinceSweep = 0
-
-  function sweep (now: number): void {
-    for (const [key, entry] of entries) {
-      if (entry.expiresAt <= now) entries.delete(key)
-    }
-  }
-
-  function write (key: string, entry: Entry, now: number): void {
-    entries.delete(key)
-    entries.set(key, entry)
-    if (++writesSinceSweep >= 1000) {
-      writesSinceSweep = 0
-      sweep(now)
-    }
-    if (entries.size > maxEntries) entries.delete(entries.keys().next().value as string)
-  }
+  const counters = boundedMap<Entry>(maxEntries)
+  const families = boundedMap<FamilyEntry>(maxEntries)
+  const users = boundedMap<UserEntry>(maxEntries)
+  const bounds = boundedMap<ValueEntry>(maxEntries)
+  const denied = boundedMap<ValueEntry>(maxEntries)
 
   function reserveNow (key: string, rule: ThrottleRule, now: number): ReserveResult {
-    let entry = entries.get(key)
-    if (entry === undefined || entry.expiresAt <= now) entry = { count: 0, blockedUntil: 0, expiresAt: now + rule.windowMs }
+    const entry = counters.get(key, now) ?? { count: 0, blockedUntil: 0, expiresAt: now + rule.windowMs }
     if (entry.blockedUntil > now) return { allowed: false, retryAfterMs: entry.blockedUntil - now }
     if (rule.backoff === undefined) {
       if (entry.count >= rule.limit) return { allowed: false, retryAfterMs: entry.expiresAt - now }
-      write(key, { ...entry, count: entry.count + 1 }, now)
+      counters.set(key, { ...entry, count: entry.count + 1 }, now)
       return { allowed: true, retryAfterMs: 0 }
     }
     const count = entry.count + 1
     const blockedUntil = count >= rule.limit
       ? now + Math.min(1000 * 2 ** Math.min(count - rule.limit, 30), rule.backoff.maxMs)
       : 0
-    write(key, { count, blockedUntil, expiresAt: Math.max(now, blockedUntil) + rule.windowMs }, now)
+    counters.set(key, { count, blockedUntil, expiresAt: Math.max(now, blockedUntil) + rule.windowMs }, now)
     return { allowed: true, retryAfterMs: 0 }
+  }
+
+  function removeFamily (userKey: string, familyId: string): boolean {
+    const existed = families.peek(`${userKey} ${familyId}`) !== undefined
+    families.delete(`${userKey} ${familyId}`)
+    users.peek(userKey)?.families.delete(familyId)
+    return existed
   }
 
   return {
@@ -61,14 +117,73 @@ export function createMemoryStore (options: MemoryStoreOptions = {}): AuthStore 
       return reserveNow(key, rule, now)
     },
     async release (key) {
-      const entry = entries.get(key)
+      const entry = counters.peek(key)
       if (entry !== undefined && entry.count > 0) entry.count -= 1
     },
     async reset (key) {
-      entries.delete(key)
+      counters.delete(key)
     },
+    async hit (key, windowMs, now) {
+      const entry = counters.get(key, now) ?? { count: 0, blockedUntil: 0, expiresAt: now + windowMs }
+      counters.set(key, { ...entry, count: entry.count + 1 }, now)
+      return { count: entry.count + 1, ttlMs: entry.expiresAt - now }
+    },
+
+    async createRefreshFamily (family, tokenHash, idleMs, now) {
+      const expiresAt = Math.min(now + idleMs, family.expiresAt)
+      families.set(`${family.userKey} ${family.id}`, { family: { ...family, scope: [...family.scope] }, hash: tokenHash, expiresAt }, now)
+      const user = users.get(family.userKey, now) ?? { families: new Set<string>(), expiresAt: 0 }
+      // Families that ended on their own leave their id behind; drop those now and then.
+      if (user.families.size >= 32) {
+        for (const id of user.families) {
+          if (families.get(`${family.userKey} ${id}`, now) === undefined) user.families.delete(id)
+        }
+      }
+      user.families.add(family.id)
+      users.set(family.userKey, { families: user.families, expiresAt: Math.max(user.expiresAt, family.expiresAt) }, now)
+    },
+    async getRefreshFamily (userKey, familyId, tokenHash, now) {
+      const entry = families.get(`${userKey} ${familyId}`, now)
+      if (entry === undefined) return undefined
+      return { family: { ...entry.family, scope: [...entry.family.scope] }, current: entry.hash === tokenHash }
+    },
+    async rotateRefreshToken (userKey, familyId, tokenHash, nextHash, idleMs, now) {
+      const entry = families.get(`${userKey} ${familyId}`, now)
+      if (entry === undefined) return 'invalid'
+      if (entry.hash !== tokenHash) {
+        // Revoked for reuse, the family keeps its record with no current hash until it would
+        // have ended, so every later presentation of one of its tokens is reported as reuse too.
+        entry.hash = ''
+        return 'reused'
+      }
+      families.set(`${userKey} ${familyId}`, { ...entry, hash: nextHash, expiresAt: Math.min(now + idleMs, entry.family.expiresAt) }, now)
+      return 'rotated'
+    },
+    async revokeRefreshFamily (userKey, familyId) {
+      return removeFamily(userKey, familyId)
+    },
+    async revokeUser (userKey, revokedBefore, ttlMs, now) {
+      const user = users.peek(userKey)
+      for (const id of user?.families ?? []) families.delete(`${userKey} ${id}`)
+      users.delete(userKey)
+      const bound = bounds.get(userKey, now)
+      bounds.set(userKey, {
+        value: Math.max(bound?.value ?? 0, revokedBefore),
+        expiresAt: Math.max(bound?.expiresAt ?? 0, now + ttlMs)
+      }, now)
+    },
+    async revokeAccessToken (userKey, jti, ttlMs, now) {
+      denied.set(`${userKey} ${jti}`, { value: 1, expiresAt: now + ttlMs }, now)
+    },
+    async revocationState (userKey, jti, now) {
+      return {
+        revokedBefore: bounds.get(userKey, now)?.value ?? 0,
+        jtiDenied: jti !== undefined && denied.get(`${userKey} ${jti}`, now) !== undefined
+      }
+    },
+
     async close () {
-      entries.clear()
+      for (const map of [counters, families, users, bounds, denied]) map.clear()
     }
   }
 }

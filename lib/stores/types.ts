@@ -19,9 +19,66 @@ export interface ReserveResult {
   retryAfterMs: number
 }
 
+/** The answer of `hit`: the count in the current window, and the time until it ends. */
+export interface HitResult {
+  count: number
+  /** Milliseconds until the window ends and the count starts over. */
+  ttlMs: number
+}
+
+/**
+ * A refresh-token family: every refresh token issued from one login, each replacing the last
+ * (RFC 9700 §4.14.2). The store keeps the hash of the current token only, never a token.
+ */
+export interface RefreshFamily {
+  /** Random id of the family. */
+  id: string
+  /** Groups a user's families (a hash of `sub`); the unit of "log out everywhere". */
+  userKey: string
+  /** The access tokens' `sub`. */
+  sub: string
+  /** The username, so `findUser` can run again on refresh. */
+  username: string
+  /** The client the family was issued to (RFC 6749 §10.4). */
+  clientId: string
+  /** The scopes granted at login; a refresh may narrow them, never widen them (RFC 6749 §6). */
+  scope: string[]
+  /** When the family began, in milliseconds. */
+  createdAt: number
+  /** The absolute end of the family, in milliseconds, however often it is used. */
+  expiresAt: number
+}
+
+/** What `getRefreshFamily` finds: the family, and whether the presented hash is its current token. */
+export interface RefreshLookup {
+  family: RefreshFamily
+  current: boolean
+}
+
+/**
+ * The answer of `rotateRefreshToken`: `rotated` when the presented hash was the current one (it
+ * is replaced); `reused` when it was not: the family is revoked, and keeps no current hash until
+ * it would have ended, so each later presentation is `reused` too; `invalid` when there is no
+ * such live family.
+ */
+export type RotateResult = 'rotated' | 'reused' | 'invalid'
+
+/** What the store knows about a user's access tokens. */
+export interface RevocationState {
+  /** Access tokens with an `iat` (seconds) below this are revoked; 0 when there is no such bound. */
+  revokedBefore: number
+  /** The asked-for `jti` is on the deny list. */
+  jtiDenied: boolean
+}
+
 /**
  * Where the state shared by every instance of an app lives. Each method is atomic on its own:
- * two instances calling `reserve` at once on one key both see the other's count.
+ * two instances calling `reserve` at once on one key both see the other's count, and two
+ * instances rotating one refresh token at once cannot both succeed.
+ *
+ * Times are milliseconds since the epoch and are passed in (`now`), so every instance uses one
+ * clock per call and tests need no fake timers. A store that cannot be reached rejects with an
+ * error whose `code` is `FST_JWT_AUTH_STORE_UNAVAILABLE`; the plugin answers 503 then.
  */
 export interface AuthStore {
   /** Counts one attempt against `key`, unless the rule refuses it. */
@@ -30,6 +87,31 @@ export interface AuthStore {
   release: (key: string) => Promise<void>
   /** Forgets `key` (a successful login clears its failures). */
   reset: (key: string) => Promise<void>
+  /** Counts one request against `key` in a fixed window of `windowMs` (the per-IP limit). */
+  hit: (key: string, windowMs: number, now: number) => Promise<HitResult>
+  /** Starts a family whose current token hashes to `tokenHash`; it lives `idleMs` unless used, at most until `expiresAt`. */
+  createRefreshFamily: (family: RefreshFamily, tokenHash: string, idleMs: number, now: number) => Promise<void>
+  /**
+   * The live family `familyId` of `userKey`, if any, and whether `tokenHash` is its current
+   * token. A family revoked for reuse is still found until it would have ended, with no current token.
+   */
+  getRefreshFamily: (userKey: string, familyId: string, tokenHash: string, now: number) => Promise<RefreshLookup | undefined>
+  /**
+   * Atomically replaces the current token `tokenHash` by `nextHash` and restarts the idle time;
+   * a hash that is not the current one revokes the family.
+   */
+  rotateRefreshToken: (userKey: string, familyId: string, tokenHash: string, nextHash: string, idleMs: number, now: number) => Promise<RotateResult>
+  /** Ends one family; resolves true when it existed. */
+  revokeRefreshFamily: (userKey: string, familyId: string) => Promise<boolean>
+  /**
+   * Ends every family of `userKey` and records that access tokens with an `iat` below
+   * `revokedBefore` (seconds) are revoked; the record lives `ttlMs` (an access token's lifetime).
+   */
+  revokeUser: (userKey: string, revokedBefore: number, ttlMs: number, now: number) => Promise<void>
+  /** Denies the access token `jti` of `userKey` for `ttlMs` (until it expires anyway). */
+  revokeAccessToken: (userKey: string, jti: string, ttlMs: number, now: number) => Promise<void>
+  /** The user's revocation bound, and whether `jti` is denied. */
+  revocationState: (userKey: string, jti: string | undefined, now: number) => Promise<RevocationState>
   /** Frees what the store holds; the plugin calls it when the app closes, for a store it made itself. */
   close?: () => Promise<void>
 }

@@ -1,0 +1,78 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { createHash } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { bearerError, StoreUnavailableError } from './errors.js'
+import type { EmitEvent } from './events.js'
+import type { ResolvedOptions } from './options.js'
+import type { AuthStore } from './stores/types.js'
+import type { AccessTokenClaims } from './tokens.js'
+
+/**
+ * The key under which the store groups a user's state: a hash of `sub`, so it fits a Redis hash
+ * tag whatever characters the host's ids hold, and keeps ids out of Redis key names.
+ */
+export function userKeyOf (sub: string): string {
+  return createHash('sha256').update(sub).digest('base64url').slice(0, 22)
+}
+
+export interface Revocation {
+  /**
+   * Before an access token is signed for `sub`: waits out a revocation bound set within the
+   * current second. `iat` has one-second resolution (RFC 7519 §2 NumericDate), so a token
+   * signed in the same second as `revokeUserTokens` would otherwise be rejected by it.
+   */
+  beforeSign: (sub: string) => Promise<void>
+  /** Ends every refresh family of the user, and rejects their access tokens issued until now. */
+  revokeUser: (userId: string | number) => Promise<void>
+  /** Denies one access token until it expires. */
+  revokeAccessToken: (claims: AccessTokenClaims) => Promise<void>
+  /** For `authenticate`: throws a 401 for a revoked token, a 503 when the store cannot tell (unless failing open). */
+  check: (request: FastifyRequest, reply: FastifyReply, claims: AccessTokenClaims) => Promise<void>
+}
+
+/** Revocation of access tokens (`revocableAccessTokens`) and "log out everywhere", on top of the store. */
+export function createRevocation (store: AuthStore, options: ResolvedOptions, emit: EmitEvent): Revocation {
+  const { revocableAccessTokens, realm } = options
+  // A bound must outlive every access token issued before it.
+  const boundTtlMs = (options.accessTokenTtl + options.clockTolerance + 1) * 1000
+
+  return {
+    async beforeSign (sub) {
+      if (revocableAccessTokens === false) return
+      const { revokedBefore } = await store.revocationState(userKeyOf(sub), undefined, Date.now())
+      for (let wait = revokedBefore * 1000 - Date.now(); wait > 0; wait = revokedBefore * 1000 - Date.now()) await sleep(wait)
+    },
+
+    async revokeUser (userId) {
+      const now = Date.now()
+      // Tokens with iat below the next whole second are revoked: that covers every one issued until now.
+      await store.revokeUser(userKeyOf(String(userId)), Math.ceil(now / 1000), boundTtlMs, now)
+    },
+
+    async revokeAccessToken (claims) {
+      const now = Date.now()
+      const ttlMs = (claims.exp + options.clockTolerance) * 1000 - now
+      if (ttlMs > 0) await store.revokeAccessToken(userKeyOf(claims.sub), claims.jti, ttlMs, now)
+    },
+
+    async check (request, reply, claims) {
+      if (revocableAccessTokens === false) return
+      let state
+      try {
+        state = await store.revocationState(userKeyOf(claims.sub), claims.jti, Date.now())
+      } catch (error) {
+        request.log.error({ err: error }, 'revocation check failed: the store is unavailable')
+        if (revocableAccessTokens.failOpen) return
+        // Fail closed: without the store, a revoked token cannot be told from a good one.
+        reply.header('retry-after', '1')
+        throw new StoreUnavailableError()
+      }
+      if (state.jtiDenied || claims.iat < state.revokedBefore) {
+        emit(request, { type: 'token.rejected', reason: 'revoked' })
+        const error = bearerError(realm, 'invalid_token', 'The access token was revoked')
+        reply.headers(error.headers)
+        throw error
+      }
+    }
+  }
+}

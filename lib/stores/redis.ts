@@ -1,0 +1,237 @@
+import type { Cluster, Redis } from 'ioredis'
+import { createHash } from 'node:crypto'
+import { InvalidOptionError, StoreUnavailableError } from '../errors.js'
+import type { AuthStore, RefreshFamily, RotateResult } from './types.js'
+
+/** Options of the Redis store. */
+export interface RedisStoreOptions {
+  /**
+   * An `ioredis` client, or an `ioredis` Cluster. The host owns it: the store never connects,
+   * quits or listens to it. Give it `enableOfflineQueue: false` (or a low
+   * `maxRetriesPerRequest`) so commands fail at once while Redis is away.
+   */
+  client: Redis | Cluster
+  /** Put before every key; default `fastify-jwt-auth:`. No `{` or `}`: they would change the Cluster hash slot. */
+  prefix?: string
+  /** Milliseconds a store call may take before it counts as failed (503); default 1000. */
+  commandTimeout?: number
+}
+
+/*
+ * The Lua scripts. Each runs atomically on one Redis; on a Cluster every key a script touches
+ * carries the same hash tag (`{userKey}`), so the script runs in one slot. Scripts that reach
+ * keys they build themselves (a user's families) only build keys under that same tag.
+ *
+ * Times: the caller's `now` (ms) decides what has expired, stored in fields; every key also
+ * gets a relative TTL (PEXPIRE), so Redis drops what is dead and never fills up.
+ */
+
+// KEYS[1] counter; ARGV limit, windowMs, backoffMaxMs (-1: a fixed window), now.
+const RESERVE = `
+local limit, window, maxMs, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local v = redis.call('HMGET', KEYS[1], 'c', 'b', 'e')
+local c, b, e = tonumber(v[1]), tonumber(v[2]), tonumber(v[3])
+if c == nil or e <= now then c, b, e = 0, 0, now + window end
+if b > now then return {0, b - now} end
+c = c + 1
+if maxMs < 0 then
+  if c > limit then return {0, e - now} end
+else
+  b = 0
+  if c >= limit then b = now + math.min(1000 * 2 ^ math.min(c - limit, 30), maxMs) end
+  e = math.max(now, b) + window
+end
+redis.call('HSET', KEYS[1], 'c', c, 'b', b, 'e', e)
+redis.call('PEXPIRE', KEYS[1], e - now)
+return {1, 0}`
+
+// KEYS[1] counter.
+const RELEASE = `
+local c = tonumber(redis.call('HGET', KEYS[1], 'c'))
+if c ~= nil and c > 0 then redis.call('HINCRBY', KEYS[1], 'c', -1) end
+return 0`
+
+// KEYS[1] counter; ARGV windowMs, now.
+const HIT = `
+local window, now = tonumber(ARGV[1]), tonumber(ARGV[2])
+local v = redis.call('HMGET', KEYS[1], 'c', 'e')
+local c, e = tonumber(v[1]), tonumber(v[2])
+if c == nil or e <= now then c, e = 0, now + window end
+c = c + 1
+redis.call('HSET', KEYS[1], 'c', c, 'b', 0, 'e', e)
+redis.call('PEXPIRE', KEYS[1], e - now)
+return {c, e - now}`
+
+// KEYS[1] family, KEYS[2] the user's family set; ARGV family id, family key prefix, sub,
+// username, client, scope, createdAt, expiresAt, hash, idleMs, now.
+const CREATE = `
+local expires, now = tonumber(ARGV[8]), tonumber(ARGV[11])
+local idle = math.min(now + tonumber(ARGV[10]), expires)
+redis.call('HSET', KEYS[1], 'sub', ARGV[3], 'username', ARGV[4], 'client', ARGV[5], 'scope', ARGV[6],
+  'created', ARGV[7], 'expires', ARGV[8], 'hash', ARGV[9], 'idle', idle)
+redis.call('PEXPIRE', KEYS[1], idle - now)
+if redis.call('SCARD', KEYS[2]) >= 32 then
+  for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+    if redis.call('EXISTS', ARGV[2] .. id) == 0 then redis.call('SREM', KEYS[2], id) end
+  end
+end
+redis.call('SADD', KEYS[2], ARGV[1])
+if redis.call('PTTL', KEYS[2]) < expires - now then redis.call('PEXPIRE', KEYS[2], expires - now) end
+return 0`
+
+// KEYS[1] family, KEYS[2] the user's family set; ARGV hash, next hash, idleMs, now, family id.
+// A family revoked for reuse keeps its record with no current hash until it would have ended,
+// so every later presentation of one of its tokens is reported as reuse too.
+const ROTATE = `
+local v = redis.call('HMGET', KEYS[1], 'hash', 'expires', 'idle')
+if not v[1] then return 'invalid' end
+local now, expires = tonumber(ARGV[4]), tonumber(v[2])
+if expires <= now or tonumber(v[3]) <= now then
+  redis.call('DEL', KEYS[1])
+  redis.call('SREM', KEYS[2], ARGV[5])
+  return 'invalid'
+end
+if v[1] ~= ARGV[1] then
+  redis.call('HSET', KEYS[1], 'hash', '')
+  return 'reused'
+end
+local idle = math.min(now + tonumber(ARGV[3]), expires)
+redis.call('HSET', KEYS[1], 'hash', ARGV[2], 'idle', idle)
+redis.call('PEXPIRE', KEYS[1], idle - now)
+return 'rotated'`
+
+// KEYS[1] family, KEYS[2] the user's family set; ARGV family id.
+const REVOKE_FAMILY = `
+local existed = redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+return existed`
+
+// KEYS[1] the user's family set, KEYS[2] the user's revocation bound; ARGV family key prefix,
+// revokedBefore, ttlMs.
+const REVOKE_USER = `
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do redis.call('DEL', ARGV[1] .. id) end
+redis.call('DEL', KEYS[1])
+local value, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
+local old = tonumber(redis.call('GET', KEYS[2]))
+if old ~= nil and old > value then value = old end
+local oldTtl = redis.call('PTTL', KEYS[2])
+if oldTtl > ttl then ttl = oldTtl end
+redis.call('SET', KEYS[2], value, 'PX', ttl)
+return 0`
+
+const SCRIPTS = { RESERVE: [1, RESERVE], RELEASE: [1, RELEASE], HIT: [1, HIT], CREATE: [2, CREATE], ROTATE: [2, ROTATE], REVOKE_FAMILY: [2, REVOKE_FAMILY], REVOKE_USER: [2, REVOKE_USER] } as const
+type ScriptName = keyof typeof SCRIPTS
+type Scripted = Record<string, (...args: Array<string | number>) => Promise<unknown>>
+
+/**
+ * A store in Redis, shared by every instance of an app: login counters, the per-IP limit,
+ * refresh-token families and revocations. Every atomic step is one Lua script, every key has a
+ * TTL, and every call fails within `commandTimeout` with `FST_JWT_AUTH_STORE_UNAVAILABLE`, which
+ * the plugin answers as 503, so a Redis outage never hangs or crashes a request.
+ */
+export function createRedisStore (options: RedisStoreOptions): AuthStore {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('createRedisStore', 'needs an options object { client, prefix?, commandTimeout? }')
+  const { client } = options
+  if (typeof client?.defineCommand !== 'function' || typeof client.hmget !== 'function') {
+    throw new InvalidOptionError('createRedisStore: client', 'must be an ioredis client or Cluster')
+  }
+  const prefix = options.prefix ?? 'fastify-jwt-auth:'
+  if (typeof prefix !== 'string' || /[{}]/.test(prefix)) {
+    throw new InvalidOptionError('createRedisStore: prefix', 'must be a string without "{" or "}" (they choose the Cluster hash slot)')
+  }
+  const commandTimeout = options.commandTimeout ?? 1000
+  if (!Number.isInteger(commandTimeout) || commandTimeout < 1) {
+    throw new InvalidOptionError('createRedisStore: commandTimeout', 'must be a whole number of milliseconds, at least 1')
+  }
+
+  // One command per script, named after its text, so two versions of the plugin sharing a
+  // client cannot run each other's scripts. ioredis sends EVALSHA and falls back to EVAL.
+  const names = {} as Record<ScriptName, string>
+  for (const [name, [numberOfKeys, lua]] of Object.entries(SCRIPTS)) {
+    names[name as ScriptName] = 'fastifyJwtAuth' + createHash('sha1').update(lua).digest('hex').slice(0, 12)
+    client.defineCommand(names[name as ScriptName], { numberOfKeys, lua })
+  }
+  const scripted = client as unknown as Scripted
+
+  /** Runs one store call, failing within `commandTimeout` with a StoreUnavailableError. */
+  async function call<T> (operation: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined
+    const pending = operation()
+    // The race below may settle first; this one must never become an unhandled rejection.
+    pending.catch(() => {})
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${commandTimeout} ms`)), commandTimeout)
+    })
+    return await Promise.race([pending, timeout])
+      .catch((cause: unknown) => { throw new StoreUnavailableError({ cause }) })
+      .finally(() => clearTimeout(timer))
+  }
+
+  function run (name: ScriptName, ...args: Array<string | number>): Promise<unknown> {
+    return call(() => scripted[names[name]]!(...args))
+  }
+
+  const counter = (key: string): string => `${prefix}c:${key}`
+  // Everything about one user shares the hash tag {userKey}: one slot, so one script.
+  const userTag = (userKey: string): string => `${prefix}{${userKey}}:`
+  const familyKey = (userKey: string, id: string): string => `${userTag(userKey)}f:${id}`
+  const familiesKey = (userKey: string): string => `${userTag(userKey)}fams`
+  const boundKey = (userKey: string): string => `${userTag(userKey)}rb`
+
+  return {
+    async reserve (key, rule, now) {
+      const [allowed, retryAfterMs] = await run('RESERVE', counter(key), rule.limit, rule.windowMs, rule.backoff?.maxMs ?? -1, now) as [number, number]
+      return { allowed: allowed === 1, retryAfterMs }
+    },
+    async release (key) {
+      await run('RELEASE', counter(key))
+    },
+    async reset (key) {
+      await call(() => client.del(counter(key)))
+    },
+    async hit (key, windowMs, now) {
+      const [count, ttlMs] = await run('HIT', counter(key), windowMs, now) as [number, number]
+      return { count, ttlMs }
+    },
+
+    async createRefreshFamily (family, tokenHash, idleMs, now) {
+      const { userKey, id } = family
+      await run('CREATE', familyKey(userKey, id), familiesKey(userKey), id, `${userTag(userKey)}f:`,
+        family.sub, family.username, family.clientId, family.scope.join(' '),
+        family.createdAt, family.expiresAt, tokenHash, idleMs, now)
+    },
+    async getRefreshFamily (userKey, familyId, tokenHash, now) {
+      const [sub, username, clientId, scope, created, expires, hash, idle] = await call(() =>
+        client.hmget(familyKey(userKey, familyId), 'sub', 'username', 'client', 'scope', 'created', 'expires', 'hash', 'idle'))
+      if (sub == null || Number(expires) <= now || Number(idle) <= now) return undefined
+      const family: RefreshFamily = {
+        id: familyId,
+        userKey,
+        sub,
+        username: username as string,
+        clientId: clientId as string,
+        scope: scope === '' || scope == null ? [] : scope.split(' '),
+        createdAt: Number(created),
+        expiresAt: Number(expires)
+      }
+      return { family, current: hash === tokenHash }
+    },
+    async rotateRefreshToken (userKey, familyId, tokenHash, nextHash, idleMs, now) {
+      return await run('ROTATE', familyKey(userKey, familyId), familiesKey(userKey), tokenHash, nextHash, idleMs, now, familyId) as RotateResult
+    },
+    async revokeRefreshFamily (userKey, familyId) {
+      return await run('REVOKE_FAMILY', familyKey(userKey, familyId), familiesKey(userKey), familyId) === 1
+    },
+    async revokeUser (userKey, revokedBefore, ttlMs) {
+      await run('REVOKE_USER', familiesKey(userKey), boundKey(userKey), `${userTag(userKey)}f:`, revokedBefore, Math.max(1, ttlMs))
+    },
+    async revokeAccessToken (userKey, jti, ttlMs) {
+      await call(() => client.set(`${userTag(userKey)}j:${jti}`, '1', 'PX', Math.max(1, ttlMs)))
+    },
+    async revocationState (userKey, jti) {
+      // Both keys carry the user's tag, so one MGET answers, on a Cluster too.
+      const [bound, denied] = await call(() => client.mget(boundKey(userKey), `${userTag(userKey)}j:${jti ?? ''}`))
+      return { revokedBefore: Number(bound ?? 0), jtiDenied: jti !== undefined && denied !== null }
+    }
+  }
+}

@@ -1,0 +1,247 @@
+import type { Test } from 'tap'
+import type { AuthStore, RefreshFamily, ThrottleRule } from '../lib/index.js'
+
+/*
+ * The store contract: what every AuthStore must do, run against the memory store, a real
+ * Redis and a Redis Cluster. Time is the `now` argument, on a timeline of its own (T0), so no
+ * clock is faked; windows are a minute or more, because Redis also expires keys in real time.
+ */
+
+type Tap = Test
+
+export interface ContractOptions {
+  /** A fresh, empty store for each test. */
+  makeStore: (t: Tap) => Promise<AuthStore>
+  /** For Redis: the remaining TTL of every key the store holds, so each can be checked. */
+  keyTtls?: (store: AuthStore) => Promise<Map<string, number>>
+}
+
+const T0 = 1_700_000_000_000
+const MINUTE = 60_000
+const WINDOW: ThrottleRule = { limit: 3, windowMs: MINUTE }
+const BACKOFF: ThrottleRule = { limit: 3, windowMs: 10 * MINUTE, backoff: { maxMs: 5000 } }
+
+let counter = 0
+/** A family of user `userKey`, with ids unique across the run. */
+export function family (userKey = 'userKeyAAAAAAAAAAAAAAA', overrides: Partial<RefreshFamily> = {}): RefreshFamily {
+  counter += 1
+  return {
+    id: `family${String(counter).padStart(16, '0')}`,
+    userKey,
+    sub: 'user-1',
+    username: 'Zoë van Dijk',
+    clientId: 'web app',
+    scope: ['profile', 'admin'],
+    createdAt: T0,
+    expiresAt: T0 + 60 * MINUTE,
+    ...overrides
+  }
+}
+
+export function storeContract (t: Tap, { makeStore, keyTtls }: ContractOptions): void {
+  t.test('reserve, fixed window: up to the limit, then refused with the time left; refusals do not count', async (t) => {
+    const store = await makeStore(t)
+    for (let i = 0; i < 3; i++) t.same(await store.reserve('k', WINDOW, T0 + i * 100), { allowed: true, retryAfterMs: 0 })
+    t.same(await store.reserve('k', WINDOW, T0 + 300), { allowed: false, retryAfterMs: MINUTE - 300 })
+    t.same(await store.reserve('k', WINDOW, T0 + 400), { allowed: false, retryAfterMs: MINUTE - 400 })
+    t.same(await store.reserve('other', WINDOW, T0 + 400), { allowed: true, retryAfterMs: 0 }, 'keys are counted apart')
+    // A new window starts with the first attempt after the old one ended.
+    t.same(await store.reserve('k', WINDOW, T0 + MINUTE), { allowed: true, retryAfterMs: 0 })
+    t.same(await store.reserve('k', WINDOW, T0 + MINUTE), { allowed: true, retryAfterMs: 0 })
+    t.same(await store.reserve('k', WINDOW, T0 + MINUTE), { allowed: true, retryAfterMs: 0 })
+    t.same(await store.reserve('k', WINDOW, T0 + MINUTE + 1), { allowed: false, retryAfterMs: MINUTE - 1 })
+  })
+
+  t.test('reserve, backoff: waits of 1 s, 2 s, 4 s from the limit-th attempt, capped', async (t) => {
+    const store = await makeStore(t)
+    let now = T0
+    await store.reserve('u', BACKOFF, now)
+    await store.reserve('u', BACKOFF, now)
+    const waits: number[] = []
+    for (let i = 0; i < 4; i++) {
+      t.same(await store.reserve('u', BACKOFF, now), { allowed: true, retryAfterMs: 0 })
+      const refused = await store.reserve('u', BACKOFF, now)
+      t.equal(refused.allowed, false)
+      waits.push(refused.retryAfterMs)
+      t.same(await store.reserve('u', BACKOFF, now + refused.retryAfterMs - 1), { allowed: false, retryAfterMs: 1 }, 'a wait is not extended')
+      now += refused.retryAfterMs
+    }
+    t.same(waits, [1000, 2000, 4000, 5000])
+  })
+
+  t.test('release takes back one attempt, never below zero; reset forgets a key', async (t) => {
+    const store = await makeStore(t)
+    const rule: ThrottleRule = { limit: 2, windowMs: MINUTE }
+    await store.reserve('k', rule, T0)
+    await store.reserve('k', rule, T0)
+    t.equal((await store.reserve('k', rule, T0)).allowed, false)
+    await store.release('k')
+    t.equal((await store.reserve('k', rule, T0)).allowed, true)
+    for (let i = 0; i < 5; i++) await store.release('k')
+    t.equal((await store.reserve('k', rule, T0)).allowed, true)
+    t.equal((await store.reserve('k', rule, T0)).allowed, true)
+    t.equal((await store.reserve('k', rule, T0)).allowed, false, 'no credit was left by the extra releases')
+    await store.release('never-seen')
+    await store.reset('k')
+    t.same(await store.reserve('k', rule, T0), { allowed: true, retryAfterMs: 0 })
+    for (let i = 0; i < 3; i++) await store.reserve('b', BACKOFF, T0)
+    await store.reset('b')
+    t.same(await store.reserve('b', BACKOFF, T0), { allowed: true, retryAfterMs: 0 }, 'the wait is gone too')
+  })
+
+  t.test('reserve is atomic: 20 at once on one key, exactly the limit allowed', async (t) => {
+    const store = await makeStore(t)
+    const rule: ThrottleRule = { limit: 5, windowMs: MINUTE }
+    const results = await Promise.all(Array.from({ length: 20 }, () => store.reserve('k', rule, T0)))
+    t.equal(results.filter((r) => r.allowed).length, 5)
+  })
+
+  t.test('hit counts every request in a fixed window and tells when it ends', async (t) => {
+    const store = await makeStore(t)
+    t.same(await store.hit('ip', MINUTE, T0), { count: 1, ttlMs: MINUTE })
+    t.same(await store.hit('ip', MINUTE, T0 + 1000), { count: 2, ttlMs: MINUTE - 1000 })
+    t.same(await store.hit('other', MINUTE, T0 + 1000), { count: 1, ttlMs: MINUTE })
+    t.same(await store.hit('ip', MINUTE, T0 + MINUTE), { count: 1, ttlMs: MINUTE }, 'a new window')
+  })
+
+  t.test('a refresh family: create, look up, rotate, and reuse revokes it', async (t) => {
+    const store = await makeStore(t)
+    const f = family()
+    await store.createRefreshFamily(f, 'hash-1', 30 * MINUTE, T0)
+    t.same(await store.getRefreshFamily(f.userKey, f.id, 'hash-1', T0 + 1), { family: f, current: true }, 'every field comes back')
+    t.same(await store.getRefreshFamily(f.userKey, f.id, 'hash-x', T0 + 1), { family: f, current: false })
+    t.equal(await store.getRefreshFamily('someoneElseAAAAAAAAAAA', f.id, 'hash-1', T0 + 1), undefined, 'families are found under their user only')
+
+    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'hash-1', 'hash-2', 30 * MINUTE, T0 + 2), 'rotated')
+    t.equal((await store.getRefreshFamily(f.userKey, f.id, 'hash-2', T0 + 3))?.current, true)
+    t.equal((await store.getRefreshFamily(f.userKey, f.id, 'hash-1', T0 + 3))?.current, false)
+    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'hash-1', 'hash-3', 30 * MINUTE, T0 + 4), 'reused')
+    t.same(await store.getRefreshFamily(f.userKey, f.id, 'hash-2', T0 + 5), { family: f, current: false }, 'no token of the family is current')
+    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'hash-2', 'hash-4', 30 * MINUTE, T0 + 5), 'reused', 'its newest token is refused, as reuse')
+    t.equal(await store.rotateRefreshToken(f.userKey, 'neverExistedAAAAAAAAAA', 'h', 'h2', MINUTE, T0), 'invalid')
+  })
+
+  t.test('a family with no scope, and one of many scopes, come back as they went in', async (t) => {
+    const store = await makeStore(t)
+    const none = family(undefined, { scope: [] })
+    const many = family(undefined, { scope: ['a', 'b:c', 'd/e'] })
+    await store.createRefreshFamily(none, 'h', MINUTE, T0)
+    await store.createRefreshFamily(many, 'h', MINUTE, T0)
+    t.same((await store.getRefreshFamily(none.userKey, none.id, 'h', T0))?.family.scope, [])
+    t.same((await store.getRefreshFamily(many.userKey, many.id, 'h', T0))?.family.scope, ['a', 'b:c', 'd/e'])
+  })
+
+  t.test('idle lifetime: a family unused for idleMs ends; each rotation restarts it', async (t) => {
+    const store = await makeStore(t)
+    const f = family(undefined, { expiresAt: T0 + 60 * MINUTE })
+    const idle = 10 * MINUTE
+    await store.createRefreshFamily(f, 'h1', idle, T0)
+    t.ok(await store.getRefreshFamily(f.userKey, f.id, 'h1', T0 + idle - 1))
+    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'h1', 'h2', idle, T0 + idle - 1), 'rotated')
+    t.ok(await store.getRefreshFamily(f.userKey, f.id, 'h2', T0 + 2 * idle - 2), 'alive: the rotation restarted the idle time')
+    t.equal(await store.getRefreshFamily(f.userKey, f.id, 'h2', T0 + 2 * idle - 1), undefined)
+    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'h2', 'h3', idle, T0 + 2 * idle - 1), 'invalid', 'an idle family cannot rotate')
+  })
+
+  t.test('absolute lifetime: no rotation keeps a family past expiresAt', async (t) => {
+    const store = await makeStore(t)
+    const f = family(undefined, { expiresAt: T0 + 15 * MINUTE })
+    const idle = 10 * MINUTE
+    await store.createRefreshFamily(f, 'h1', idle, T0)
+    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'h1', 'h2', idle, T0 + 9 * MINUTE), 'rotated')
+    t.ok(await store.getRefreshFamily(f.userKey, f.id, 'h2', T0 + 15 * MINUTE - 1))
+    t.equal(await store.getRefreshFamily(f.userKey, f.id, 'h2', T0 + 15 * MINUTE), undefined, 'not 19 minutes, as the idle time alone would give')
+    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'h2', 'h3', idle, T0 + 15 * MINUTE), 'invalid')
+  })
+
+  t.test('revokeRefreshFamily ends one family and tells whether it existed', async (t) => {
+    const store = await makeStore(t)
+    const a = family()
+    const b = family()
+    await store.createRefreshFamily(a, 'ha', MINUTE, T0)
+    await store.createRefreshFamily(b, 'hb', MINUTE, T0)
+    t.equal(await store.revokeRefreshFamily(a.userKey, a.id), true)
+    t.equal(await store.revokeRefreshFamily(a.userKey, a.id), false)
+    t.equal(await store.getRefreshFamily(a.userKey, a.id, 'ha', T0), undefined)
+    t.equal((await store.getRefreshFamily(b.userKey, b.id, 'hb', T0))?.current, true, 'the user\'s other family lives on')
+  })
+
+  t.test('revokeUser ends every family of the user, and only theirs, and sets the bound', async (t) => {
+    const store = await makeStore(t)
+    const mine = [family('userKeyMineAAAAAAAAAAA'), family('userKeyMineAAAAAAAAAAA'), family('userKeyMineAAAAAAAAAAA')]
+    const theirs = family('userKeyTheirsAAAAAAAAA')
+    for (const f of [...mine, theirs]) await store.createRefreshFamily(f, 'h', 30 * MINUTE, T0)
+    t.same(await store.revocationState('userKeyMineAAAAAAAAAAA', undefined, T0), { revokedBefore: 0, jtiDenied: false })
+
+    await store.revokeUser('userKeyMineAAAAAAAAAAA', 1_700_000_100, 15 * MINUTE, T0)
+    for (const f of mine) t.equal(await store.getRefreshFamily(f.userKey, f.id, 'h', T0), undefined)
+    t.ok(await store.getRefreshFamily(theirs.userKey, theirs.id, 'h', T0), 'another user keeps their sessions')
+    t.same(await store.revocationState('userKeyMineAAAAAAAAAAA', undefined, T0), { revokedBefore: 1_700_000_100, jtiDenied: false })
+    t.same(await store.revocationState('userKeyTheirsAAAAAAAAA', undefined, T0), { revokedBefore: 0, jtiDenied: false })
+
+    // An older bound never replaces a newer one.
+    await store.revokeUser('userKeyMineAAAAAAAAAAA', 1_700_000_050, MINUTE, T0)
+    t.equal((await store.revocationState('userKeyMineAAAAAAAAAAA', undefined, T0)).revokedBefore, 1_700_000_100)
+
+    // A login after the revocation starts a family that works.
+    const fresh = family('userKeyMineAAAAAAAAAAA')
+    await store.createRefreshFamily(fresh, 'h', 30 * MINUTE, T0)
+    t.equal(await store.rotateRefreshToken(fresh.userKey, fresh.id, 'h', 'h2', 30 * MINUTE, T0 + 1), 'rotated')
+  })
+
+  t.test('revokeUser on a user with many families, some already ended', async (t) => {
+    const store = await makeStore(t)
+    const user = 'userKeyManyAAAAAAAAAAA'
+    // A live family, 40 short-lived ones (1 ms), then more live ones: a user's list of families
+    // is pruned of ended ones as it grows, and the live ones stay on it.
+    const live = [family(user)]
+    await store.createRefreshFamily(live[0]!, 'h', 30 * MINUTE, T0)
+    for (let i = 0; i < 40; i++) await store.createRefreshFamily(family(user, { expiresAt: T0 + 1 }), 'h', 1, T0)
+    live.push(family(user), family(user))
+    for (const f of live.slice(1)) await store.createRefreshFamily(f, 'h', 30 * MINUTE, T0 + 10)
+    t.ok(await store.getRefreshFamily(user, live[0]!.id, 'h', T0 + 20))
+    await store.revokeUser(user, 1, MINUTE, T0 + 20)
+    for (const f of live) t.equal(await store.getRefreshFamily(user, f.id, 'h', T0 + 20), undefined)
+  })
+
+  t.test('revokeAccessToken denies one jti of one user, for ttlMs', async (t) => {
+    const store = await makeStore(t)
+    await store.revokeAccessToken('userKeyMineAAAAAAAAAAA', 'jti-1', 15 * MINUTE, T0)
+    t.same(await store.revocationState('userKeyMineAAAAAAAAAAA', 'jti-1', T0 + 1), { revokedBefore: 0, jtiDenied: true })
+    t.same(await store.revocationState('userKeyMineAAAAAAAAAAA', 'jti-2', T0 + 1), { revokedBefore: 0, jtiDenied: false })
+    t.same(await store.revocationState('userKeyTheirsAAAAAAAAA', 'jti-1', T0 + 1), { revokedBefore: 0, jtiDenied: false })
+    t.same(await store.revocationState('userKeyMineAAAAAAAAAAA', undefined, T0 + 1), { revokedBefore: 0, jtiDenied: false })
+  })
+
+  t.test('rotation is atomic: 10 refreshes at once with one token, exactly one succeeds', async (t) => {
+    const store = await makeStore(t)
+    const f = family()
+    await store.createRefreshFamily(f, 'current', 30 * MINUTE, T0)
+    const outcomes = await Promise.all(Array.from({ length: 10 }, (_, i) =>
+      store.rotateRefreshToken(f.userKey, f.id, 'current', `next-${i}`, 30 * MINUTE, T0 + 1)))
+    t.equal(outcomes.filter((o) => o === 'rotated').length, 1, 'one rotated')
+    t.equal(outcomes.filter((o) => o === 'reused').length, 9, 'the other nine are reuse')
+    for (const hash of ['current', 'next-0', 'next-9']) {
+      t.equal((await store.getRefreshFamily(f.userKey, f.id, hash, T0 + 2))?.current, false, 'and the reuse revoked the family')
+    }
+  })
+
+  if (keyTtls !== undefined) {
+    t.test('every key the store writes has a TTL', async (t) => {
+      const store = await makeStore(t)
+      await store.reserve('login', WINDOW, T0)
+      await store.reserve('backoff', BACKOFF, T0)
+      await store.release('backoff')
+      await store.hit('ip', MINUTE, T0)
+      const f = family('userKeyTtlAAAAAAAAAAAA')
+      await store.createRefreshFamily(f, 'h', 30 * MINUTE, T0)
+      await store.rotateRefreshToken(f.userKey, f.id, 'h', 'h2', 30 * MINUTE, T0)
+      await store.createRefreshFamily(family('userKeyTtl2AAAAAAAAAAA'), 'h', 30 * MINUTE, T0)
+      await store.revokeAccessToken('userKeyTtlAAAAAAAAAAAA', 'jti', MINUTE, T0)
+      await store.revokeUser('userKeyTtl3AAAAAAAAAAA', 1, MINUTE, T0)
+      const ttls = await keyTtls(store)
+      t.ok(ttls.size >= 7, `the store wrote its keys (${ttls.size})`)
+      for (const [key, ttl] of ttls) t.ok(ttl > 0, `${key} expires (${ttl} ms)`)
+    })
+  }
+}
