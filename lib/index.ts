@@ -60,6 +60,8 @@ export { fastifyJwtAuth }
 export { hashPassword, verifyPassword, needsRehash, type HashParameters } from './password.js'
 export { createMemoryStore, type MemoryStoreOptions } from './stores/memory.js'
 export { requestLogSerializer, type RequestLogFields } from './log-serializers.js'
+/** What a custom store throws when its backend cannot be reached: the plugin answers 503. */
+export { StoreUnavailableError } from './errors.js'
 export { createRedisStore, type RedisStoreOptions } from './stores/redis.js'
 export type {
   AuthStore, ThrottleRule, ReserveResult, HitResult, RefreshFamily, RefreshLookup, RotateResult, RevocationState
