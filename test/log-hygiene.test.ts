@@ -133,16 +133,26 @@ t.test('the control: without the README\'s setting, tokens reach the log', async
   t.ok(defaults.length > 0, 'the ?access_token= of a host route shows up')
 })
 
-t.test('the token endpoint masks credentials in its own query string, whatever the host logs', async (t) => {
+t.test('the token and revocation endpoints mask credentials in their own query strings, whatever the host logs', async (t) => {
   const { stream, lines } = captureLogs()
-  const app = await buildApp(t, { server: { logger: { level: 'info', stream } } })
+  const app = await buildApp(t, { server: { logger: { level: 'info', stream } }, plugin: { refreshTokens: true } })
   const query = 'username=user1&password=query-password-3c8d&Password=x&client%5Fsecret=cs-77a1&scope=profile&%E0%A4%A=1&token'
-  const res = await app.inject({ method: 'POST', url: `/token?${query}`, payload: '' })
-  t.equal(res.statusCode, 400)
-  const text = lines.join('')
-  t.notOk(text.includes('query-password-3c8d') || text.includes('cs-77a1'), 'no credential from the query string')
-  t.ok(text.includes('/token?username=user1&password=[Redacted]&Password=[Redacted]&client%5Fsecret=[Redacted]&scope=profile&%E0%A4%A=1&token=[Redacted]'),
-    'names are matched decoded and in any case; the rest of the URL is kept')
+  for (const path of ['/token', '/revoke']) {
+    for (const method of ['POST', 'GET'] as const) {
+      const res = await app.inject({ method, url: `${path}?${query}`, payload: '' })
+      t.equal(res.statusCode, method === 'POST' ? 400 : 405, `${method} ${path}`)
+      const text = lines.join('')
+      t.notOk(text.includes('query-password-3c8d') || text.includes('cs-77a1'), 'no credential from the query string')
+      t.ok(text.includes(`${path}?username=user1&password=[Redacted]&Password=[Redacted]&client%5Fsecret=[Redacted]&scope=profile&%E0%A4%A=1&token=[Redacted]`),
+        'names are matched decoded and in any case; the rest of the URL is kept')
+      lines.length = 0
+    }
+  }
+  // The token /revoke takes, sent in its query string instead of its body.
+  const refreshToken = (await tokenRequest(app, { grant_type: 'password', username: 'user1', password: 'password1' })).json().refresh_token as string
+  t.equal((await app.inject({ method: 'POST', url: `/revoke?token=${refreshToken}&token_type_hint=refresh_token`, payload: '' })).statusCode, 400)
+  t.notOk(lines.join('').includes(refreshToken), 'a refresh token in the /revoke query string is masked')
+  t.ok(lines.join('').includes('/revoke?token=[Redacted]&token_type_hint=refresh_token'))
 })
 
 t.test('requestLogSerializer keeps a req object of the host\'s own shape, and redact still applies', async (t) => {
