@@ -44,7 +44,7 @@ const plugin: FastifyPluginAsync<FastifyJwtAuthOptions> = async function fastify
   const refresh = options.refreshTokens === false ? undefined : createRefreshTokens({ options, store, tokens, revocation, emit })
   const revoke = refresh === undefined && options.revocableAccessTokens === false
     ? undefined
-    : revokeRoute({ options, tokens, refresh, revocation, emit })
+    : revokeRoute({ options, tokens, refresh, revocation, emit, docs })
   await fastify.register(tokenRoute, { prefix, options, tokens, passwords, throttle, emit, docs, store, revocation, refresh, revokeRoute: revoke })
   // The public keys, for services that verify our tokens; an app with HMAC keys alone has none.
   if (options.jwksPath !== false && tokens.publicJwks.length > 0) {

@@ -42,7 +42,7 @@ export interface RequestLogFields {
 /**
  * Fastify's own `req` log serializer, with credentials in the query string masked. Use it in the
  * host's logger: `Fastify({ logger: { serializers: { req: requestLogSerializer } } })`. The token
- * endpoint applies it to its own request logs whatever the host configures.
+ * and revocation endpoints apply it to their own request logs whatever the host configures.
  */
 export function requestLogSerializer (request: FastifyRequest): RequestLogFields {
   // Host code may log a `req` of its own making: a log call must never throw, so that is kept

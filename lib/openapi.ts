@@ -116,51 +116,119 @@ const NO_STORE = {
   pragma: { type: 'string', enum: ['no-cache'] }
 }
 
-/** The token endpoint (RFC 6749 §4.3.2, §5.1, §5.2), as configured. */
+/** The client credentials of the body (RFC 6749 §2.3.1), when clients are configured. */
+function clientFields (options: ResolvedOptions): Json {
+  return options.clients === undefined
+    ? {}
+    : {
+        client_id: { type: 'string' },
+        client_secret: { type: 'string', format: 'password' }
+      }
+}
+
+const CLIENT_AUTH = ' The client authenticates with HTTP Basic or with `client_id` and `client_secret`.'
+const UNAVAILABLE = 'The server is busy or its store is unavailable; retry later.'
+
+/** The token endpoint (RFC 6749 §4.3.2, §6, §5.1, §5.2), as configured. */
 function tokenDoc (options: ResolvedOptions): OperationDoc {
   const clients = options.clients !== undefined
+  const refresh = options.refreshTokens !== false
   const limited = options.rateLimit !== false || options.perUsernameAndIp !== false || options.perUsername !== false
   const response: Record<string, Json> = {
     200: {
       description: 'An access token (RFC 6749 §5.1). Never cached.',
       type: 'object',
-      required: ['access_token', 'token_type', 'expires_in'],
+      // With refresh tokens on, both grants always answer one.
+      required: ['access_token', 'token_type', 'expires_in', ...(refresh ? ['refresh_token'] : [])],
       properties: {
         access_token: { type: 'string', description: 'A signed JWT access token (RFC 9068); send it as `Authorization: Bearer <token>`.' },
         token_type: { type: 'string', enum: ['Bearer'] },
         expires_in: { type: 'integer', description: 'Lifetime of the access token in seconds.' },
-        refresh_token: { type: 'string', description: 'Present when refresh tokens are enabled.' },
+        refresh_token: {
+          type: 'string',
+          description: refresh
+            ? 'An opaque refresh token for `grant_type=refresh_token`; each use spends it and answers a new one.'
+            : 'Present when refresh tokens are enabled.'
+        },
         scope: { type: 'string', description: 'The granted scopes, space-delimited, when they differ from the request.' }
       },
       headers: NO_STORE
     },
-    400: oauthErrorBody('A malformed request, wrong credentials (one answer for a wrong password, an unknown user and a disabled one), or a scope the user may not have.',
-      ['invalid_request', 'invalid_grant', 'unsupported_grant_type', 'invalid_scope'])
+    400: oauthErrorBody('A malformed request, wrong credentials (one answer for a wrong password, an unknown user and a disabled one), ' +
+      (refresh ? 'a refresh token that is invalid, expired, revoked or already used, ' : '') + 'or a scope the user may not have.',
+    ['invalid_request', 'invalid_grant', 'unsupported_grant_type', 'invalid_scope'])
   }
   if (clients) response[401] = oauthErrorBody('Client authentication failed (with `WWW-Authenticate: Basic`).', ['invalid_client'])
   if (limited) response[429] = oauthErrorBody('Too many requests from this address, or too many failed logins.', ['too_many_requests'], true)
-  response[503] = oauthErrorBody('Password checking is saturated; retry later.', ['temporarily_unavailable'], true)
+  response[503] = oauthErrorBody(UNAVAILABLE, ['temporarily_unavailable'], true)
 
+  // Only the password grant needs a username and password, so with two grants only grant_type
+  // is required of every request (Swagger UI refuses to send a form missing a required field).
+  const passwordOnly = refresh ? { description: 'Required with `grant_type=password`.' } : {}
   return {
-    summary: 'Log in: get an access token with a username and password',
+    summary: refresh
+      ? 'Log in or refresh: get an access token with a username and password, or with a refresh token'
+      : 'Log in: get an access token with a username and password',
     description: 'The OAuth2 resource owner password grant (RFC 6749 §4.3), for first-party clients. ' +
+      (refresh ? 'With `grant_type=refresh_token`, a refresh token gets a new access token and a new refresh token (RFC 6749 §6); the one sent is spent. ' : '') +
       'The body is a form, never JSON. Empty fields count as absent; a repeated field is an error.' +
-      (clients ? ' The client authenticates with HTTP Basic or with `client_id` and `client_secret`.' : ''),
+      (clients ? CLIENT_AUTH : ''),
     consumes: ['application/x-www-form-urlencoded'],
     body: {
       type: 'object',
-      required: ['grant_type', 'username', 'password'],
+      required: refresh ? ['grant_type'] : ['grant_type', 'username', 'password'],
       properties: {
-        grant_type: { type: 'string', enum: ['password'] },
-        username: { type: 'string' },
-        password: { type: 'string', format: 'password' },
-        scope: { type: 'string', description: 'Space-delimited scopes to ask for; all of the user\'s when absent.' },
-        ...(clients
-          ? {
-              client_id: { type: 'string' },
-              client_secret: { type: 'string', format: 'password' }
-            }
-          : {})
+        grant_type: { type: 'string', enum: refresh ? ['password', 'refresh_token'] : ['password'] },
+        username: { type: 'string', ...passwordOnly },
+        password: { type: 'string', format: 'password', ...passwordOnly },
+        ...(refresh
+          ? { refresh_token: { type: 'string', format: 'password', description: 'Required with `grant_type=refresh_token`.' } }
+          : {}),
+        scope: {
+          type: 'string',
+          description: refresh
+            ? 'Space-delimited scopes to ask for; all of the user\'s when absent. On refresh, at most those of the login.'
+            : 'Space-delimited scopes to ask for; all of the user\'s when absent.'
+        },
+        ...clientFields(options)
+      }
+    },
+    response
+  }
+}
+
+/** The revocation endpoint (RFC 7009 §2), as configured. */
+function revokeDoc (options: ResolvedOptions): OperationDoc {
+  const kinds = [
+    ...(options.refreshTokens === false ? [] : ['a refresh token (its whole family ends)']),
+    ...(options.revocableAccessTokens === false ? [] : ['an access token (denied until it expires)'])
+  ]
+  const response: Record<string, Json> = {
+    200: {
+      description: 'Revoked; or the token was unknown, invalid, expired or already revoked, which gets the same answer (RFC 7009 §2.2). No body.',
+      type: 'null',
+      headers: NO_STORE
+    },
+    400: oauthErrorBody('A malformed request, a token issued to another client' +
+      (options.revocableAccessTokens === false ? ', or an access token: they cannot be revoked here and expire on their own' : '') + '.',
+    ['invalid_request', 'unauthorized_client', ...(options.revocableAccessTokens === false ? ['unsupported_token_type' as const] : [])])
+  }
+  if (options.clients !== undefined) response[401] = oauthErrorBody('Client authentication failed (with `WWW-Authenticate: Basic`).', ['invalid_client'])
+  // The per-IP limit of the token endpoint covers this one; the login throttle does not.
+  if (options.rateLimit !== false) response[429] = oauthErrorBody('Too many requests from this address.', ['too_many_requests'], true)
+  response[503] = oauthErrorBody(UNAVAILABLE, ['temporarily_unavailable'], true)
+  return {
+    summary: 'Revoke a token (log out)',
+    description: `Token revocation (RFC 7009): revokes ${kinds.join(', or ')}. The type is told from the token, so a wrong ` +
+      '`token_type_hint` still revokes. The body is a form, never JSON.' + (options.clients !== undefined ? CLIENT_AUTH : ''),
+    consumes: ['application/x-www-form-urlencoded'],
+    body: {
+      type: 'object',
+      required: ['token'],
+      properties: {
+        token: { type: 'string', format: 'password', description: 'The token to revoke.' },
+        token_type_hint: { type: 'string', enum: ['refresh_token', 'access_token'], description: 'Optional; the type is told from the token.' },
+        ...clientFields(options)
       }
     },
     response
@@ -171,6 +239,8 @@ function tokenDoc (options: ResolvedOptions): OperationDoc {
 export interface ApiDocs {
   /** The `config` of the token endpoint: documents it and carries the security scheme. */
   tokenRoute: RouteDocConfig
+  /** The `config` of the revocation endpoint's POST route. */
+  revokeRoute: RouteDocConfig
 }
 
 /**
@@ -178,14 +248,14 @@ export interface ApiDocs {
  * plugin registers, before its routes.
  */
 export function createApiDocs (fastify: FastifyInstance, options: ResolvedOptions): ApiDocs {
-  if (!options.openapi) return { tokenRoute: {} }
+  if (!options.openapi) return { tokenRoute: {}, revokeRoute: {} }
   // @fastify/swagger documents only routes added after it registered its hook.
   const swaggerFirst = fastify.hasPlugin('@fastify/swagger')
   if (!swaggerFirst) {
     fastify.addHook('onReady', async function checkSwaggerOrder () {
       if (fastify.hasPlugin('@fastify/swagger')) throw new SwaggerOrderError()
     })
-    return { tokenRoute: {} }
+    return { tokenRoute: {}, revokeRoute: {} }
   }
 
   // Every scope some route needs is listed in the flow, so each requirement names a known scope.
@@ -227,6 +297,7 @@ export function createApiDocs (fastify: FastifyInstance, options: ResolvedOption
         }
         return documentToken(args)
       }
-    }
+    },
+    revokeRoute: documentRoute(() => revokeDoc(options))
   }
 }

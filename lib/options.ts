@@ -185,9 +185,10 @@ export interface FastifyJwtAuthBaseOptions {
    */
   scopes?: Readonly<Record<string, string>>
   /**
-   * With `@fastify/swagger` registered before the plugin: document the token endpoint, add the
-   * OAuth2 password-flow security scheme and mark the routes that use `authenticate` or
-   * `requireScopes`. Default `true`; `false` leaves the document alone.
+   * With `@fastify/swagger` registered before the plugin: document the token endpoint (and the
+   * revocation endpoint when it is served), add the OAuth2 password-flow security scheme and mark
+   * the routes that use `authenticate` or `requireScopes`. Default `true`; `false` leaves the
+   * document alone.
    */
   openapi?: boolean
   /**

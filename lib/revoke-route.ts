@@ -1,6 +1,7 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest, RouteShorthandOptions } from 'fastify'
 import { oauthError } from './errors.js'
 import type { EmitEvent } from './events.js'
+import { documentRoute, type ApiDocs } from './openapi.js'
 import type { ResolvedOptions } from './options.js'
 import type { RefreshTokens } from './refresh.js'
 import type { Revocation } from './revocation.js'
@@ -12,12 +13,15 @@ export interface RevokeRouteContext {
   refresh: RefreshTokens | undefined
   revocation: Revocation
   emit: EmitEvent
+  docs: ApiDocs
 }
 
 /** What the token endpoint lends the revocation endpoint, which lives in the same scope. */
 export interface EndpointHelpers {
   readForm: (body: unknown) => Record<string, string>
   authenticateClient: (request: FastifyRequest, form: Record<string, string>) => Promise<string>
+  /** Its request log serializers, which mask credentials sent in a query string. */
+  logSerializers: RouteShorthandOptions['logSerializers']
 }
 
 /**
@@ -26,7 +30,7 @@ export interface EndpointHelpers {
  * RFC 6749 §5.2 error handler.
  */
 export function revokeRoute (context: RevokeRouteContext): (fastify: FastifyInstance, helpers: EndpointHelpers) => Promise<void> {
-  const { options, tokens, refresh, revocation, emit } = context
+  const { options, tokens, refresh, revocation, emit, docs } = context
 
   async function revokeAccessToken (request: FastifyRequest, token: string, clientId: string): Promise<void> {
     let claims: AccessTokenClaims
@@ -45,11 +49,13 @@ export function revokeRoute (context: RevokeRouteContext): (fastify: FastifyInst
     emit(request, { type: 'token.revoked', clientId, reason: 'access_token' })
   }
 
-  return async function registerRevoke (fastify, { readForm, authenticateClient }) {
+  return async function registerRevoke (fastify, { readForm, authenticateClient, logSerializers }) {
     const url = options.revocationPath
     fastify.route({
       method: ['GET', 'PUT', 'PATCH', 'DELETE'],
       url,
+      logSerializers,
+      config: documentRoute(null),
       // RFC 7009 §2.1: the revocation endpoint takes POST only.
       handler: async (_request, reply) => {
         reply.headers({ allow: 'POST', 'cache-control': 'no-store', pragma: 'no-cache' }).code(405)
@@ -57,7 +63,7 @@ export function revokeRoute (context: RevokeRouteContext): (fastify: FastifyInst
       }
     })
 
-    fastify.post(url, { bodyLimit: options.bodyLimit }, async function revoke (request, reply) {
+    fastify.post(url, { bodyLimit: options.bodyLimit, logSerializers, config: docs.revokeRoute }, async function revoke (request, reply) {
       const form = readForm(request.body)
       const clientId = await authenticateClient(request, form)
       const token = form.token

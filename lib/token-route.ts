@@ -281,7 +281,7 @@ export async function tokenRoute (fastify: FastifyInstance, context: TokenRouteC
     return body
   }
 
-  await context.revokeRoute?.(fastify, { readForm, authenticateClient })
+  await context.revokeRoute?.(fastify, { readForm, authenticateClient, logSerializers })
 
   /** Hands a fresh hash to the host after the answer is on its way; a failure is only logged. */
   function rehash (request: FastifyRequest, user: UserRecord, password: string): void {

@@ -1,21 +1,19 @@
 import t, { type Test } from 'tap'
-import { createHmac, generateKeyPairSync, sign, type KeyObject } from 'node:crypto'
+import { createHmac, createPublicKey, generateKeyPairSync, randomBytes, sign, type JsonWebKey, type KeyObject } from 'node:crypto'
 import { createServer, request as httpRequest } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { bearer, buildApp, cheapHash, demoUsers, forge, form, login, tokenRequest, validClaims, FORM, SECRET, VALID_HEADER, type BuildOptions } from './helper.js'
 import { hashPassword, type UserRecord } from '../lib/index.js'
+import { keyPair, signJws } from './key-fixtures.js'
 
 /*
  * The attack catalogue: the known attacks on JWT verifiers and on password token endpoints, each
  * row naming where it comes from (RFC 8725 "JWT Best Current Practices", RFC 7515/7519/9068, CVE
  * and GHSA ids of the libraries that fell for it, OWASP). Some cases are proven in more detail in
  * access-token.test.ts, rfc6750-bearer.test.ts, rfc6749-token-endpoint.test.ts and
- * throttle.test.ts; here each is one table row, so the whole catalogue reads in one place.
- *
- * Still to add once key sets land (issue 4): RS/ES/EdDSA keys on the server, where the HS256-with-
- * the-public-key confusion and unknown `kid` apply for real; and once refresh tokens land (issue
- * 3): refresh-token reuse, cross-client refresh and revocation.
+ * throttle.test.ts, keys.test.ts, refresh-token.test.ts and rfc7009-revocation.test.ts; here each
+ * is one table row, so the whole catalogue reads in one place.
  */
 
 const b64url = (value: unknown): string => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
@@ -105,7 +103,7 @@ t.test('authenticate', async (t) => {
   t.test('key confusion: HS256 signed with public-key-looking or empty secrets', async (t) => {
     // Libraries that pick the key by its looks used an RSA public key as an HMAC secret; the
     // attacker knows the public key, so he can sign. Ours has one secret, and no such token is
-    // ever its signature. (With RSA keys on the server, issue 4, this gets its sharpest form.)
+    // ever its signature. With RSA and EC keys on the server, see "key sets" below.
     const rows: TokenAttack[] = [
       { attack: 'HMAC keyed with an SPKI public key PEM', source: 'CVE-2023-48223 / GHSA-c2ff-88x2-x9pg (fast-jwt)', token: forge(VALID_HEADER, claims(), publicPem) },
       { attack: 'HMAC keyed with a PKCS#1 "RSA PUBLIC KEY" PEM', source: 'CVE-2023-48223 (fast-jwt)', token: forge(VALID_HEADER, claims(), publicPkcs1) },
@@ -116,6 +114,49 @@ t.test('authenticate', async (t) => {
       { attack: 'HMAC keyed with the secret\'s base64 decoding', source: 'RFC 8725 §3.5 (key encoding confusion)', token: forge(VALID_HEADER, claims(), Buffer.from(SECRET, 'base64')) }
     ]
     await runTable(t, rows)
+  })
+
+  t.test('key sets: an app that really holds RSA and EC keys (RFC 8725 §2.1, §3.1, §3.10)', async (t) => {
+    const rsa = keyPair('RS256', 'attacks')
+    const ec = keyPair('ES256', 'attacks')
+    const app = await buildApp(t, {
+      plugin: { secret: undefined, keys: [{ kid: 'rsa', alg: 'RS256', key: rsa.privateKey }, { kid: 'ec', alg: 'ES256', key: ec.privateKey }] }
+    })
+    const real = await login(app, 'admin', 'admin-password')
+    t.equal((await app.inject({ url: '/protected', headers: bearer(real) })).statusCode, 200, 'control: the app\'s own RS256 token')
+    // What any attacker has: the public keys, from the app's own JWKS. The claims are the real
+    // token's, so that only the signature and its header are wrong.
+    const { keys: jwks } = (await app.inject('/.well-known/jwks.json')).json() as { keys: Array<{ kid: string }> }
+    const jwk = (kid: string) => jwks.find((key) => key.kid === kid) as JsonWebKey
+    const published = (kid: string) => createPublicKey({ key: jwk(kid), format: 'jwk' })
+    const [, payload, signature] = real.split('.') as [string, string, string]
+    const claims: unknown = JSON.parse(Buffer.from(payload, 'base64url').toString())
+    const hs = (kid: string | undefined, secret: string | Buffer, alg = 'HS256') => signJws({ alg, typ: 'at+jwt', ...(kid === undefined ? {} : { kid }) }, claims, alg, secret)
+    const resigned = (header: Record<string, unknown>, sig = signature) => `${b64url(header)}.${payload}.${sig}`
+    const pem = (kid: string, type: 'spki' | 'pkcs1') => published(kid).export({ type, format: 'pem' }) as string
+    const rows: TokenAttack[] = [
+      { attack: 'HS256 keyed with the app\'s RSA public key (SPKI PEM)', source: 'CVE-2015-9235 (jsonwebtoken), CVE-2023-48223 (fast-jwt)', token: hs('rsa', pem('rsa', 'spki')) },
+      { attack: 'HS256 keyed with the app\'s RSA public key (PKCS#1 PEM)', source: 'CVE-2023-48223 / GHSA-c2ff-88x2-x9pg (fast-jwt)', token: hs('rsa', pem('rsa', 'pkcs1')) },
+      { attack: 'HS256 keyed with the app\'s RSA public key (DER)', source: 'RFC 8725 §2.1, §3.1', token: hs('rsa', published('rsa').export({ type: 'spki', format: 'der' })) },
+      { attack: 'HS256 keyed with the RSA JWK as /.well-known/jwks.json serves it', source: 'CVE-2022-23541 (jsonwebtoken)', token: hs('rsa', JSON.stringify(jwk('rsa'))) },
+      { attack: 'HS512 keyed with the app\'s RSA public key', source: 'RFC 8725 §3.1', token: hs('rsa', pem('rsa', 'spki'), 'HS512') },
+      { attack: 'HS256 keyed with the app\'s RSA public key, no kid', source: 'CVE-2016-10555 (jwt-simple)', token: hs(undefined, pem('rsa', 'spki')) },
+      { attack: 'HS256 keyed with the app\'s EC public key (SPKI PEM)', source: 'CVE-2023-48223 (fast-jwt), CVE-2016-5431 (gree/jose)', token: hs('ec', pem('ec', 'spki')) },
+      { attack: 'HS256 keyed with the app\'s EC public key as a JWK', source: 'CVE-2022-23541 (jsonwebtoken)', token: hs('ec', JSON.stringify(jwk('ec'))) },
+      { attack: 'the RS256 token, alg switched to HS256', source: 'RFC 8725 §3.1', token: resigned({ alg: 'HS256', typ: 'at+jwt', kid: 'rsa' }) },
+      { attack: 'the RS256 token, alg switched to PS256 (the same RSA key)', source: 'RFC 8725 §3.1 (one algorithm per key)', token: resigned({ alg: 'PS256', typ: 'at+jwt', kid: 'rsa' }) },
+      { attack: 'a real PS256 signature by the RS256 key', source: 'RFC 8725 §3.1 (one algorithm per key)', token: signJws({ alg: 'PS256', typ: 'at+jwt', kid: 'rsa' }, claims, 'PS256', rsa.privateKey) },
+      { attack: 'the RS256 token, alg switched to none, signature kept', source: 'RFC 8725 §3.2', token: resigned({ alg: 'none', typ: 'at+jwt', kid: 'rsa' }) },
+      { attack: 'the RS256 token, alg switched to none, signature stripped', source: 'CVE-2015-9235, CVE-2022-23540 (jsonwebtoken)', token: resigned({ alg: 'none', typ: 'at+jwt', kid: 'rsa' }, '') },
+      { attack: 'an unknown kid, signed by the attacker\'s own RSA key', source: 'RFC 8725 §3.10', token: rsaSigned({ alg: 'RS256', typ: 'at+jwt', kid: 'attacker' }, claims, attacker.privateKey) },
+      { attack: 'an unknown kid over the app\'s real signature', source: 'RFC 7515 §4.1.4', token: resigned({ alg: 'RS256', typ: 'at+jwt', kid: 'rsa-2' }) },
+      { attack: 'the app\'s RSA kid, signed by the attacker\'s RSA key', source: 'RFC 8725 §3.10 (kid picks a key, never brings one)', token: rsaSigned({ alg: 'RS256', typ: 'at+jwt', kid: 'rsa' }, claims, attacker.privateKey) },
+      { attack: 'transplant: the RSA signature under the EC kid', source: 'RFC 7515 §5.2', token: resigned({ alg: 'ES256', typ: 'at+jwt', kid: 'ec' }) },
+      { attack: 'transplant: a real EC signature under the RSA kid, alg ES256', source: 'RFC 8725 §3.1', token: signJws({ alg: 'ES256', typ: 'at+jwt', kid: 'rsa' }, claims, 'ES256', ec.privateKey) },
+      { attack: 'transplant: a real RSA signature under the EC kid, alg RS256', source: 'RFC 8725 §3.1', token: signJws({ alg: 'RS256', typ: 'at+jwt', kid: 'ec' }, claims, 'RS256', rsa.privateKey) },
+      { attack: 'an ES256 signature of zeros (r = s = 0)', source: 'CVE-2022-21449 (Java "psychic signatures")', token: resigned({ alg: 'ES256', typ: 'at+jwt', kid: 'ec' }, Buffer.alloc(64).toString('base64url')) }
+    ]
+    for (const row of rows) await assertRefused(t, app, row)
   })
 
   t.test('kid, jku, x5u, jwk and x5c headers are never followed (RFC 8725 §3.10)', async (t) => {
@@ -438,4 +479,50 @@ t.test('/token', async (t) => {
       assertOAuth(t, res, 429, 'too_many_requests', 'GHSA-444r-cwp2-x5xf (forwarded headers trusted without a proxy)')
     })
   })
+})
+
+t.test('refresh tokens (RFC 6749 §6, §10.4; RFC 9700 §4.14.2) and /revoke (RFC 7009)', async (t) => {
+  const app = await buildApp(t, { plugin: { refreshTokens: true, rateLimit: false, clients: [{ id: 'web' }, { id: 'mobile' }] } })
+  const web = { client_id: 'web' }
+  const mobile = { client_id: 'mobile' }
+  const session = async (): Promise<{ access_token: string, refresh_token: string }> => (await tokenRequest(app, { ...GOOD, ...web })).json()
+  const refresh = (token: string, client = web) => tokenRequest(app, { grant_type: 'refresh_token', refresh_token: token, ...client })
+  const revoke = (token: string, client = web) => tokenRequest(app, { token, ...client }, {}, '/revoke')
+  // An answer as [status, error code]: RFC 6749 §5.2 from /token and /revoke, RFC 6750 §3 from a protected route.
+  const oauth = (res: LightMyRequestResponse) => [res.statusCode, res.json().error]
+  const onProtected = async (token: string) => {
+    const res = await app.inject({ url: '/protected', headers: bearer(token) })
+    return [res.statusCode, /error="([a-z_]+)"/.exec(String(res.headers['www-authenticate']))?.[1]]
+  }
+  const random = (bytes: number) => randomBytes(bytes).toString('base64url')
+
+  const rotated = await session()
+  const current = (await refresh(rotated.refresh_token)).json().refresh_token as string
+  const [stolen, revoked, other, guessed, forged] = [await session(), await session(), await session(), await session(), await session()]
+  t.equal((await revoke(revoked.refresh_token)).statusCode, 200)
+  // The first part of a refresh token names the user's store key, a hash of `sub`, which anyone
+  // who has seen an access token can compute; the second, the family, is 128 random bits; the
+  // store compares a hash of the whole token.
+  const [userKey, familyId] = forged.refresh_token.split('.') as [string, string]
+
+  const rows: Array<{ attack: string, source: string, attempt: () => Promise<unknown[]>, expected: unknown[] }> = [
+    { attack: 'a rotated refresh token presented again', source: 'RFC 9700 §4.14.2, OWASP ASVS 10.4.5', attempt: async () => oauth(await refresh(rotated.refresh_token)), expected: [400, 'invalid_grant'] },
+    { attack: 'the family\'s newest token, after that reuse', source: 'RFC 9700 §4.14.2 (reuse revokes the family)', attempt: async () => oauth(await refresh(current)), expected: [400, 'invalid_grant'] },
+    { attack: 'a refresh token presented by another client', source: 'RFC 6749 §10.4', attempt: async () => oauth(await refresh(stolen.refresh_token, mobile)), expected: [400, 'invalid_grant'] },
+    { attack: 'a refresh token revoked by another client', source: 'RFC 7009 §2.1', attempt: async () => oauth(await revoke(stolen.refresh_token, mobile)), expected: [400, 'unauthorized_client'] },
+    { attack: 'a revoked refresh token', source: 'RFC 7009 §2.2', attempt: async () => oauth(await refresh(revoked.refresh_token)), expected: [400, 'invalid_grant'] },
+    { attack: 'an access token presented as a refresh token', source: 'RFC 6749 §1.5 (refresh tokens are their own kind)', attempt: async () => oauth(await refresh(other.access_token)), expected: [400, 'invalid_grant'] },
+    { attack: 'a refresh token presented as a bearer access token', source: 'RFC 6749 §1.5 (never sent to resource servers), RFC 6750 §3.1', attempt: async () => onProtected(other.refresh_token), expected: [401, 'invalid_token'] },
+    { attack: 'a refresh token of the right shape, all random', source: 'RFC 6749 §10.10, RFC 6819 §5.1.4.2.2 (unguessable)', attempt: async () => oauth(await refresh(`${random(16)}.${random(16)}.${random(32)}`)), expected: [400, 'invalid_grant'] },
+    { attack: 'the user\'s real store key, a guessed family', source: 'RFC 6749 §10.10', attempt: async () => oauth(await refresh(`${guessed.refresh_token.split('.')[0] as string}.${random(16)}.${random(32)}`)), expected: [400, 'invalid_grant'] },
+    { attack: 'a real family, a forged secret', source: 'RFC 6749 §10.10, RFC 9700 §4.14.2', attempt: async () => oauth(await refresh(`${userKey}.${familyId}.${random(32)}`)), expected: [400, 'invalid_grant'] }
+  ]
+  for (const { attack, source, attempt, expected } of rows) t.same(await attempt(), expected, `${attack} [${source}]`)
+
+  // What the attacks left behind: a wrong client spends nothing, a guess hurts no family, and a
+  // forged secret under a real family's name is taken as a leak of that family, which ends.
+  t.equal((await refresh(stolen.refresh_token)).statusCode, 200, 'the right client still refreshes the token another client tried')
+  t.equal((await refresh(guessed.refresh_token)).statusCode, 200, 'guessing hurt no family')
+  t.same(oauth(await refresh(forged.refresh_token)), [400, 'invalid_grant'], 'the family whose name came with a forged secret has ended')
+  t.same(await onProtected(other.access_token), [200, undefined], 'the access token presented as a refresh token still works')
 })

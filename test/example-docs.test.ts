@@ -26,6 +26,8 @@ t.test('Swagger UI at /docs, the OpenAPI document at /docs/json', async (t) => {
   t.equal(flow.tokenUrl, '/token')
   t.same(Object.keys(flow.scopes), ['profile', 'admin'])
   t.ok(doc.paths['/token'].post, 'the token endpoint is documented')
+  t.same(doc.paths['/token'].post.requestBody.content['application/x-www-form-urlencoded'].schema.properties.grant_type.enum, ['password', 'refresh_token'])
+  t.same(Object.keys(doc.paths['/revoke']), ['post'], 'and the revocation endpoint, without its 405 route')
   t.same(doc.paths['/protected'].get.security, [{ OAuth2PasswordBearer: [] }])
   t.same(doc.paths['/me'].get.security, [{ OAuth2PasswordBearer: [] }])
   t.same(doc.paths['/admin'].get.security, [{ OAuth2PasswordBearer: ['admin'] }])

@@ -6,8 +6,8 @@ import { buildApp, captureLogs, cheapHash, login, SECRET, type BuildOptions } fr
 
 /*
  * Property-based fuzzing of everything a client controls: the /token request (method, content
- * type, form fields, client credentials), the Authorization header, and the token string with
- * arbitrary signed headers and claims. For every generated input: no 5xx, no error logged, and
+ * type, form fields, client credentials) for the password and refresh_token grants, the /revoke
+ * request, the Authorization header, and the token string with arbitrary signed headers and claims. For every generated input: no 5xx, no error logged, and
  * every refusal in its documented shape.
  *
  * `npm test` runs a bounded number of inputs from a fixed seed, so CI is repeatable;
@@ -21,13 +21,15 @@ t.comment(`fast-check: ${RUNS} runs per property, seed ${SEED} (replay with FUZZ
 
 const PARAMETERS = { seed: SEED, numRuns: RUNS, endOnFailure: true }
 
-// RFC 6749 §5.2 codes, plus the two the plugin adds for throttling and overload.
+// RFC 6749 §5.2 codes, RFC 7009 §2.2.1's for /revoke, and the plugin's for throttling.
 const TOKEN_ERRORS: Record<string, number> = {
   invalid_request: 400,
   invalid_client: 401,
   invalid_grant: 400,
+  unauthorized_client: 400,
   unsupported_grant_type: 400,
   invalid_scope: 400,
+  unsupported_token_type: 400,
   too_many_requests: 429
 }
 const ISSUER = 'https://issuer.example'
@@ -48,15 +50,18 @@ function check (condition: boolean, what: string, res: LightMyRequestResponse): 
   if (!condition) throw new Error(`${what}: ${res.statusCode} ${JSON.stringify(res.headers)} ${res.body.slice(0, 300)}`)
 }
 
-function checkTokenAnswer (res: LightMyRequestResponse, method: string): void {
+function checkTokenSuccess (res: LightMyRequestResponse): void {
+  const body = res.json() as Record<string, unknown>
+  check(typeof body.access_token === 'string' && body.token_type === 'Bearer' && typeof body.expires_in === 'number', 'RFC 6749 §5.1 success', res)
+}
+
+/** An answer of /token (or, with `success` checking its 200, of /revoke): a success or an RFC 6749 §5.2 error. */
+function checkTokenAnswer (res: LightMyRequestResponse, method: string, success = checkTokenSuccess): void {
   check(res.statusCode < 500, 'no 5xx', res)
   check(res.headers['cache-control'] === 'no-store', 'not cacheable', res)
   if (method === 'HEAD') return check(res.statusCode === 405 && res.body === '', 'HEAD is 405 without a body', res)
+  if (res.statusCode === 200) return success(res)
   const body = res.json() as Record<string, unknown>
-  if (res.statusCode === 200) {
-    check(typeof body.access_token === 'string' && body.token_type === 'Bearer' && typeof body.expires_in === 'number', 'RFC 6749 §5.1 success', res)
-    return
-  }
   check(Object.keys(body).sort().join() === 'error,error_description' && typeof body.error_description === 'string', 'exactly { error, error_description }', res)
   const code = body.error as string
   // Another method is 405, or 400 when its body was refused before the route ran.
@@ -117,12 +122,12 @@ const basic = fc.oneof(
 )
 const tokenRequest = fc.record({ method, contentType, body, authorization: fc.option(basic, { nil: undefined, freq: 4 }) })
 
-async function sendTokenRequest (app: FastifyInstance, input: { method: string, contentType: string, body: string, authorization: string | undefined }) {
+async function sendTokenRequest (app: FastifyInstance, input: { method: string, contentType: string, body: string, authorization: string | undefined }, url = '/token') {
   const headers: Record<string, string> = {}
   if (input.contentType !== '') headers['content-type'] = input.contentType
   if (input.authorization !== undefined) headers.authorization = input.authorization
   const withBody = input.method !== 'GET' && input.method !== 'HEAD'
-  return app.inject({ method: input.method as 'POST', url: '/token', headers, ...(withBody ? { payload: input.body } : {}) })
+  return app.inject({ method: input.method as 'POST', url, headers, ...(withBody ? { payload: input.body } : {}) })
 }
 
 t.test('/token: any request gets a 200 or an RFC 6749 §5.2 error, never a 5xx', async (t) => {
@@ -145,6 +150,19 @@ t.test('/token with client authentication and throttling on: the same holds', as
 
 const B64TOKEN_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/='
 
+/** A real token, damaged: a character changed, cut short, grown, or segments moved; or kept. */
+function damaged (tokens: fc.Arbitrary<string>): fc.Arbitrary<string> {
+  return fc.tuple(tokens, fc.nat(), fc.constantFrom(...B64TOKEN_CHARS), fc.constantFrom('flip', 'cut', 'insert', 'swap', 'keep'))
+    .map(([token, at, char, how]) => {
+      const i = at % token.length
+      if (how === 'flip') return token.slice(0, i) + char + token.slice(i + 1)
+      if (how === 'cut') return token.slice(0, i)
+      if (how === 'insert') return token.slice(0, i) + char + token.slice(i)
+      if (how === 'swap') return token.split('.').reverse().join('.')
+      return token
+    })
+}
+
 /** Whether `token` carries our own HMAC over its first two segments. */
 function signedByUs (token: string): boolean {
   const [header, payload, signature, ...rest] = token.split('.')
@@ -157,16 +175,7 @@ t.test('Authorization header: 200 only for our signature, else 400/401/403 with 
   const { app, assertNoErrorLogged } = await fuzzApp(t, { plugin: { rateLimit: false } })
   const real = await login(app)
   const admin = await login(app, 'admin', 'admin-password')
-  /** A real token, damaged: a character changed, cut short, grown, or segments moved. */
-  const mutated = fc.tuple(fc.constantFrom(real, admin), fc.nat(), fc.constantFrom(...B64TOKEN_CHARS), fc.constantFrom('flip', 'cut', 'insert', 'swap', 'keep'))
-    .map(([token, at, char, how]) => {
-      const i = at % token.length
-      if (how === 'flip') return token.slice(0, i) + char + token.slice(i + 1)
-      if (how === 'cut') return token.slice(0, i)
-      if (how === 'insert') return token.slice(0, i) + char + token.slice(i)
-      if (how === 'swap') return token.split('.').reverse().join('.')
-      return token
-    })
+  const mutated = damaged(fc.constantFrom(real, admin))
   const credentials = fc.oneof({ weight: 4, arbitrary: mutated }, fc.string({ unit: fc.constantFrom(...B64TOKEN_CHARS), maxLength: 200 }), fc.string({ unit: 'grapheme-ascii', maxLength: 80 }))
   // Header values as HTTP allows them: visible ASCII, space, tab and obs-text (RFC 9110 §5.5).
   const headerText = fc.string({ unit: fc.constantFrom(...' \t!"#$%&\'()*,:;<=>?@[\\]^`{|}\u0080\u00a0\u00ff', ...B64TOKEN_CHARS), maxLength: 60 })
@@ -245,5 +254,113 @@ t.test('token string: arbitrary headers and claims signed with our secret are ac
       c.iss === ISSUER && audiences.includes(AUDIENCE)
     check(valid, `accepted only when valid: header ${JSON.stringify(h)} claims ${JSON.stringify(p)}`, res)
   }), PARAMETERS)
+  assertNoErrorLogged()
+})
+
+/**
+ * An app with refresh tokens and clients, and pools of the tokens it issued: every refresh token
+ * (current, spent and revoked alike), the current ones not yet sent (topped up by new logins
+ * after each run, so that good requests keep coming), and the access tokens.
+ */
+async function sessionApp (t: Test) {
+  const fuzz = await fuzzApp(t, {
+    plugin: { rateLimit: false, refreshTokens: true, clients: [{ id: 'web' }, { id: 'svc', secretHash: await cheapHash('svc-secret') }] }
+  })
+  const refreshTokens: string[] = []
+  const current: string[] = []
+  const accessTokens: string[] = []
+  let logins = 0
+  async function login (): Promise<void> {
+    const [username, password] = logins++ % 2 === 0 ? ['user1', 'password1'] : ['admin', 'admin-password']
+    const payload = new URLSearchParams({ grant_type: 'password', username, password, client_id: 'web' }).toString()
+    const res = await fuzz.app.inject({ method: 'POST', url: '/token', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload })
+    check(res.statusCode === 200, 'a login for the pool', res)
+    refreshTokens.push(res.json().refresh_token)
+    current.push(res.json().refresh_token)
+    accessTokens.push(res.json().access_token)
+  }
+  /** After each run: a current token that was sent may be spent, so it leaves the pool; new logins refill it. */
+  async function settle (sent: string, issued?: string): Promise<void> {
+    for (let i = current.length - 1; i >= 0; i--) if (sent.includes(current[i] as string)) current.splice(i, 1)
+    if (issued !== undefined) {
+      refreshTokens.push(issued)
+      current.push(issued)
+    }
+    while (current.length < 4) await login()
+  }
+  await settle('')
+
+  const b64 = (length: number) => fc.string({ unit: fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'), minLength: length, maxLength: length })
+  const pick = (pool: string[]) => fc.nat().map((i) => pool[i % pool.length] as string)
+  /** Something in a token field: real refresh tokens (current, spent, damaged), access tokens, look-alikes, anything. */
+  const token = fc.oneof(
+    { weight: 3, arbitrary: pick(current) },
+    { weight: 2, arbitrary: pick(refreshTokens) },
+    { weight: 2, arbitrary: damaged(pick(refreshTokens)) },
+    { weight: 1, arbitrary: pick(accessTokens) },
+    { weight: 1, arbitrary: fc.tuple(b64(22), b64(22), b64(43)).map((parts) => parts.join('.')) },
+    { weight: 1, arbitrary: anyText }
+  )
+  const client = fc.record({
+    client_id: mostly(fc.constantFrom('web', 'web', 'svc', 'mobile')),
+    client_secret: fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constantFrom('svc-secret', 'wrong') })
+  })
+  const encode = ([fields, credentials, extra]: [Record<string, unknown>, Record<string, unknown>, Array<[string, string]>]) =>
+    new URLSearchParams([...Object.entries({ ...fields, ...credentials }).filter(([, v]) => v !== undefined) as Array<[string, string]>, ...extra]).toString()
+  /** A form of `known` fields near a real one, a few arbitrary fields, and sometimes raw bytes; with the usual methods, types and Basic headers. */
+  const request = (known: fc.Arbitrary<Record<string, unknown>>) => fc.record({
+    method,
+    contentType,
+    body: fc.oneof(
+      { weight: 8, arbitrary: fc.tuple(known, client, fc.array(fc.tuple(fieldName, anyText), { maxLength: 1 })).map(encode) },
+      { weight: 1, arbitrary: body }
+    ),
+    // Mostly credentials in the body, so that good requests are common enough to spend tokens.
+    authorization: fc.oneof({ weight: 4, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: basic })
+  })
+  return { ...fuzz, refreshTokens, token, request, settle }
+}
+
+t.test('/token refresh_token grant: any form gets a new token pair or an RFC 6749 §5.2 error, never a 5xx', async (t) => {
+  const { app, assertNoErrorLogged, refreshTokens, token, request, settle } = await sessionApp(t)
+  const refreshForm = fc.record({
+    grant_type: mostly(fc.constant('refresh_token')),
+    refresh_token: mostly(token),
+    scope: fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.oneof(fc.constantFrom('profile', 'admin', 'profile admin'), anyText) })
+  })
+  let refreshed = 0
+  await fc.assert(fc.asyncProperty(request(refreshForm), async (input) => {
+    const res = await sendTokenRequest(app, input)
+    let issued: string | undefined
+    checkTokenAnswer(res, input.method, (res) => {
+      checkTokenSuccess(res)
+      const next: unknown = res.json().refresh_token
+      check(typeof next === 'string' && /^[\w-]{22}\.[\w-]{22}\.[\w-]{43}$/.test(next) && !refreshTokens.includes(next), 'a new refresh token (RFC 6749 §6)', res)
+      issued = next as string
+      refreshed++
+    })
+    await settle(input.body, issued)
+  }), PARAMETERS)
+  t.comment(`${refreshed} refreshes succeeded`)
+  t.ok(refreshed > 0, 'some generated requests were good refreshes')
+  assertNoErrorLogged()
+})
+
+t.test('/revoke: any request gets an empty 200 or an RFC 6749 §5.2 error, never a 5xx', async (t) => {
+  // Access tokens are not revocable here, so unsupported_token_type (RFC 7009 §2.2.1) comes up too.
+  const { app, assertNoErrorLogged, token, request, settle } = await sessionApp(t)
+  const revokeForm = fc.record({
+    token: mostly(token),
+    token_type_hint: fc.oneof({ weight: 2, arbitrary: fc.constant(undefined) }, { weight: 2, arbitrary: fc.constantFrom('refresh_token', 'access_token') }, { weight: 1, arbitrary: anyText })
+  })
+  const seen = new Set<string>()
+  await fc.assert(fc.asyncProperty(request(revokeForm), async (input) => {
+    const res = await sendTokenRequest(app, input, '/revoke')
+    checkTokenAnswer(res, input.method, (res) => { check(res.body === '', 'RFC 7009 §2.2: 200 with no body', res) })
+    seen.add(res.statusCode === 200 || res.body === '' ? String(res.statusCode) : `${res.statusCode} ${res.json().error as string}`)
+    await settle(input.body)
+  }), PARAMETERS)
+  t.comment(`answers seen: ${[...seen].sort().join(', ')}`)
+  t.ok(seen.has('200'), 'some generated requests revoked')
   assertNoErrorLogged()
 })

@@ -3,15 +3,17 @@ import type { FastifyInstance } from 'fastify'
 import { ResourceOwnerPassword } from 'simple-oauth2'
 import * as oidc from 'openid-client'
 import * as jose from 'jose'
-import { buildApp, CHEAP, SECRET } from './helper.js'
+import { buildApp, CHEAP, SECRET, type LooseOptions } from './helper.js'
 import { hashPassword } from '../lib/index.js'
+import { signingKey } from './key-fixtures.js'
 
 /*
  * Interop with OAuth2 clients and a JWT library we did not write, against a real server on
  * 127.0.0.1: simple-oauth2's ResourceOwnerPassword, openid-client's generic grant (v6 has no
  * password-grant helper of its own, but sends any grant type through `genericGrantRequest` and
- * validates the answer strictly), and jose verifying our access tokens independently.
- * Refresh through both clients joins once refresh tokens exist.
+ * validates the answer strictly), and jose verifying our access tokens independently, with our
+ * HMAC secret or against our JWKS over HTTP. Both clients also refresh (RFC 6749 §6) and revoke
+ * (RFC 7009) through their own helpers.
  */
 
 const ISSUER = 'https://issuer.example'
@@ -21,12 +23,13 @@ const AUDIENCE = 'https://api.example'
 const CLIENT_ID = 'web app+1'
 const CLIENT_SECRET = 'p@ss:w rd+/%~&='
 
-async function serve (t: Test): Promise<{ app: FastifyInstance, origin: string }> {
+async function serve (t: Test, plugin: LooseOptions = {}): Promise<{ app: FastifyInstance, origin: string }> {
   const app = await buildApp(t, {
     plugin: {
       issuer: ISSUER,
       audience: AUDIENCE,
-      clients: [{ id: CLIENT_ID, secretHash: await hashPassword(CLIENT_SECRET, CHEAP) }, { id: 'spa' }]
+      clients: [{ id: CLIENT_ID, secretHash: await hashPassword(CLIENT_SECRET, CHEAP) }, { id: 'spa' }],
+      ...plugin
     }
   })
   await app.listen({ port: 0, host: '127.0.0.1' })
@@ -141,4 +144,103 @@ t.test('jose verifies our access tokens on its own: HS256, typ at+jwt, iss, aud 
   const res = await callProtected(origin, signed)
   t.equal(res.status, 200)
   t.same(res.body, { sub: 'jose-user', scope: ['profile'] })
+})
+
+const SESSIONS: LooseOptions = { refreshTokens: true, revocableAccessTokens: true }
+
+/** The RFC 6749 §5.2 answer inside a rejection of simple-oauth2 (a Boom error). */
+function boom (error: { output?: { statusCode: number }, data?: { payload?: { error?: string } } }): [number | undefined, string | undefined] {
+  return [error.output?.statusCode, error.data?.payload?.error]
+}
+
+t.test('simple-oauth2: AccessToken.refresh() rotates the refresh token; revokeAll() ends the session', async (t) => {
+  const { origin } = await serve(t, SESSIONS)
+  const client = new ResourceOwnerPassword({
+    client: { id: CLIENT_ID, secret: CLIENT_SECRET },
+    auth: { tokenHost: origin, tokenPath: '/token', revokePath: '/revoke' },
+    // RFC 7009 §2.2 answers 200 with no body, which simple-oauth2's default `json: 'strict'`
+    // refuses for want of a JSON content type (lelylan/simple-oauth2#350); 'force' reads the
+    // token answers as JSON all the same, and an empty body as nothing.
+    http: { json: 'force' }
+  })
+  const first = await client.getToken({ username: 'admin', password: 'admin-password' })
+  t.type(first.token.refresh_token, 'string')
+  const second = await first.refresh()
+  t.not(second.token.refresh_token, first.token.refresh_token, 'a new refresh token (RFC 6749 §6)')
+  t.match(second.token, { token_type: 'Bearer', expires_in: 900, scope: 'profile admin' })
+  t.notOk(second.expired())
+  t.equal((await callProtected(origin, second.token.access_token as string, '/admin')).status, 200)
+  const narrowed = await second.refresh({ scope: ['profile'] })
+  t.equal((await callProtected(origin, narrowed.token.access_token as string, '/admin')).status, 403, 'scope narrowed on refresh')
+
+  // The spent token again is reuse (RFC 9700 §4.14.2): refused, and the family's newest token with it.
+  t.same(boom(await first.refresh().then(() => ({}), (error: object) => error)), [400, 'invalid_grant'])
+  t.same(boom(await narrowed.refresh().then(() => ({}), (error: object) => error)), [400, 'invalid_grant'], 'the family ended')
+
+  // revokeAll() revokes the access token, then the refresh token (RFC 7009), each with its hint.
+  const other = await client.getToken({ username: 'user1', password: 'password1' })
+  await other.revokeAll()
+  t.equal((await callProtected(origin, other.token.access_token as string)).status, 401, 'the access token is revoked')
+  t.same(boom(await other.refresh().then(() => ({}), (error: object) => error)), [400, 'invalid_grant'], 'the refresh token too')
+})
+
+t.test('openid-client refreshTokenGrant and tokenRevocation', async (t) => {
+  const { origin } = await serve(t, SESSIONS)
+  const server = { issuer: ISSUER, token_endpoint: `${origin}/token`, revocation_endpoint: `${origin}/revoke` }
+  const confidential = new oidc.Configuration(server, CLIENT_ID, CLIENT_SECRET, oidc.ClientSecretBasic(CLIENT_SECRET))
+  const spa = new oidc.Configuration(server, 'spa', undefined, oidc.None())
+  for (const config of [confidential, spa]) oidc.allowInsecureRequests(config) // plain HTTP on loopback, for the test only
+
+  const login = await oidc.genericGrantRequest(confidential, 'password', { username: 'user1', password: 'password1' })
+  const refreshed = await oidc.refreshTokenGrant(confidential, login.refresh_token as string)
+  t.equal(refreshed.token_type, 'bearer', 'the answer passed openid-client\'s checks')
+  t.not(refreshed.refresh_token, login.refresh_token)
+  t.ok((refreshed.expiresIn() ?? 0) > 890)
+  t.equal((await callProtected(origin, refreshed.access_token)).status, 200)
+
+  // Another client cannot use it (RFC 6749 §10.4); its own still can: the refusal spent nothing.
+  const foreign = await oidc.refreshTokenGrant(spa, refreshed.refresh_token as string).catch((e: unknown) => e)
+  t.ok(foreign instanceof oidc.ResponseBodyError)
+  t.match(foreign, { error: 'invalid_grant', status: 400 })
+  const again = await oidc.refreshTokenGrant(confidential, refreshed.refresh_token as string)
+
+  // A rotated token presented again: reuse.
+  t.match(await oidc.refreshTokenGrant(confidential, login.refresh_token as string).catch((e: unknown) => e), { error: 'invalid_grant', status: 400 })
+
+  // RFC 7009 through openid-client: both kinds of token, and the 200 for one already revoked.
+  const session = await oidc.genericGrantRequest(spa, 'password', { username: 'admin', password: 'admin-password' })
+  await oidc.tokenRevocation(spa, session.refresh_token as string, { token_type_hint: 'refresh_token' })
+  await oidc.tokenRevocation(spa, session.access_token)
+  await oidc.tokenRevocation(spa, session.access_token)
+  t.match(await oidc.refreshTokenGrant(spa, session.refresh_token as string).catch((e: unknown) => e), { error: 'invalid_grant', status: 400 })
+  t.equal((await callProtected(origin, session.access_token, '/admin')).status, 401)
+  t.equal((await callProtected(origin, again.access_token)).status, 200, 'other sessions are untouched')
+})
+
+t.test('jose verifies asymmetrically signed tokens against our /.well-known/jwks.json over HTTP (createRemoteJWKSet)', async (t) => {
+  const keys = [signingKey('ES256', 'interop-es'), signingKey('RS256', 'interop-rs')]
+  const { origin } = await serve(t, { secret: undefined, keys, refreshTokens: true })
+  const jwks = jose.createRemoteJWKSet(new URL(`${origin}/.well-known/jwks.json`))
+  const client = new ResourceOwnerPassword({ client: { id: 'spa', secret: '' }, auth: { tokenHost: origin, tokenPath: '/token' }, options: { authorizationMethod: 'body' } })
+  const first = await client.getToken({ username: 'admin', password: 'admin-password' })
+  const refreshed = await first.refresh()
+  for (const token of [first, refreshed]) {
+    const { payload, protectedHeader } = await jose.jwtVerify(token.token.access_token as string, jwks, {
+      algorithms: ['ES256'],
+      typ: 'at+jwt',
+      issuer: ISSUER,
+      audience: AUDIENCE,
+      requiredClaims: ['sub', 'exp', 'iat', 'jti', 'client_id']
+    })
+    t.same(protectedHeader, { alg: 'ES256', typ: 'at+jwt', kid: 'interop-es' }, 'the first key signs, and names itself')
+    t.match(payload, { sub: '42', client_id: 'spa', scope: 'profile admin' })
+  }
+  // The second key is published for verifiers too; a token of another key set is not ours.
+  const published = await (await fetch(`${origin}/.well-known/jwks.json`)).json() as { keys: Array<{ kid: string }> }
+  t.same(published.keys.map((key) => key.kid), ['interop-es', 'interop-rs'])
+  const strangerKey = signingKey('ES256', 'interop-stranger')
+  const { origin: strangerOrigin } = await serve(t, { secret: undefined, keys: [{ ...strangerKey, kid: 'interop-es' }] })
+  const stranger = await new ResourceOwnerPassword({ client: { id: 'spa', secret: '' }, auth: { tokenHost: strangerOrigin, tokenPath: '/token' }, options: { authorizationMethod: 'body' } })
+    .getToken({ username: 'admin', password: 'admin-password' })
+  await t.rejects(jose.jwtVerify(stranger.token.access_token as string, jwks, { algorithms: ['ES256'] }), { code: 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' }, 'another key under our kid')
 })

@@ -8,9 +8,8 @@ import { hashPassword, requestLogSerializer, type UserRecord } from '../lib/inde
 
 /*
  * Log hygiene: a whole session, logged at trace level into memory, must not leave a password,
- * a password hash, an access token or a signing secret in any line (OWASP Logging Cheat Sheet:
- * never log session tokens, passwords, secrets). Refresh and revocation join the session once
- * refresh tokens exist.
+ * a password hash, an access or refresh token or a signing secret in any line (OWASP Logging
+ * Cheat Sheet: never log session tokens, passwords, secrets).
  */
 
 const PASSWORDS = { user: 'Tr0ub4dor-user-7c1f', admin: 'Tr0ub4dor-admin-2e9b', legacy: 'password1' }
@@ -53,6 +52,8 @@ async function session (t: Test, logger: Record<string, unknown>): Promise<Sessi
       password: { memoryCost: 512, timeCost: 2, parallelism: 1 },
       loginThrottle: { perUsernameAndIp: { max: 3 } },
       clients: [{ id: 'web' }, { id: 'service', secretHash: await hashPassword(CLIENT_SECRET, CHEAP) }],
+      refreshTokens: true,
+      revocableAccessTokens: true,
       findUser: (name) => users.get(name) ?? null,
       onPasswordRehash: (user, newHash) => {
         if (++rehashed === 3) allRehashed()
@@ -74,6 +75,10 @@ async function session (t: Test, logger: Record<string, unknown>): Promise<Sessi
   t.equal(legacy.statusCode, 200)
   const tokens = [user, admin, legacy].map((res) => res.json().access_token as string)
   secrets.push(...tokens, ...tokens.map((token) => token.split('.')[2] as string))
+  const refreshTokens = [user, admin, legacy].map((res) => res.json().refresh_token as string)
+  /** A refresh token and each of its parts: the family id and the secret are secrets too. */
+  const keep = (...found: string[]) => { for (const token of found) secrets.push(token, ...token.split('.').slice(1)) }
+  keep(...refreshTokens)
 
   // Protected calls: allowed, refused for scope, refused tokens.
   t.equal((await app.inject({ url: '/protected', headers: bearer(tokens[0] as string) })).statusCode, 200)
@@ -86,6 +91,28 @@ async function session (t: Test, logger: Record<string, unknown>): Promise<Sessi
   t.equal((await app.inject({ url: '/protected', headers: bearer(expired) })).statusCode, 401)
   t.equal((await app.inject({ url: '/protected', headers: { authorization: `Bearer ${tokens[0] as string} extra` } })).statusCode, 400)
   t.equal((await app.inject({ url: `/protected?access_token=${tokens[0] as string}` })).statusCode, 401)
+
+  // Refresh and revocation: a rotation, the rotated token again (reuse ends the family), another
+  // client's token, a damaged one; revoking a refresh token, an access token, and a token sent in
+  // the query string instead of the body.
+  const service = basic('service', CLIENT_SECRET)
+  const refresh = (token: string, headers: Record<string, string> = service) => tokenRequest(app, { grant_type: 'refresh_token', refresh_token: token }, headers)
+  const revoke = (token: string, headers: Record<string, string> = service) => tokenRequest(app, { token }, headers, '/revoke')
+  const rotated = await refresh(refreshTokens[0] as string)
+  t.equal(rotated.statusCode, 200)
+  keep(rotated.json().refresh_token, rotated.json().access_token)
+  t.equal((await refresh(refreshTokens[0] as string)).json().error, 'invalid_grant', 'reuse')
+  t.equal((await refresh(rotated.json().refresh_token)).json().error, 'invalid_grant', 'the family ended')
+  t.equal((await refresh(refreshTokens[1] as string, basic('web', ''))).json().error, 'invalid_grant', 'another client')
+  const damaged = (refreshTokens[1] as string).slice(0, -4) + 'AAAA'
+  keep(damaged)
+  t.equal((await refresh(damaged)).json().error, 'invalid_grant', 'damaged')
+  t.equal((await revoke(refreshTokens[1] as string)).statusCode, 200)
+  t.equal((await refresh(refreshTokens[1] as string)).json().error, 'invalid_grant', 'revoked')
+  t.equal((await revoke(tokens[1] as string)).statusCode, 200)
+  t.equal((await app.inject({ url: '/admin', headers: bearer(tokens[1] as string) })).statusCode, 401, 'a revoked access token')
+  const inQuery = await app.inject({ method: 'POST', url: `/revoke?token=${refreshTokens[2] as string}`, headers: { ...service, 'content-type': 'application/x-www-form-urlencoded' }, payload: '' })
+  t.equal(inQuery.statusCode, 400)
 
   // Failures at the token endpoint: wrong passwords until throttled, unknown and disabled users,
   // a wrong client secret, a malformed request carrying a password.
@@ -112,8 +139,9 @@ t.test('a full session logged at trace level with the README\'s setting leaves n
   const logged = await session(t, RECOMMENDED)
   t.ok(logged.lines.length > 40, `the session was logged (${logged.lines.length} lines)`)
   const events = logged.lines.map((line) => JSON.parse(line)).filter((entry) => entry.authEvent !== undefined)
-  t.ok(events.some((e) => e.authEvent.type === 'login.failure') && events.some((e) => e.authEvent.type === 'token.rejected') &&
-    events.some((e) => e.authEvent.type === 'password.rehashed'), 'security events were logged')
+  const types = new Set(events.map((e) => e.authEvent.type))
+  t.same(['login.failure', 'token.rejected', 'password.rehashed', 'refresh.success', 'refresh.reuse', 'refresh.failure', 'token.revoked'].filter((type) => !types.has(type)), [],
+    'security events were logged, refresh and revocation among them')
   t.same(leaks(logged), [])
 })
 
@@ -121,6 +149,7 @@ t.test('with every request header logged, the README\'s redact setting keeps the
   const logged = await session(t, HEADER_LOGGING)
   t.ok(logged.lines.some((line) => line.includes('"authorization":"[Redacted]"')), 'the header was there, redacted')
   t.ok(logged.lines.some((line) => line.includes('?access_token=[Redacted]')), 'the query token was there, masked')
+  t.ok(logged.lines.some((line) => line.includes('/revoke?token=[Redacted]')), 'and the refresh token in /revoke\'s query string')
   t.same(leaks(logged), [])
 })
 
@@ -133,16 +162,26 @@ t.test('the control: without the README\'s setting, tokens reach the log', async
   t.ok(defaults.length > 0, 'the ?access_token= of a host route shows up')
 })
 
-t.test('the token endpoint masks credentials in its own query string, whatever the host logs', async (t) => {
+t.test('the token and revocation endpoints mask credentials in their own query strings, whatever the host logs', async (t) => {
   const { stream, lines } = captureLogs()
-  const app = await buildApp(t, { server: { logger: { level: 'info', stream } } })
+  const app = await buildApp(t, { server: { logger: { level: 'info', stream } }, plugin: { refreshTokens: true } })
   const query = 'username=user1&password=query-password-3c8d&Password=x&client%5Fsecret=cs-77a1&scope=profile&%E0%A4%A=1&token'
-  const res = await app.inject({ method: 'POST', url: `/token?${query}`, payload: '' })
-  t.equal(res.statusCode, 400)
-  const text = lines.join('')
-  t.notOk(text.includes('query-password-3c8d') || text.includes('cs-77a1'), 'no credential from the query string')
-  t.ok(text.includes('/token?username=user1&password=[Redacted]&Password=[Redacted]&client%5Fsecret=[Redacted]&scope=profile&%E0%A4%A=1&token=[Redacted]'),
-    'names are matched decoded and in any case; the rest of the URL is kept')
+  for (const path of ['/token', '/revoke']) {
+    for (const method of ['POST', 'GET'] as const) {
+      const res = await app.inject({ method, url: `${path}?${query}`, payload: '' })
+      t.equal(res.statusCode, method === 'POST' ? 400 : 405, `${method} ${path}`)
+      const text = lines.join('')
+      t.notOk(text.includes('query-password-3c8d') || text.includes('cs-77a1'), 'no credential from the query string')
+      t.ok(text.includes(`${path}?username=user1&password=[Redacted]&Password=[Redacted]&client%5Fsecret=[Redacted]&scope=profile&%E0%A4%A=1&token=[Redacted]`),
+        'names are matched decoded and in any case; the rest of the URL is kept')
+      lines.length = 0
+    }
+  }
+  // The token /revoke takes, sent in its query string instead of its body.
+  const refreshToken = (await tokenRequest(app, { grant_type: 'password', username: 'user1', password: 'password1' })).json().refresh_token as string
+  t.equal((await app.inject({ method: 'POST', url: `/revoke?token=${refreshToken}&token_type_hint=refresh_token`, payload: '' })).statusCode, 400)
+  t.notOk(lines.join('').includes(refreshToken), 'a refresh token in the /revoke query string is masked')
+  t.ok(lines.join('').includes('/revoke?token=[Redacted]&token_type_hint=refresh_token'))
 })
 
 t.test('requestLogSerializer keeps a req object of the host\'s own shape, and redact still applies', async (t) => {

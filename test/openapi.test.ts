@@ -308,3 +308,90 @@ t.test('@fastify/swagger is an optional peer, never installed for the user', asy
   t.notOk(pkg.dependencies['@fastify/swagger'])
   t.notOk(pkg.dependencies['@fastify/swagger-ui'], 'Swagger UI is the host\'s choice')
 })
+
+t.test('with refresh tokens: the refresh grant on /token, and /revoke documented, as valid OpenAPI 3', async (t) => {
+  const app = await docsApp(t, { plugin: { refreshTokens: true, clients: [{ id: 'web' }] } })
+  const doc = await validDocument(t, app)
+  checkRequirements(t, doc)
+
+  const token = doc.paths['/token'].post
+  const form = token.requestBody.content['application/x-www-form-urlencoded'].schema
+  t.same(form.properties.grant_type.enum, ['password', 'refresh_token'])
+  t.equal(form.properties.refresh_token.format, 'password', 'Swagger UI masks it')
+  t.same(form.required, ['grant_type'], 'username and password are not required of a refresh')
+  t.same(token.responses['200'].content['application/json'].schema.required, ['access_token', 'token_type', 'expires_in', 'refresh_token'])
+
+  // /revoke: POST only (its 405 route is hidden), form fields, an empty 200, the errors.
+  t.same(Object.keys(doc.paths['/revoke']), ['post'])
+  const revoke = doc.paths['/revoke'].post
+  t.notOk(revoke.security, 'the revocation endpoint needs no bearer token')
+  const revokeForm = revoke.requestBody.content['application/x-www-form-urlencoded'].schema
+  t.same(revokeForm.required, ['token'])
+  t.same(Object.keys(revokeForm.properties), ['token', 'token_type_hint', 'client_id', 'client_secret'])
+  t.same(revokeForm.properties.token_type_hint.enum, ['refresh_token', 'access_token'])
+  t.same(Object.keys(revoke.responses).sort(), ['200', '400', '401', '429', '503'])
+  t.notOk(revoke.responses['200'].content, 'the 200 has no body')
+  t.same(revoke.responses['200'].headers['cache-control'].schema.enum, ['no-store'])
+  const revokeErrors = revoke.responses['400'].content['application/json'].schema.properties.error.enum
+  t.same(revokeErrors, ['invalid_request', 'unauthorized_client', 'unsupported_token_type'])
+  t.same(revoke.responses['401'].content['application/json'].schema.properties.error.enum, ['invalid_client'])
+
+  // The document says what the endpoints really answer.
+  const client = { client_id: 'web' }
+  const login = await tokenRequest(app, { grant_type: 'password', username: 'user1', password: 'password1', ...client })
+  t.equal(login.statusCode, 200)
+  const refreshed = await tokenRequest(app, { grant_type: 'refresh_token', refresh_token: login.json().refresh_token, ...client })
+  t.equal(refreshed.statusCode, 200)
+  const documented = Object.keys(token.responses['200'].content['application/json'].schema.properties)
+  t.same(Object.keys(refreshed.json()).filter((key) => !documented.includes(key)), [], 'every field of a refresh answer is documented')
+  const revoked = await tokenRequest(app, { token: refreshed.json().refresh_token, token_type_hint: 'refresh_token', ...client }, {}, '/revoke')
+  t.equal(revoked.statusCode, 200)
+  t.equal(revoked.body, '', 'an empty 200, as documented')
+  const accessToken = await tokenRequest(app, { token: refreshed.json().access_token, ...client }, {}, '/revoke')
+  t.equal(accessToken.statusCode, 400)
+  t.ok(revokeErrors.includes(accessToken.json().error), `${accessToken.json().error as string} is documented`)
+  t.equal((await app.inject({ url: '/revoke' })).statusCode, 405, 'the hidden route still answers')
+})
+
+t.test('/revoke with revocable access tokens alone, under prefixes, with no limit', async (t) => {
+  const app = await docsApp(t, {
+    scopePrefix: '/api',
+    plugin: { prefix: '/auth', revocableAccessTokens: true, revocationPath: '/logout', rateLimit: false } as LooseOptions
+  })
+  const doc = await validDocument(t, app)
+  t.notOk(doc.paths['/api/auth/revoke'])
+  const revoke = doc.paths['/api/auth/logout'].post
+  t.same(Object.keys(revoke.requestBody.content['application/x-www-form-urlencoded'].schema.properties), ['token', 'token_type_hint'], 'no client fields without `clients`')
+  t.same(revoke.responses['400'].content['application/json'].schema.properties.error.enum, ['invalid_request', 'unauthorized_client'],
+    'access tokens are revocable here, so no unsupported_token_type')
+  t.same(Object.keys(revoke.responses).sort(), ['200', '400', '503'], 'no 401 without clients, no 429 without the per-IP limit')
+  t.match(revoke.description, /access token/)
+  t.notMatch(revoke.description, /refresh token/)
+  // And the token endpoint knows nothing of refresh tokens.
+  const form = doc.paths['/api/auth/token'].post.requestBody.content['application/x-www-form-urlencoded'].schema
+  t.same(form.properties.grant_type.enum, ['password'])
+  t.notOk(form.properties.refresh_token)
+  const access = (await tokenRequest(app, { grant_type: 'password', username: 'user1', password: 'password1' }, {}, '/api/auth/token')).json().access_token
+  t.equal((await tokenRequest(app, { token: access }, {}, '/api/auth/logout')).statusCode, 200)
+  t.equal((await app.inject({ url: '/api/protected', headers: bearer(access) })).statusCode, 401, 'revoked, as documented')
+})
+
+t.test('without refresh tokens or revocable access tokens there is no /revoke to document', async (t) => {
+  const doc = await validDocument(t, await docsApp(t))
+  t.notOk(doc.paths['/revoke'])
+})
+
+t.test('Swagger 2 documents get /revoke and the refresh grant too', async (t) => {
+  const app = await docsApp(t, {
+    swaggerOptions: { swagger: { info: { title: 'test', version: '1.0.0' } } },
+    plugin: { refreshTokens: true, revocableAccessTokens: true }
+  })
+  const doc = await validDocument(t, app)
+  t.same(Object.keys(doc.paths['/revoke']), ['post'])
+  t.same(doc.paths['/revoke'].post.consumes, ['application/x-www-form-urlencoded'])
+  t.same(doc.paths['/revoke'].post.parameters.map((p: Doc) => [p.name, p.in, p.required]),
+    [['token', 'formData', true], ['token_type_hint', 'formData', false]])
+  t.notOk(doc.paths['/revoke'].post.responses['200'].schema, 'the 200 has no body')
+  const grant = doc.paths['/token'].post.parameters.find((p: Doc) => p.name === 'grant_type')
+  t.same(grant.enum, ['password', 'refresh_token'])
+})
