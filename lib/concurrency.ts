@@ -1,3 +1,5 @@
+import os from 'node:os'
+
 /** Thrown by a limiter whose running slots and queue are all taken. */
 export class LimiterFullError extends Error {
   override name = 'LimiterFullError'
@@ -41,4 +43,17 @@ export function createLimiter (maxConcurrent: number, maxQueue: number): Limiter
       }
     }
   }
+}
+
+/**
+ * The default number of password hashes that run at once: the size of libuv's thread pool
+ * (`UV_THREADPOOL_SIZE`, 4 unless set), where argon2 runs, but never more than the CPUs the
+ * process may use. argon2 keeps a CPU busy for the whole hash, so hashes beyond one per CPU add
+ * no throughput: only memory (the memory cost of each one), a longer wait for every login, and
+ * fewer pool threads left for file system and DNS work.
+ */
+export function defaultHashingConcurrency (): number {
+  // libuv reads the variable as a whole number, as atoi does.
+  const poolSize = Math.floor(Number(process.env.UV_THREADPOOL_SIZE))
+  return Math.max(1, Math.min(poolSize > 0 ? poolSize : 4, os.availableParallelism()))
 }
