@@ -9,11 +9,13 @@ import { createPasswordHasher } from './password.js'
 import { createMemoryStore } from './stores/memory.js'
 import { createLoginThrottle } from './throttle.js'
 import { tokenRoute } from './token-route.js'
+import { cacheVerifications } from './verify-cache.js'
 
 const plugin: FastifyPluginAsync<FastifyJwtAuthOptions> = async function fastifyJwtAuth (fastify, opts) {
   const options = resolveOptions(opts)
   const emit = createEventEmitter(options.onAuthEvent)
-  const tokens = await createTokenService(fastify, options)
+  // A client sends the same access token on every call: its signature is checked once.
+  const tokens = cacheVerifications(await createTokenService(fastify, options), options.clockTolerance)
   const { authenticate, requireScopes } = createAuthenticator(tokens, options.realm, emit)
 
   fastify.decorate('authenticate', authenticate)
