@@ -275,7 +275,7 @@ t.test('defaults and accepted edge values', async (t) => {
   t.same(resolveOptions({ secret: SECRET, audience: 'api' }).audience, 'api')
 })
 
-t.test('maxConcurrent follows UV_THREADPOOL_SIZE when set, up to the number of CPUs', async (t) => {
+t.test('maxConcurrent follows UV_THREADPOOL_SIZE when set, leaving one CPU to the event loop', async (t) => {
   const saved = process.env.UV_THREADPOOL_SIZE
   t.teardown(() => {
     if (saved === undefined) delete process.env.UV_THREADPOOL_SIZE
@@ -289,13 +289,15 @@ t.test('maxConcurrent follows UV_THREADPOOL_SIZE when set, up to the number of C
   t.equal(resolveOptions({ secret: SECRET }).password.maxConcurrent, 6, 'a whole number, as libuv reads it')
   process.env.UV_THREADPOOL_SIZE = 'lots'
   t.equal(resolveOptions({ secret: SECRET }).password.maxConcurrent, 4, 'libuv\'s default pool size')
-  // argon2 keeps a CPU busy: more hashes at once than CPUs would only hold more memory.
+  // argon2 keeps a CPU busy: a hash on every CPU would leave the event loop waiting for one.
+  cpus = 4
+  t.equal(resolveOptions({ secret: SECRET }).password.maxConcurrent, 3)
+  t.equal(resolveOptions({ secret: SECRET }).password.maxQueue, 24)
   cpus = 2
-  t.equal(resolveOptions({ secret: SECRET }).password.maxConcurrent, 2)
-  t.equal(resolveOptions({ secret: SECRET }).password.maxQueue, 16)
+  t.equal(resolveOptions({ secret: SECRET }).password.maxConcurrent, 1)
   cpus = 1
   process.env.UV_THREADPOOL_SIZE = '12'
-  t.equal(resolveOptions({ secret: SECRET }).password.maxConcurrent, 1)
+  t.equal(resolveOptions({ secret: SECRET }).password.maxConcurrent, 1, 'never none')
 })
 
 t.test('tokenPath and realm take effect', async (t) => {
