@@ -38,6 +38,15 @@ export const SwaggerOrderError = createError('FST_JWT_AUTH_SWAGGER_ORDER',
  */
 export const StoreUnavailableError = createError('FST_JWT_AUTH_STORE_UNAVAILABLE', 'fastify-jwt-auth: the store is unavailable', 503)
 
+/**
+ * An error answered to a client, with its message as the only parameter. No stack trace is
+ * captured: the error is an answer, not a fault (its stack would only point into this plugin),
+ * and under a flood of bad requests capturing one per request is a real share of their cost.
+ */
+function clientError (code: string, statusCode: number): FastifyErrorConstructor {
+  return createError(code, '%s', statusCode, Error, false)
+}
+
 /** The RFC 6749 §5.2 error codes the token endpoint answers with, plus the two for throttling and overload. */
 export type OAuthErrorCode =
   | 'invalid_request'
@@ -52,19 +61,19 @@ export type OAuthErrorCode =
   | 'server_error'
 
 const oauthErrors: Record<OAuthErrorCode, FastifyErrorConstructor> = {
-  invalid_request: createError('FST_JWT_AUTH_INVALID_REQUEST', '%s', 400),
+  invalid_request: clientError('FST_JWT_AUTH_INVALID_REQUEST', 400),
   // RFC 6749 §5.2: 401 for a failed client authentication.
-  invalid_client: createError('FST_JWT_AUTH_INVALID_CLIENT', '%s', 401),
-  invalid_grant: createError('FST_JWT_AUTH_INVALID_GRANT', '%s', 400),
-  unauthorized_client: createError('FST_JWT_AUTH_UNAUTHORIZED_CLIENT', '%s', 400),
-  unsupported_grant_type: createError('FST_JWT_AUTH_UNSUPPORTED_GRANT_TYPE', '%s', 400),
-  invalid_scope: createError('FST_JWT_AUTH_INVALID_SCOPE', '%s', 400),
+  invalid_client: clientError('FST_JWT_AUTH_INVALID_CLIENT', 401),
+  invalid_grant: clientError('FST_JWT_AUTH_INVALID_GRANT', 400),
+  unauthorized_client: clientError('FST_JWT_AUTH_UNAUTHORIZED_CLIENT', 400),
+  unsupported_grant_type: clientError('FST_JWT_AUTH_UNSUPPORTED_GRANT_TYPE', 400),
+  invalid_scope: clientError('FST_JWT_AUTH_INVALID_SCOPE', 400),
   // RFC 7009 §2.2.1: revocation of this kind of token is not supported.
-  unsupported_token_type: createError('FST_JWT_AUTH_UNSUPPORTED_TOKEN_TYPE', '%s', 400),
+  unsupported_token_type: clientError('FST_JWT_AUTH_UNSUPPORTED_TOKEN_TYPE', 400),
   // RFC 6585 §4.
-  too_many_requests: createError('FST_JWT_AUTH_TOO_MANY_REQUESTS', '%s', 429),
-  temporarily_unavailable: createError('FST_JWT_AUTH_TEMPORARILY_UNAVAILABLE', '%s', 503),
-  server_error: createError('FST_JWT_AUTH_SERVER_ERROR', '%s', 500)
+  too_many_requests: clientError('FST_JWT_AUTH_TOO_MANY_REQUESTS', 429),
+  temporarily_unavailable: clientError('FST_JWT_AUTH_TEMPORARILY_UNAVAILABLE', 503),
+  server_error: clientError('FST_JWT_AUTH_SERVER_ERROR', 500)
 }
 
 const wireCodeOf = new Map<string, OAuthErrorCode>(
@@ -99,10 +108,10 @@ export function oauthCodeOf (error: { code?: unknown }): OAuthErrorCode | undefi
 export type BearerErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope'
 
 const bearerErrors = {
-  missing: createError('FST_JWT_AUTH_NO_CREDENTIALS', '%s', 401),
-  invalid_request: createError('FST_JWT_AUTH_BAD_AUTHORIZATION_HEADER', '%s', 400),
-  invalid_token: createError('FST_JWT_AUTH_INVALID_TOKEN', '%s', 401),
-  insufficient_scope: createError('FST_JWT_AUTH_INSUFFICIENT_SCOPE', '%s', 403)
+  missing: clientError('FST_JWT_AUTH_NO_CREDENTIALS', 401),
+  invalid_request: clientError('FST_JWT_AUTH_BAD_AUTHORIZATION_HEADER', 400),
+  invalid_token: clientError('FST_JWT_AUTH_INVALID_TOKEN', 401),
+  insufficient_scope: clientError('FST_JWT_AUTH_INSUFFICIENT_SCOPE', 403)
 }
 
 /** Quotes a value for an auth-param (RFC 9110 §5.6.4 quoted-string). */

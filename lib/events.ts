@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify'
+import { createLogBudget } from './log-budget.js'
 
 /** The security events the plugin reports. */
 export type AuthEventType =
@@ -33,11 +34,20 @@ const INFO = new Set<AuthEventType>(['login.success', 'password.rehashed', 'refr
 /** Reports an event to the request logger and to the host's `onAuthEvent`. */
 export type EmitEvent = (request: FastifyRequest, event: Omit<AuthEvent, 'ip' | 'requestId'>) => void
 
+/** Log lines a second for each type of event; past that they are counted (see createLogBudget). */
+export const LOG_LINES_PER_SECOND = 100
+
 export function createEventEmitter (onAuthEvent: ((event: AuthEvent) => void) | undefined): EmitEvent {
+  const budget = createLogBudget(LOG_LINES_PER_SECOND)
   return function emit (request, partial) {
     const event: AuthEvent = { ...partial, ip: request.ip, requestId: String(request.id) }
     const level = INFO.has(event.type) ? 'info' : 'warn'
-    request.log[level]({ authEvent: event }, `auth event ${event.type}`)
+    const { log, skipped, overflowing } = budget(event.type, Date.now())
+    if (log) {
+      request.log[level](skipped === 0 ? { authEvent: event } : { authEvent: event, skippedLines: skipped }, `auth event ${event.type}`)
+    } else if (overflowing) {
+      request.log.warn({ authEventType: event.type }, `over ${LOG_LINES_PER_SECOND} auth events ${event.type} a second: the rest of this second's are counted, not logged`)
+    }
     if (onAuthEvent !== undefined) {
       try {
         onAuthEvent(event)

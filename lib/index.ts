@@ -14,11 +14,15 @@ import { createApiDocs, tagScopes } from './openapi.js'
 import { createRefreshTokens } from './refresh.js'
 import { createRevocation } from './revocation.js'
 import { revokeRoute } from './revoke-route.js'
+import { cacheVerifications } from './verify-cache.js'
 
 const plugin: FastifyPluginAsync<FastifyJwtAuthOptions> = async function fastifyJwtAuth (fastify, opts) {
   const options = resolveOptions(opts)
   const emit = createEventEmitter(options.onAuthEvent)
-  const tokens = await createTokenService(fastify, options)
+  // A client sends the same access token on every call: its signature is checked once. Not in
+  // verify-only mode, where a key the issuer withdraws from its JWKS must stop verifying at once.
+  const verifier = await createTokenService(fastify, options)
+  const tokens = options.keySource.kind === 'remote' ? verifier : cacheVerifications(verifier, options.clockTolerance)
   // The store is made before `authenticate`: with revocable access tokens, a verifying-only
   // instance (no findUser) still asks it about every token.
   const store = options.store ?? createMemoryStore()

@@ -5,6 +5,7 @@ import type { AuthStore } from './stores/types.js'
 import type { AuthEvent } from './events.js'
 import type { CustomClaims } from './authenticate.js'
 import { SCOPE_TOKEN } from './authenticate.js'
+import { defaultHashingConcurrency } from './concurrency.js'
 
 /** A user as the host's `findUser` returns it. */
 export interface UserRecord {
@@ -322,8 +323,7 @@ export function resolveOptions (options: FastifyJwtAuthOptions): ResolvedOptions
   // OWASP Password Storage Cheat Sheet: argon2id with m >= 19 MiB, t >= 2, p = 1.
   const memoryCost = positiveInt('password.memoryCost', password.memoryCost, 19456, 4 * 1024 * 1024)
   if (memoryCost < 8) fail('password.memoryCost', 'must be at least 8 KiB')
-  const maxConcurrent = positiveInt('password.maxConcurrent', password.maxConcurrent,
-    Number(process.env.UV_THREADPOOL_SIZE) > 0 ? Number(process.env.UV_THREADPOOL_SIZE) : 4, 1024)
+  const maxConcurrent = positiveInt('password.maxConcurrent', password.maxConcurrent, defaultHashingConcurrency(), 1024)
 
   // `null` is a mistake, not "the defaults": only `undefined` means that.
   const throttle = options.loginThrottle === undefined ? {} : options.loginThrottle

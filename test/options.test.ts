@@ -1,6 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import { randomBytes } from 'node:crypto'
+import os from 'node:os'
 import jwtAuth, { type FastifyJwtAuthOptions } from '../lib/index.js'
 import { resolveOptions } from '../lib/options.js'
 import { bearer, buildApp, CHEAP, cheapHash, demoUsers, forge, login, SECRET, tokenRequest, validClaims, VALID_HEADER } from './helper.js'
@@ -274,16 +275,29 @@ t.test('defaults and accepted edge values', async (t) => {
   t.same(resolveOptions({ secret: SECRET, audience: 'api' }).audience, 'api')
 })
 
-t.test('maxConcurrent follows UV_THREADPOOL_SIZE when set', async (t) => {
+t.test('maxConcurrent follows UV_THREADPOOL_SIZE when set, leaving one CPU to the event loop', async (t) => {
   const saved = process.env.UV_THREADPOOL_SIZE
   t.teardown(() => {
     if (saved === undefined) delete process.env.UV_THREADPOOL_SIZE
     else process.env.UV_THREADPOOL_SIZE = saved
   })
+  let cpus = 16
+  t.capture(os, 'availableParallelism', () => cpus)
   process.env.UV_THREADPOOL_SIZE = '12'
   t.equal(resolveOptions({ secret: SECRET }).password.maxConcurrent, 12)
+  process.env.UV_THREADPOOL_SIZE = '6.5'
+  t.equal(resolveOptions({ secret: SECRET }).password.maxConcurrent, 6, 'a whole number, as libuv reads it')
   process.env.UV_THREADPOOL_SIZE = 'lots'
-  t.equal(resolveOptions({ secret: SECRET }).password.maxConcurrent, 4)
+  t.equal(resolveOptions({ secret: SECRET }).password.maxConcurrent, 4, 'libuv\'s default pool size')
+  // argon2 keeps a CPU busy: a hash on every CPU would leave the event loop waiting for one.
+  cpus = 4
+  t.equal(resolveOptions({ secret: SECRET }).password.maxConcurrent, 3)
+  t.equal(resolveOptions({ secret: SECRET }).password.maxQueue, 24)
+  cpus = 2
+  t.equal(resolveOptions({ secret: SECRET }).password.maxConcurrent, 1)
+  cpus = 1
+  process.env.UV_THREADPOOL_SIZE = '12'
+  t.equal(resolveOptions({ secret: SECRET }).password.maxConcurrent, 1, 'never none')
 })
 
 t.test('tokenPath and realm take effect', async (t) => {

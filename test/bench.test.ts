@@ -1,0 +1,74 @@
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+/*
+ * `npm run bench` is not part of `npm test` (it takes minutes and wants a quiet machine), but its
+ * smoke mode runs every part for about a second, so a change that breaks the bench, or drops one
+ * of its figures or targets, fails here rather than on the day someone needs the numbers.
+ */
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+
+// Every target of the issue, by the start of its line.
+const TARGETS = [
+  'GET /protected req/s >= 0.90 × GET /public: ',
+  'POST /token req/s >= 0.85 × raw argon2.verify: ',
+  'event-loop delay max under the login flood < 20 ms: ',
+  'GET /protected p99 under the login flood <= 5 × idle: ',
+  '429 answers/s during brute force from one address >= 0.5 × GET /public: ',
+  '429 answers/s during brute force from many addresses >= 0.5 × GET /public: ',
+  'RSS growth over 2,000 distinct keys < 50 MB: '
+]
+
+const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+
+t.setTimeout(240_000)
+
+t.test('the bench in smoke mode prints its table and every PASS/FAIL line, and writes them as JSON', async (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'fastify-jwt-auth-bench-'))
+  t.teardown(() => rmSync(out, { recursive: true, force: true }))
+  // Not coverage-tracked, like the example server: the bench is a separate program. REDIS_URL
+  // goes through, so that the Redis part runs (or says why not) wherever the tests have Redis.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(NODE_V8_COVERAGE|NODE_OPTIONS|_TAPJS|TAP_)/.test(k)))
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts'], {
+    cwd: root,
+    env: { ...env, BENCH_SMOKE: '1', BENCH_OUT: out },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+
+  t.equal(code, 0, `the bench ran (stderr: ${stderr.slice(-2000)})`)
+  t.match(stdout, /^\| measurement \| req\/s \| p50 ms \| p99 ms \| server CPU \| server µs\/req \| notes \|$/m, 'the markdown table')
+  for (const row of ['`GET /public`', '`GET /public`, on the server with the default limits', '`GET /protected`, valid token', '`GET /protected`, forged token → 401', 'raw `argon2.verify`',
+    '`POST /token`, right credentials → 200', '`GET /protected` probe, idle', '`GET /protected` probe, during the login flood',
+    'login flood: `POST /token`', 'brute force on one username, one address → 429', 'brute force on one username, a new address each time → 429']) {
+    t.match(stdout, new RegExp(`^\\| ${escape(row)}.*\\|$`, 'm'), row)
+  }
+  t.match(stdout, /^\| RSS \|( -?[\d.]+ MB \|){4}$/m, 'RSS before, half-way, after, and the growth')
+  t.match(stdout, /^\| heap used \| /m, 'heap before and after')
+  if (process.env.REDIS_URL === undefined || process.env.REDIS_URL === '') {
+    t.match(stdout, /^Redis store: skipped: REDIS_URL is not set\.$/m, 'the Redis part says why it did not run')
+  } else {
+    // Either the build has no Redis store yet and the bench says so, or both Redis rows are there.
+    t.match(stdout, /^(Redis store: skipped: this build of fastify-jwt-auth has no Redis store|\| Redis store: `POST \/token`, right credentials → 200 \|)/m,
+      'the Redis part ran, or said why not')
+    t.notMatch(stdout, /^Redis store: could not run/m)
+  }
+  for (const target of TARGETS) t.match(stdout, new RegExp(`^(PASS|FAIL) ${escape(target)}\\S`, 'm'), target)
+
+  const json = JSON.parse(readFileSync(join(out, 'latest-smoke.json'), 'utf8'))
+  t.equal(json.smoke, true)
+  t.equal(json.targets.length, TARGETS.length)
+  t.type(json.machine.cpus, 'number')
+  t.type(json.memory.after.rss, 'number')
+  t.type(json.flood.eld.max, 'number')
+})
