@@ -12,8 +12,19 @@ import type { AccessTokenClaims } from './tokens.js'
  * tag whatever characters the host's ids hold, and keeps ids out of Redis key names.
  */
 export function userKeyOf (sub: string): string {
-  return createHash('sha256').update(sub).digest('base64url').slice(0, 22)
+  let key = userKeys.get(sub)
+  if (key === undefined) {
+    key = createHash('sha256').update(sub).digest('base64url').slice(0, 22)
+    // With revocable access tokens every request asks for its user's key: remember the recent
+    // ones rather than hash on every request. Bounded: the oldest goes first.
+    if (userKeys.size >= USER_KEYS_REMEMBERED) userKeys.delete(userKeys.keys().next().value as string)
+    userKeys.set(sub, key)
+  }
+  return key
 }
+
+const USER_KEYS_REMEMBERED = 10_000
+const userKeys = new Map<string, string>()
 
 export interface Revocation {
   /**

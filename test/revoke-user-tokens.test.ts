@@ -79,3 +79,14 @@ t.test('a verifying-only instance (no findUser) sharing the store sees revocatio
   await api.revokeUserTokens('user1')
   t.equal((await api.inject({ url: '/token', method: 'POST' })).statusCode, 404, 'and it serves no token endpoint')
 })
+
+t.test('still right for a user whose key was computed long ago, past thousands of other users', async (t) => {
+  const a = await app(t)
+  const session = await login(a)
+  t.equal(await status(a, session.access_token), 200)
+  // Past the number of user keys remembered: user1's is computed again, and must come out the same.
+  for (let i = 0; i < 10_050; i++) await a.revokeUserTokens(`someone-${i}`)
+  t.equal(await status(a, session.access_token), 200, 'not revoked by the others')
+  await a.revokeUserTokens('user1')
+  t.equal(await status(a, session.access_token), 401)
+})
