@@ -187,3 +187,17 @@ t.test('a store the host passes does the counting, and the plugin does not close
   await other.close()
   t.equal(closed, false, 'a store the host passed stays open')
 })
+
+t.test('a key written on every request stays, however many others come and go', async (t) => {
+  const store = createMemoryStore({ maxEntries: 10 })
+  const hot: ThrottleRule = { limit: 1_000_000, windowMs: 60_000 }
+  const cold: ThrottleRule = { limit: 1, windowMs: 60_000 }
+  for (let i = 0; i < 1000; i++) {
+    await store.reserve('hot', hot, T0)
+    await store.reserve(`cold${i}`, cold, T0)
+  }
+  // Had 'hot' been dropped at any point, its count would have started over below 1000.
+  const rule: ThrottleRule = { limit: 1000, windowMs: 60_000 }
+  t.equal((await store.reserve('hot', rule, T0)).allowed, false, 'all 1000 attempts still counted')
+  t.equal((await store.reserve('cold0', cold, T0)).allowed, true, 'an old cold key was dropped')
+})

@@ -41,32 +41,61 @@ interface BoundedMap<V extends { expiresAt: number }> {
   clear: () => void
 }
 
+/** Entries the sweep looks at on each write. */
+const SWEEP_STEP = 4
+
 /**
- * A Map bounded in size. It keeps insertion order and every write re-inserts, so the first key
- * is the stalest: that is the one dropped past `maxEntries`. Expired entries are swept every
- * 1000 writes, so they do not push live ones out.
+ * A Map bounded in size, in (nearly) least-recently-written order: the first key is the stalest,
+ * and that is the one dropped past `maxEntries`. Expired entries are swept a few at each write, by
+ * a cursor that goes round the map, so they do not push live ones out and no single write pays
+ * for a pass over the whole map.
+ *
+ * A key written again moves to the end only when it has drifted into the older half of the map;
+ * one in the newer half is updated in place. V8 makes deleting and re-adding a key in a large Map
+ * cost far more than the write itself (tens of µs at 100 000 keys), and a hot counter (one address
+ * hammering the token endpoint) is written on every request. A key written within the last
+ * `maxEntries / 2` insertions is therefore never the one dropped.
  */
 function boundedMap<V extends { expiresAt: number }> (maxEntries: number): BoundedMap<V> {
-  const entries = new Map<string, V>()
-  let writesSinceSweep = 0
+  const entries = new Map<string, { value: V, inserted: number }>()
+  let insertions = 0
+  // A Map iterator is live: it sees later insertions and skips deleted entries. These two persist
+  // from write to write, because a fresh iterator starts at the front of the table, where V8
+  // leaves a hole for every entry deleted since its last rehash: finding the first live key anew
+  // on each write cost a scan over up to tens of thousands of holes in a full store.
+  let cursor = entries.entries()
+  // Everything behind `oldest` was deleted (or moved to the end): its next key is the stalest.
+  const oldest = entries.keys()
+  function sweep (now: number): void {
+    for (let i = 0; i < SWEEP_STEP; i++) {
+      const next = cursor.next()
+      if (next.done === true) {
+        cursor = entries.entries()
+        return
+      }
+      const [key, slot] = next.value
+      if (slot.value.expiresAt <= now) entries.delete(key)
+    }
+  }
   return {
     get (key, now) {
-      const entry = entries.get(key)
-      if (entry === undefined || entry.expiresAt > now) return entry
+      const value = entries.get(key)?.value
+      if (value === undefined || value.expiresAt > now) return value
       entries.delete(key)
       return undefined
     },
-    peek: (key) => entries.get(key),
+    peek: (key) => entries.get(key)?.value,
     set (key, value, now) {
-      entries.delete(key)
-      entries.set(key, value)
-      if (++writesSinceSweep >= 1000) {
-        writesSinceSweep = 0
-        for (const [k, entry] of entries) {
-          if (entry.expiresAt <= now) entries.delete(k)
-        }
+      const slot = entries.get(key)
+      if (slot !== undefined && insertions - slot.inserted < maxEntries / 2) {
+        slot.value = value
+      } else {
+        if (slot !== undefined) entries.delete(key)
+        entries.set(key, { value, inserted: ++insertions })
       }
-      if (entries.size > maxEntries) entries.delete(entries.keys().next().value as string)
+      sweep(now)
+      // Never done here: with more than maxEntries keys, at least one lies ahead of `oldest`.
+      if (entries.size > maxEntries) entries.delete(oldest.next().value as string)
     },
     delete: (key) => { entries.delete(key) },
     clear: () => { entries.clear() }
