@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest, RouteShorthandOptions } from 'fastify'
 import { oauthError } from './errors.js'
 import type { EmitEvent } from './events.js'
-import { documentRoute, type ApiDocs } from './openapi.js'
+import type { ApiDocs } from './openapi.js'
 import type { ResolvedOptions } from './options.js'
 import type { RefreshTokens } from './refresh.js'
 import type { Revocation } from './revocation.js'
@@ -22,6 +22,8 @@ export interface EndpointHelpers {
   authenticateClient: (request: FastifyRequest, form: Record<string, string>) => Promise<string>
   /** Its request log serializers, which mask credentials sent in a query string. */
   logSerializers: RouteShorthandOptions['logSerializers']
+  /** Answers 405 with `Allow: POST` to the other methods on `path`. */
+  refuseOtherMethods: (path: string, endpoint: string) => void
 }
 
 /**
@@ -49,19 +51,10 @@ export function revokeRoute (context: RevokeRouteContext): (fastify: FastifyInst
     emit(request, { type: 'token.revoked', clientId, reason: 'access_token' })
   }
 
-  return async function registerRevoke (fastify, { readForm, authenticateClient, logSerializers }) {
+  return async function registerRevoke (fastify, { readForm, authenticateClient, logSerializers, refuseOtherMethods }) {
     const url = options.revocationPath
-    fastify.route({
-      method: ['GET', 'PUT', 'PATCH', 'DELETE'],
-      url,
-      logSerializers,
-      config: documentRoute(null),
-      // RFC 7009 §2.1: the revocation endpoint takes POST only.
-      handler: async (_request, reply) => {
-        reply.headers({ allow: 'POST', 'cache-control': 'no-store', pragma: 'no-cache' }).code(405)
-        return { error: 'invalid_request', error_description: 'The revocation endpoint accepts POST only' }
-      }
-    })
+    // RFC 7009 §2.1: the revocation endpoint takes POST only.
+    refuseOtherMethods(url, 'revocation')
 
     fastify.post(url, { bodyLimit: options.bodyLimit, logSerializers, config: docs.revokeRoute }, async function revoke (request, reply) {
       const form = readForm(request.body)

@@ -162,19 +162,22 @@ export async function tokenRoute (fastify: FastifyInstance, context: TokenRouteC
   const url = options.tokenPath
   // A password or token sent in this endpoint's query string stays out of its request logs.
   const logSerializers = { req: requestLogSerializer }
-  fastify.route({
-    method: ['GET', 'PUT', 'PATCH', 'DELETE'],
-    url,
-    logSerializers,
-    config: documentRoute(null),
-    // RFC 6749 §3.2: the token endpoint takes POST only.
-    handler: async (_request, reply) => {
-      // An error body like every other on this endpoint, so not cacheable either.
-      reply.headers({ allow: 'POST', 'cache-control': 'no-store', pragma: 'no-cache' })
-      reply.code(405)
-      return { error: 'invalid_request', error_description: 'The token endpoint accepts POST only' }
-    }
-  })
+  /** RFC 6749 §3.2 and RFC 7009 §2.1: these endpoints take POST only; other methods get 405. */
+  function refuseOtherMethods (path: string, endpoint: string): void {
+    fastify.route({
+      method: ['GET', 'PUT', 'PATCH', 'DELETE'],
+      url: path,
+      logSerializers,
+      config: documentRoute(null),
+      handler: async (_request, reply) => {
+        // An error body like every other on these endpoints, so not cacheable either.
+        reply.headers({ allow: 'POST', 'cache-control': 'no-store', pragma: 'no-cache' })
+        reply.code(405)
+        return { error: 'invalid_request', error_description: `The ${endpoint} endpoint accepts POST only` }
+      }
+    })
+  }
+  refuseOtherMethods(url, 'token')
 
   fastify.post(url, { bodyLimit: options.bodyLimit, logSerializers, config: docs.tokenRoute }, async function token (request, reply): Promise<TokenResponse> {
     const form = readForm(request.body)
@@ -281,7 +284,7 @@ export async function tokenRoute (fastify: FastifyInstance, context: TokenRouteC
     return body
   }
 
-  await context.revokeRoute?.(fastify, { readForm, authenticateClient, logSerializers })
+  await context.revokeRoute?.(fastify, { readForm, authenticateClient, logSerializers, refuseOtherMethods })
 
   /** Hands a fresh hash to the host after the answer is on its way; a failure is only logged. */
   function rehash (request: FastifyRequest, user: UserRecord, password: string): void {
