@@ -201,7 +201,6 @@ export interface FastifyJwtAuthBaseOptions {
 }
 
 export interface ResolvedOptions {
-  secret: string | Buffer | undefined
   keySource: KeySource
   jwksPath: string | false
   findUser: FastifyJwtAuthOptions['findUser']
@@ -335,7 +334,6 @@ export function resolveOptions (options: FastifyJwtAuthOptions): ResolvedOptions
 
   return {
     keySource: resolveKeySource(options, findUser !== undefined),
-    secret: options.secret,
     jwksPath,
     findUser,
     tokenPath,
