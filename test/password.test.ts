@@ -1,8 +1,7 @@
 import t from 'tap'
 import argon2 from 'argon2'
-import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { buildApp, tokenRequest, cheapHash, demoUsers, CHEAP } from './helper.js'
+import { buildApp, tokenRequest, cheapHash, demoUsers, CHEAP, captureLogs } from './helper.js'
 import { hashPassword, verifyPassword, needsRehash, createMemoryStore, type AuthEvent, type AuthStore, type UserRecord } from '../lib/index.js'
 
 // argon2id hashing, verification, rehash on login and Unicode normalisation.
@@ -211,13 +210,7 @@ t.test('rehash on login (onPasswordRehash)', async (t) => {
   })
 
   t.test('an onPasswordRehash that throws does not break login, and is logged', async (t) => {
-    const lines: string[] = []
-    const stream = new Writable({
-      write (chunk, _encoding, callback) {
-        lines.push(String(chunk))
-        callback()
-      }
-    })
+    const { stream, lines } = captureLogs()
     let called = 0
     const app = await buildApp(t, {
       server: { logger: { level: 'warn', stream } },
@@ -263,13 +256,7 @@ t.test('rehash on login (onPasswordRehash)', async (t) => {
     }
     const users = await demoUsers()
     const lookups: string[] = []
-    const lines: string[] = []
-    const stream = new Writable({
-      write (chunk, _encoding, callback) {
-        lines.push(String(chunk))
-        callback()
-      }
-    })
+    const { stream, lines } = captureLogs()
     let rehashed = 0
     const app = await buildApp(t, {
       server: { logger: { level: 'warn', stream } },
