@@ -1,7 +1,9 @@
 import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import { bearerError, InvalidOptionError, KeysUnavailableError } from './errors.js'
 import type { EmitEvent } from './events.js'
+import { isPromise } from './is-promise.js'
 import { TokenRejectedError, type AccessTokenClaims, type TokenService } from './tokens.js'
+import type { CachingTokenService } from './verify-cache.js'
 
 /**
  * The claims your access tokens carry besides the standard ones (the plugin's `claims` option puts
@@ -46,25 +48,66 @@ export interface Authenticator {
   requireScopes: (...scopes: string[]) => preHandlerAsyncHookHandler
 }
 
+const DUPLICATE = Symbol('more than one Authorization header')
+
 /**
- * Every `Authorization` header of the request. Node keeps only the first in
- * `request.headers`; a second one is visible only in the raw list.
+ * The request's `Authorization` header, or `DUPLICATE` when it has more than one. Node keeps
+ * only the first in `request.headers`; a second one is visible only in the raw list.
  */
-function authorizationHeaders (rawHeaders: string[]): string[] {
-  const values: string[] = []
+function authorizationHeader (rawHeaders: string[]): string | undefined | typeof DUPLICATE {
+  let value: string | undefined
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] as string
     // The length first: this runs on every authenticated request, over every header.
-    if (name.length === 13 && name.toLowerCase() === 'authorization') values.push(rawHeaders[i + 1] as string)
+    if (name.length === 13 && name.toLowerCase() === 'authorization') {
+      if (value !== undefined) return DUPLICATE
+      value = rawHeaders[i + 1] as string
+    }
   }
-  return values
+  return value
 }
 
-/** A further check of verified claims (revocation); throws to refuse the request. */
-export type ClaimsCheck = (request: FastifyRequest, reply: FastifyReply, claims: AccessTokenClaims) => Promise<void>
+/** The user of an authenticated request. A class, so that `requireScopes` can tell one `authenticate` made. */
+class BearerUser implements AuthUser {
+  sub: string
+  scope: readonly string[]
+  clientId: string
+  claims: AccessTokenClaims
+  constructor (claims: AccessTokenClaims) {
+    this.sub = claims.sub
+    this.scope = scopeList(claims.scope)
+    this.clientId = claims.client_id
+    this.claims = claims
+  }
+}
 
-export function createAuthenticator (tokens: TokenService, realm: string, emit: EmitEvent, check?: ClaimsCheck): Authenticator {
-  const authenticated = new WeakSet<FastifyRequest>()
+// The scope claims seen lately, as frozen lists: a client sends the same token, so the same
+// claim, on every call. Bounded; the few scope combinations an app grants fit many times over.
+const SCOPE_LISTS_REMEMBERED = 1000
+const scopeLists = new Map<string, readonly string[]>()
+const NO_SCOPES: readonly string[] = Object.freeze([])
+
+function scopeList (scope: string | undefined): readonly string[] {
+  if (scope === undefined || scope === '') return NO_SCOPES
+  let list = scopeLists.get(scope)
+  if (list === undefined) {
+    if (scopeLists.size >= SCOPE_LISTS_REMEMBERED) scopeLists.clear()
+    list = Object.freeze(scope.split(' '))
+    scopeLists.set(scope, list)
+  }
+  return list
+}
+
+/**
+ * A further check of verified claims (revocation); throws, or rejects, to refuse the request.
+ * It returns a promise only when it had to wait for something (a store across the network).
+ */
+export type ClaimsCheck = (request: FastifyRequest, reply: FastifyReply, claims: AccessTokenClaims) => void | Promise<void>
+
+type Done = (error?: Error) => void
+
+export function createAuthenticator (tokens: TokenService | CachingTokenService, realm: string, emit: EmitEvent, check?: ClaimsCheck): Authenticator {
+  const recall = 'recall' in tokens ? tokens.recall : undefined
 
   /**
    * A bearer error whose challenge is also set on the reply: Fastify applies `error.headers`
@@ -77,45 +120,97 @@ export function createAuthenticator (tokens: TokenService, realm: string, emit: 
     return error
   }
 
-  async function authenticate (this: unknown, request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const headers = authorizationHeaders(request.raw.rawHeaders)
-    if (headers.length > 1) {
+  /**
+   * What follows "Bearer" in the request's one `Authorization` header; throws the answer when
+   * there is none or more than one. Its syntax is not checked yet (see `run`).
+   */
+  function bearerCredentials (request: FastifyRequest, reply: FastifyReply): string {
+    const header = authorizationHeader(request.raw.rawHeaders)
+    if (header === DUPLICATE) {
       emit(request, { type: 'token.rejected', reason: 'duplicate_header' })
       throw challenge(reply, realm, 'invalid_request', 'Only one Authorization header is allowed')
     }
-    const parts = headers.length === 0 ? null : BEARER.exec(headers[0] as string)
+    // What nearly every client sends, taken without the regular expression below (same answer).
+    if (header !== undefined && header.startsWith('Bearer ') && header.charCodeAt(7) !== 0x20) return header.slice(7)
+    const parts = header === undefined ? null : BEARER.exec(header)
     // RFC 6750 §3.1: no credentials, or credentials of another scheme, get a challenge
     // without an error code. The scheme is case-insensitive (RFC 9110 §11.1).
     if (parts === null || (parts[1] as string).toLowerCase() !== 'bearer') {
       throw challenge(reply, realm, undefined, 'Authentication required')
     }
-    const token = parts[2] as string
+    return parts[2] as string
+  }
+
+  /** The answer to a token that did not verify. */
+  function refusal (request: FastifyRequest, reply: FastifyReply, error: unknown): Error {
+    const { reason, retryAfter } = error as TokenRejectedError
+    emit(request, { type: 'token.rejected', reason })
+    if (reason === 'keys_unavailable') {
+      // Not the token's fault, so no challenge: a client that retries later may well succeed.
+      reply.header('retry-after', String(retryAfter))
+      return new KeysUnavailableError((error as Error).message)
+    }
+    return challenge(reply, realm, 'invalid_token', (error as Error).message)
+  }
+
+  function admit (request: FastifyRequest, claims: AccessTokenClaims): void {
+    request.user = new BearerUser(claims)
+  }
+
+  /** Admits the request once `check` (revocation) agrees; a promise only when the check has to wait. */
+  function accept (request: FastifyRequest, reply: FastifyReply, claims: AccessTokenClaims): Promise<void> | undefined {
+    const checking = check?.(request, reply, claims)
+    if (checking !== undefined && isPromise(checking)) return checking.then(() => { admit(request, claims) })
+    admit(request, claims)
+    return undefined
+  }
+
+  /**
+   * The whole check. It returns a promise only when it has to wait (a key from a JWKS, a store
+   * across the network); a token seen before, with the memory store, is settled at once.
+   */
+  function run (request: FastifyRequest, reply: FastifyReply): Promise<void> | undefined {
+    const token = bearerCredentials(request, reply)
+    // A token the cache recalls has verified before, and fast-jwt's decoder admits only
+    // base64url segments (RFC 7515 §2), all of them b64token characters: only a token not seen
+    // before needs the RFC 6750 §2.1 syntax check, which costs as much as the recall itself.
+    const known = recall?.(token)
+    if (known !== undefined) return accept(request, reply, known)
     if (!B64TOKEN.test(token)) {
       emit(request, { type: 'token.rejected', reason: 'malformed_header' })
       throw challenge(reply, realm, 'invalid_request', 'The Authorization header is not "Bearer <token>"')
     }
-    let claims: AccessTokenClaims
+    let claims: AccessTokenClaims | Promise<AccessTokenClaims>
     try {
       if (token.length > MAX_TOKEN_LENGTH) throw new TokenRejectedError('invalid')
-      claims = await tokens.verify(token)
+      claims = tokens.verify(token)
     } catch (error) {
-      const { reason, retryAfter } = error as TokenRejectedError
-      emit(request, { type: 'token.rejected', reason })
-      if (reason === 'keys_unavailable') {
-        // Not the token's fault, so no challenge: a client that retries later may well succeed.
-        reply.header('retry-after', String(retryAfter))
-        throw new KeysUnavailableError((error as Error).message)
-      }
-      throw challenge(reply, realm, 'invalid_token', (error as Error).message)
+      throw refusal(request, reply, error)
     }
-    await check?.(request, reply, claims)
-    request.user = {
-      sub: claims.sub,
-      scope: claims.scope === undefined || claims.scope === '' ? [] : claims.scope.split(' '),
-      clientId: claims.client_id,
-      claims
+    if (!isPromise(claims)) return accept(request, reply, claims)
+    return claims.then(
+      (verified) => accept(request, reply, verified),
+      (error: unknown) => { throw refusal(request, reply, error) })
+  }
+
+  /**
+   * Called by Fastify as a hook, it answers through `done`, at once when nothing had to be
+   * waited for: an async hook costs every authenticated request a promise and a turn of the
+   * microtask queue. Called by a host's own code with `(request, reply)`, it returns a promise.
+   */
+  function authenticate (this: unknown, request: FastifyRequest, reply: FastifyReply, done?: Done): Promise<void> | undefined {
+    let pending: Promise<void> | undefined
+    try {
+      pending = run(request, reply)
+    } catch (error) {
+      if (done === undefined) return Promise.reject(error)
+      done(error as Error)
+      return undefined
     }
-    authenticated.add(request)
+    if (done === undefined) return pending ?? Promise.resolve()
+    if (pending === undefined) done()
+    else pending.then(() => { done() }, done)
+    return undefined
   }
 
   function requireScopes (...scopes: string[]): preHandlerAsyncHookHandler {
@@ -125,7 +220,7 @@ export function createAuthenticator (tokens: TokenService, realm: string, emit: 
     const needed = scopes.join(' ')
     return async function checkScopes (request, reply) {
       // Works on its own or after `authenticate` in the same preHandler list.
-      if (!authenticated.has(request)) await authenticate(request, reply)
+      if (!(request.user instanceof BearerUser)) await authenticate(request, reply)
       const granted = request.user.scope
       if (!scopes.every((s) => granted.includes(s))) {
         emit(request, { type: 'token.rejected', reason: 'insufficient_scope' })
@@ -135,5 +230,6 @@ export function createAuthenticator (tokens: TokenService, realm: string, emit: 
     }
   }
 
-  return { authenticate, requireScopes }
+  // Typed as the async hook it is to a host's code (two arguments, a promise back).
+  return { authenticate: authenticate as preHandlerAsyncHookHandler, requireScopes }
 }

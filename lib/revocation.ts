@@ -4,8 +4,10 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { bearerError, StoreUnavailableError } from './errors.js'
 import type { EmitEvent } from './events.js'
 import type { ResolvedOptions } from './options.js'
-import type { AuthStore } from './stores/types.js'
+import type { AuthStore, RevocationState } from './stores/types.js'
 import type { AccessTokenClaims } from './tokens.js'
+import type { ClaimsCheck } from './authenticate.js'
+import { isPromise } from './is-promise.js'
 
 /**
  * The key under which the store groups a user's state: a hash of `sub`, so it fits a Redis hash
@@ -37,17 +39,22 @@ export interface Revocation {
   revokeUser: (userId: string | number) => Promise<void>
   /** Denies one access token until it expires. */
   revokeAccessToken: (claims: AccessTokenClaims) => Promise<void>
-  /** For `authenticate`: throws a 401 for a revoked token, a 503 when the store cannot tell (unless failing open). */
-  check: (request: FastifyRequest, reply: FastifyReply, claims: AccessTokenClaims) => Promise<void>
+  /**
+   * For `authenticate`, with revocable access tokens (`undefined` without): throws a 401 for a
+   * revoked token, a 503 when the store cannot tell (unless failing open). It answers with a
+   * promise only when the store does.
+   */
+  check: ClaimsCheck | undefined
 }
 
 /** Revocation of access tokens (`revocableAccessTokens`) and "log out everywhere", on top of the store. */
 export function createRevocation (store: AuthStore, options: ResolvedOptions, emit: EmitEvent): Revocation {
   const { revocableAccessTokens, realm } = options
+  const failOpen = revocableAccessTokens !== false && revocableAccessTokens.failOpen
   // A bound must outlive every access token issued before it.
   const boundTtlMs = (options.accessTokenTtl + options.clockTolerance + 1) * 1000
 
-  return {
+  const revocation: Revocation = {
     async beforeSign (sub) {
       if (revocableAccessTokens === false) return
       const { revokedBefore } = await store.revocationState(userKeyOf(sub), undefined, Date.now())
@@ -66,24 +73,38 @@ export function createRevocation (store: AuthStore, options: ResolvedOptions, em
       if (ttlMs > 0) await store.revokeAccessToken(userKeyOf(claims.sub), claims.jti, ttlMs, now)
     },
 
-    async check (request, reply, claims) {
-      if (revocableAccessTokens === false) return
-      let state
-      try {
-        state = await store.revocationState(userKeyOf(claims.sub), claims.jti, Date.now())
-      } catch (error) {
-        request.log.error({ err: error }, 'revocation check failed: the store is unavailable')
-        if (revocableAccessTokens.failOpen) return
-        // Fail closed: without the store, a revoked token cannot be told from a good one.
-        reply.header('retry-after', '1')
-        throw new StoreUnavailableError()
-      }
-      if (state.jtiDenied || claims.iat < state.revokedBefore) {
-        emit(request, { type: 'token.rejected', reason: 'revoked' })
-        const error = bearerError(realm, 'invalid_token', 'The access token was revoked')
-        reply.headers(error.headers)
-        throw error
-      }
+    check: revocableAccessTokens === false
+      ? undefined
+      : (request, reply, claims) => {
+          let state
+          try {
+            state = store.revocationState(userKeyOf(claims.sub), claims.jti, Date.now())
+          } catch (error) {
+            unavailable(request, reply, error)
+            return
+          }
+          if (!isPromise(state)) return judge(request, reply, claims, state)
+          return state.then((answer) => { judge(request, reply, claims, answer) }, (error: unknown) => { unavailable(request, reply, error) })
+        }
+  }
+
+  /** The store could not answer: 503, unless the host chose to fail open. */
+  function unavailable (request: FastifyRequest, reply: FastifyReply, error: unknown): void {
+    request.log.error({ err: error }, 'revocation check failed: the store is unavailable')
+    if (failOpen) return
+    // Fail closed: without the store, a revoked token cannot be told from a good one.
+    reply.header('retry-after', '1')
+    throw new StoreUnavailableError()
+  }
+
+  function judge (request: FastifyRequest, reply: FastifyReply, claims: AccessTokenClaims, state: RevocationState): void {
+    if (state.jtiDenied || claims.iat < state.revokedBefore) {
+      emit(request, { type: 'token.rejected', reason: 'revoked' })
+      const error = bearerError(realm, 'invalid_token', 'The access token was revoked')
+      reply.headers(error.headers)
+      throw error
     }
   }
+
+  return revocation
 }

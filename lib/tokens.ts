@@ -56,8 +56,11 @@ export interface SignedToken {
 export interface TokenService {
   /** `extra` claims never replace the registered ones; a host function that tries is a bug, refused here. */
   sign: (claims: { sub: string, scope: readonly string[], clientId: string, extra?: object }) => SignedToken
-  /** Verifies a compact JWS and resolves its claims; rejects with `TokenRejectedError` for anything else. */
-  verify: (token: string) => Promise<AccessTokenClaims>
+  /**
+   * Verifies a compact JWS and gives its claims; throws, or rejects, with `TokenRejectedError`
+   * for anything else. Synchronous unless a key has to be fetched first (verify-only mode).
+   */
+  verify: (token: string) => AccessTokenClaims | Promise<AccessTokenClaims>
   /** The public keys to publish (RFC 7517 §5): every asymmetric key listed, never an HMAC secret. */
   publicJwks: readonly JsonWebKey[]
 }
@@ -204,7 +207,7 @@ export async function createTokenService (fastify: FastifyInstance, options: Res
       return { token: signer.sign(payload), expiresIn: options.accessTokenTtl }
     },
 
-    async verify (token) {
+    verify (token) {
       let jwt = signer
       if (!kidless) {
         // RFC 8725 §3.10: the kid only selects among our own keys; jku, x5u and jwk are never read.

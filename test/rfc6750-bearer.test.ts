@@ -268,6 +268,21 @@ t.test('request.user.scope is an empty list when the token has no scope', async 
   }
 })
 
+t.test('request.user.scope stays right for more distinct scope claims than are remembered as lists', async (t) => {
+  const app = await buildApp(t)
+  // 1 000 lists are remembered; the 1 001st distinct one starts the memory afresh.
+  for (let i = 0; i <= 1001; i++) {
+    const token = forge(VALID_HEADER, validClaims({ jti: `j${i}`, scope: `profile s${i}` }))
+    const res = await app.inject({ method: 'GET', url: '/protected', headers: bearer(token) })
+    if (res.statusCode !== 200 || res.json().scope.join() !== `profile,s${i}`) {
+      t.fail(`token ${i}: ${res.statusCode} ${res.body}`)
+      return
+    }
+  }
+  const again = await app.inject({ method: 'GET', url: '/protected', headers: bearer(forge(VALID_HEADER, validClaims({ jti: 'again', scope: 'profile s0' }))) })
+  t.same(again.json(), { sub: 'user1', scope: ['profile', 's0'] })
+})
+
 t.test('requireScopes after authenticate: 403 insufficient_scope with the scope needed, 200 with it', async (t) => {
   const app = await buildApp(t)
   const user = await app.inject({ method: 'GET', url: '/admin', headers: bearer(await login(app)) })

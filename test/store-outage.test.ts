@@ -9,18 +9,22 @@ import { bearer, buildApp, login, tokenRequest } from './helper.js'
  * asked, fail-open) in `authenticate`, and recovery without a restart.
  */
 
-/** The memory store behind a switch: while `down`, every call rejects as a broken backend would. */
-function switchableStore (): { store: AuthStore, setDown: (down: boolean) => void } {
+/**
+ * The memory store behind a switch: while `down`, every call rejects as a broken backend would.
+ * `sync`: the calls answer, and fail, at once instead, as a store answering from memory may.
+ */
+function switchableStore (mode: 'async' | 'sync' = 'async'): { store: AuthStore, setDown: (down: boolean) => void } {
   const inner = createMemoryStore()
   let down = false
   const store = new Proxy(inner, {
     get (target, name, receiver) {
       const value = Reflect.get(target, name, receiver)
       if (typeof value !== 'function' || name === 'close') return value
-      return async (...args: unknown[]) => {
+      const call = (...args: unknown[]): unknown => {
         if (down) throw new StoreUnavailableError()
         return (value as (...a: unknown[]) => unknown).apply(target, args)
       }
+      return mode === 'sync' ? call : async (...args: unknown[]) => call(...args)
     }
   })
   return { store, setDown: (value) => { down = value } }
@@ -43,23 +47,25 @@ t.test('the token endpoint answers 503 temporarily_unavailable with Retry-After,
   t.equal((await tokenRequest(app, PASSWORD_GRANT)).statusCode, 200)
 })
 
-t.test('authenticate with revocable access tokens fails closed by default', async (t) => {
-  const { store, setDown } = switchableStore()
-  const app = await buildApp(t, { plugin: { store, revocableAccessTokens: true } })
-  const token = await login(app)
-  setDown(true)
-  const res = await app.inject({ url: '/protected', headers: bearer(token) })
-  t.equal(res.statusCode, 503)
-  t.equal(res.json().code, 'FST_JWT_AUTH_STORE_UNAVAILABLE')
-  t.equal(res.headers['retry-after'], '1')
-  setDown(false)
-  t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).statusCode, 200)
-})
+for (const mode of ['async', 'sync'] as const) {
+  t.test(`authenticate with revocable access tokens fails closed by default (a store answering ${mode})`, async (t) => {
+    const { store, setDown } = switchableStore(mode)
+    const app = await buildApp(t, { plugin: { store, revocableAccessTokens: true } })
+    const token = await login(app)
+    setDown(true)
+    const res = await app.inject({ url: '/protected', headers: bearer(token) })
+    t.equal(res.statusCode, 503)
+    t.equal(res.json().code, 'FST_JWT_AUTH_STORE_UNAVAILABLE')
+    t.equal(res.headers['retry-after'], '1')
+    setDown(false)
+    t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).statusCode, 200)
+  })
 
-t.test('failOpen accepts tokens unchecked while the store is away', async (t) => {
-  const { store, setDown } = switchableStore()
-  const app = await buildApp(t, { plugin: { store, revocableAccessTokens: { failOpen: true } } })
-  const token = await login(app)
-  setDown(true)
-  t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).statusCode, 200)
-})
+  t.test(`failOpen accepts tokens unchecked while the store is away (a store answering ${mode})`, async (t) => {
+    const { store, setDown } = switchableStore(mode)
+    const app = await buildApp(t, { plugin: { store, revocableAccessTokens: { failOpen: true } } })
+    const token = await login(app)
+    setDown(true)
+    t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).statusCode, 200)
+  })
+}

@@ -45,6 +45,35 @@ t.test('the same token twice: one verified claims object, frozen, so no request 
   t.ok(Object.isFrozen(seen[0]))
 })
 
+t.test('a remembered token is accepted at once: no promise, no turn of the microtask queue', async (t) => {
+  const users = await demoUsers()
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(jwtAuth, { secret: SECRET, findUser: (username) => users.get(username) ?? null, password: { ...CHEAP }, revocableAccessTokens: true })
+  const queued = new WeakMap<object, { ran: boolean }>()
+  app.get('/timing', {
+    // A microtask queued before authenticate runs has run by the hook after it, unless
+    // authenticate finished without waiting for anything.
+    onRequest (request, _reply, done) {
+      const mark = { ran: false }
+      queued.set(request, mark)
+      queueMicrotask(() => { mark.ran = true })
+      done()
+    },
+    preHandler: [app.authenticate, function after (request, reply, done) {
+      reply.header('x-waited', String(queued.get(request)?.ran))
+      done()
+    }]
+  }, async (request) => ({ sub: request.user.sub }))
+  await app.ready()
+  const token = await login(app)
+  const first = await app.inject({ url: '/timing', headers: bearer(token) })
+  t.same(first.json(), { sub: 'user1' })
+  const second = await app.inject({ url: '/timing', headers: bearer(token) })
+  t.same(second.json(), { sub: 'user1' })
+  t.equal(second.headers['x-waited'], 'false', 'the remembered token, with the memory store: settled at once')
+})
+
 t.test('a remembered token is refused once it expires (exp plus the clock tolerance)', async (t) => {
   let now = Date.now()
   t.capture(Date, 'now', () => now)
@@ -71,6 +100,19 @@ t.test('a token that differs from a remembered one only in its signature is refu
   t.match(res.headers['www-authenticate'], /error="invalid_token"/)
 })
 
+t.test('a token with a remembered signature but other claims is verified in full, and refused', async (t) => {
+  const { app } = await claimsApp(t)
+  const token = await login(app)
+  t.equal((await app.inject({ url: '/claims', headers: bearer(token) })).statusCode, 200)
+  const [header, payload, signature] = token.split('.') as [string, string, string]
+  const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Record<string, unknown>
+  const other = Buffer.from(JSON.stringify({ ...claims, sub: 'admin' })).toString('base64url')
+  const res = await app.inject({ url: '/claims', headers: bearer(`${header}.${other}.${signature}`) })
+  t.equal(res.statusCode, 401)
+  t.match(res.headers['www-authenticate'], /error="invalid_token"/)
+  t.equal((await app.inject({ url: '/claims', headers: bearer(token) })).statusCode, 200, 'the remembered token still works')
+})
+
 t.test('a refused token leaves the stack trace limit as it was', async (t) => {
   const { app } = await claimsApp(t)
   const limit = Error.stackTraceLimit
@@ -80,20 +122,45 @@ t.test('a refused token leaves the stack trace limit as it was', async (t) => {
 })
 
 t.test('cacheVerifications', async (t) => {
-  /** A token service whose verify counts its calls; "bad" tokens are refused. */
-  function counting (): { service: TokenService, calls: string[] } {
+  /**
+   * A token service whose verify counts its calls; "bad" tokens are refused. Synchronous as with
+   * the plugin's own keys, or answering with promises as with keys fetched from a JWKS.
+   */
+  function counting (answer: 'sync' | 'async' = 'sync'): { service: TokenService, calls: string[] } {
     const calls: string[] = []
+    const verify = (token: string): AccessTokenClaims => {
+      calls.push(token)
+      if (token.startsWith('bad')) throw new Error('refused')
+      return { sub: token, iat: 0, exp: Date.now() / 1000 + 60, jti: token, client_id: 'c', aud: ['a', 'b'] }
+    }
     const service: TokenService = {
       sign: () => ({ token: 'signed', expiresIn: 900 }),
-      verify: async (token) => {
-        calls.push(token)
-        if (token.startsWith('bad')) throw new Error('refused')
-        return { sub: token, iat: 0, exp: Date.now() / 1000 + 60, jti: token, client_id: 'c', aud: ['a', 'b'] }
-      },
+      verify: answer === 'sync' ? verify : async (token) => verify(token),
       publicJwks: []
     }
     return { service, calls }
   }
+
+  t.test('a remembered token is answered at once, without a promise', async (t) => {
+    const { service, calls } = counting()
+    const cached = cacheVerifications(service, 0)
+    const first = cached.verify('a')
+    t.notOk(first instanceof Promise)
+    t.equal(cached.verify('a'), first)
+    t.same(calls, ['a'])
+  })
+
+  t.test('a verifier that answers with promises: the claims it resolves are remembered', async (t) => {
+    const { service, calls } = counting('async')
+    const cached = cacheVerifications(service, 0)
+    const first = cached.verify('a')
+    t.ok(first instanceof Promise)
+    const claims = await first
+    t.ok(Object.isFrozen(claims))
+    t.equal(cached.verify('a'), claims, 'the second answer is the remembered claims, at once')
+    await t.rejects(async () => cached.verify('bad'), { message: 'refused' })
+    t.same(calls, ['a', 'bad'])
+  })
 
   t.test('remembers at most `size` tokens, dropping the oldest', async (t) => {
     const { service, calls } = counting()
@@ -109,8 +176,8 @@ t.test('cacheVerifications', async (t) => {
   t.test('never remembers a failure', async (t) => {
     const { service, calls } = counting()
     const cached = cacheVerifications(service, 0)
-    await t.rejects(cached.verify('bad'), { message: 'refused' })
-    await t.rejects(cached.verify('bad'), { message: 'refused' })
+    t.throws(() => cached.verify('bad'), { message: 'refused' })
+    t.throws(() => cached.verify('bad'), { message: 'refused' })
     t.same(calls, ['bad', 'bad'])
   })
 

@@ -204,7 +204,8 @@ export function createMemoryStore (options: MemoryStoreOptions = {}): AuthStore 
     async revokeAccessToken (userKey, jti, ttlMs, now) {
       denied.set(`${userKey} ${jti}`, { value: 1, expiresAt: now + ttlMs }, now)
     },
-    async revocationState (userKey, jti, now) {
+    // Not async: asked on every authenticated request, and answered from memory.
+    revocationState (userKey, jti, now) {
       return {
         revokedBefore: bounds.get(userKey, now)?.value ?? 0,
         jtiDenied: jti !== undefined && denied.get(`${userKey} ${jti}`, now) !== undefined

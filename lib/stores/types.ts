@@ -110,8 +110,12 @@ export interface AuthStore {
   revokeUser: (userKey: string, revokedBefore: number, ttlMs: number, now: number) => Promise<void>
   /** Denies the access token `jti` of `userKey` for `ttlMs` (until it expires anyway). */
   revokeAccessToken: (userKey: string, jti: string, ttlMs: number, now: number) => Promise<void>
-  /** The user's revocation bound, and whether `jti` is denied. */
-  revocationState: (userKey: string, jti: string | undefined, now: number) => Promise<RevocationState>
+  /**
+   * The user's revocation bound, and whether `jti` is denied. With revocable access tokens it is
+   * asked on every authenticated request, so a store that holds the answer in memory may give it
+   * at once rather than as a promise.
+   */
+  revocationState: (userKey: string, jti: string | undefined, now: number) => RevocationState | Promise<RevocationState>
   /** Frees what the store holds; the plugin calls it when the app closes, for a store it made itself. */
   close?: () => Promise<void>
 }
