@@ -40,13 +40,19 @@ export const LOG_LINES_PER_SECOND = 100
 export function createEventEmitter (onAuthEvent: ((event: AuthEvent) => void) | undefined): EmitEvent {
   const budget = createLogBudget(LOG_LINES_PER_SECOND)
   return function emit (request, partial) {
+    const { log, skipped, overflowing } = budget(partial.type, Date.now())
+    // A flood of throttled logins or forged tokens emits an event per request, nearly all of
+    // them past the log budget: without a listener, those cost no more than the count.
+    if (!log && onAuthEvent === undefined) {
+      if (overflowing) warnOverflow(request, partial.type)
+      return
+    }
     const event: AuthEvent = { ...partial, ip: request.ip, requestId: String(request.id) }
-    const level = INFO.has(event.type) ? 'info' : 'warn'
-    const { log, skipped, overflowing } = budget(event.type, Date.now())
     if (log) {
+      const level = INFO.has(event.type) ? 'info' : 'warn'
       request.log[level](skipped === 0 ? { authEvent: event } : { authEvent: event, skippedLines: skipped }, `auth event ${event.type}`)
     } else if (overflowing) {
-      request.log.warn({ authEventType: event.type }, `over ${LOG_LINES_PER_SECOND} auth events ${event.type} a second: the rest of this second's are counted, not logged`)
+      warnOverflow(request, event.type)
     }
     if (onAuthEvent !== undefined) {
       try {
@@ -57,4 +63,8 @@ export function createEventEmitter (onAuthEvent: ((event: AuthEvent) => void) | 
       }
     }
   }
+}
+
+function warnOverflow (request: FastifyRequest, type: AuthEventType): void {
+  request.log.warn({ authEventType: type }, `over ${LOG_LINES_PER_SECOND} auth events ${type} a second: the rest of this second's are counted, not logged`)
 }
