@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest, RouteShorthandOptions } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { oauthError } from './errors.js'
 import type { EmitEvent } from './events.js'
 import type { ApiDocs } from './openapi.js'
@@ -20,8 +20,6 @@ export interface RevokeRouteContext {
 export interface EndpointHelpers {
   readForm: (body: unknown) => Record<string, string>
   authenticateClient: (request: FastifyRequest, form: Record<string, string>) => Promise<string>
-  /** Its request log serializers, which mask credentials sent in a query string. */
-  logSerializers: RouteShorthandOptions['logSerializers']
   /** Answers 405 with `Allow: POST` to the other methods on `path`. */
   refuseOtherMethods: (path: string, endpoint: string) => void
 }
@@ -51,12 +49,12 @@ export function revokeRoute (context: RevokeRouteContext): (fastify: FastifyInst
     emit(request, { type: 'token.revoked', clientId, reason: 'access_token' })
   }
 
-  return async function registerRevoke (fastify, { readForm, authenticateClient, logSerializers, refuseOtherMethods }) {
+  return async function registerRevoke (fastify, { readForm, authenticateClient, refuseOtherMethods }) {
     const url = options.revocationPath
     // RFC 7009 §2.1: the revocation endpoint takes POST only.
     refuseOtherMethods(url, 'revocation')
 
-    fastify.post(url, { bodyLimit: options.bodyLimit, logSerializers, config: docs.revokeRoute }, async function revoke (request, reply) {
+    fastify.post(url, { bodyLimit: options.bodyLimit, config: docs.revokeRoute }, async function revoke (request, reply) {
       const form = readForm(request.body)
       const clientId = await authenticateClient(request, form)
       const token = form.token

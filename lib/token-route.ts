@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
 import formbody from '@fastify/formbody'
 import rateLimit from '@fastify/rate-limit'
 import { oauthCodeOf, oauthError, StoreUnavailableError, type OAuthError } from './errors.js'
@@ -114,6 +114,33 @@ function clientCredentials (request: FastifyRequest, form: Form): ClientCredenti
   return { id: form.client_id, secret: form.client_secret, viaBasic: false }
 }
 
+/**
+ * A password or token sent in a query string of these endpoints stays out of their request logs:
+ * their request loggers serialize `req` with `requestLogSerializer`, whatever the host set.
+ *
+ * Through the scope's child-logger factory, on a masking logger made once per parent logger, not
+ * through routes' `logSerializers`: with those, pino copies every serializer into each request's
+ * logger, which cost a throttled login more than all the plugin's own work for it.
+ */
+function maskRequestLogs (fastify: FastifyInstance): void {
+  const inherited = fastify.childLoggerFactory
+  const masking = new WeakMap<FastifyBaseLogger, FastifyBaseLogger>()
+  const serializers = { req: requestLogSerializer }
+  fastify.setChildLoggerFactory(function maskedChildLogger (logger, bindings, options, rawRequest) {
+    let parent = masking.get(logger)
+    if (parent === undefined) {
+      parent = logger.child({}, { serializers })
+      masking.set(logger, parent)
+    }
+    // Serializers the host set for this scope are kept, except for `req`. Fastify hands them on
+    // as a prototype chain, which pino reads with `for…in`: so is the copy.
+    const own = options.serializers === undefined
+      ? options
+      : { ...options, serializers: Object.assign(Object.create(options.serializers) as object, serializers) }
+    return inherited.call(this, parent, bindings, own, rawRequest)
+  })
+}
+
 export async function tokenRoute (fastify: FastifyInstance, context: TokenRouteContext): Promise<void> {
   const { options, tokens, passwords, throttle, emit, docs, refresh, revocation } = context
   const { realm } = options
@@ -159,15 +186,14 @@ export async function tokenRoute (fastify: FastifyInstance, context: TokenRouteC
       .send({ error: code, error_description: error.message })
   })
 
+  maskRequestLogs(fastify)
+
   const url = options.tokenPath
-  // A password or token sent in this endpoint's query string stays out of its request logs.
-  const logSerializers = { req: requestLogSerializer }
   /** RFC 6749 §3.2 and RFC 7009 §2.1: these endpoints take POST only; other methods get 405. */
   function refuseOtherMethods (path: string, endpoint: string): void {
     fastify.route({
       method: ['GET', 'PUT', 'PATCH', 'DELETE'],
       url: path,
-      logSerializers,
       config: documentRoute(null),
       handler: async (_request, reply) => {
         // An error body like every other on these endpoints, so not cacheable either.
@@ -179,7 +205,7 @@ export async function tokenRoute (fastify: FastifyInstance, context: TokenRouteC
   }
   refuseOtherMethods(url, 'token')
 
-  fastify.post(url, { bodyLimit: options.bodyLimit, logSerializers, config: docs.tokenRoute }, async function token (request, reply): Promise<TokenResponse> {
+  fastify.post(url, { bodyLimit: options.bodyLimit, config: docs.tokenRoute }, async function token (request, reply): Promise<TokenResponse> {
     const form = readForm(request.body)
     const clientId = await authenticateClient(request, form)
     const grantType = form.grant_type
@@ -284,7 +310,7 @@ export async function tokenRoute (fastify: FastifyInstance, context: TokenRouteC
     return body
   }
 
-  await context.revokeRoute?.(fastify, { readForm, authenticateClient, logSerializers, refuseOtherMethods })
+  await context.revokeRoute?.(fastify, { readForm, authenticateClient, refuseOtherMethods })
 
   /** Hands a fresh hash to the host after the answer is on its way; a failure is only logged. */
   function rehash (request: FastifyRequest, user: UserRecord, password: string): void {

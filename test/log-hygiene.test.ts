@@ -1,10 +1,10 @@
 import t, { type Test } from 'tap'
 import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { FastifyRequest } from 'fastify'
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import { buildServer } from '../examples/server.js'
-import { bearer, buildApp, captureLogs, tokenRequest, forge, validClaims, SECRET, VALID_HEADER, CHEAP } from './helper.js'
-import { hashPassword, requestLogSerializer, type UserRecord } from '../lib/index.js'
+import { bearer, buildApp, captureLogs, demoUsers, tokenRequest, forge, validClaims, SECRET, VALID_HEADER, CHEAP } from './helper.js'
+import jwtAuth, { hashPassword, requestLogSerializer, type UserRecord } from '../lib/index.js'
 
 /*
  * Log hygiene: a whole session, logged at trace level into memory, must not leave a password,
@@ -182,6 +182,28 @@ t.test('the token and revocation endpoints mask credentials in their own query s
   t.equal((await app.inject({ method: 'POST', url: `/revoke?token=${refreshToken}&token_type_hint=refresh_token`, payload: '' })).statusCode, 400)
   t.notOk(lines.join('').includes(refreshToken), 'a refresh token in the /revoke query string is masked')
   t.ok(lines.join('').includes('/revoke?token=[Redacted]&token_type_hint=refresh_token'))
+})
+
+t.test('the endpoints\' masking keeps the host\'s child-logger factory and its other serializers for the scope', async (t) => {
+  const { stream, entries } = captureLogs()
+  const users = await demoUsers()
+  const app = Fastify({
+    logger: { level: 'info', stream },
+    // The host's own factory: every request logger carries a binding of its own.
+    childLoggerFactory (logger, bindings, options) {
+      return logger.child({ ...bindings, tenant: 'acme' }, options)
+    }
+  })
+  t.teardown(() => app.close())
+  await app.register(async function hostScope (scope) {
+    await scope.register(jwtAuth, { secret: SECRET, findUser: (username) => users.get(username) ?? null, password: { ...CHEAP } })
+  }, { logSerializers: { res: ((res: FastifyReply) => ({ statusCode: res.statusCode, marked: true })) as unknown as (value: unknown) => string } })
+  const res = await app.inject({ method: 'POST', url: '/token?password=query-password-9e2b', payload: '' })
+  t.equal(res.statusCode, 400)
+  const incoming = entries().find((e) => e.msg === 'incoming request')
+  t.match(incoming, { tenant: 'acme', req: { url: '/token?password=[Redacted]' } })
+  t.match(entries().find((e) => e.msg === 'request completed'), { tenant: 'acme', res: { statusCode: 400, marked: true } })
+  t.notOk(JSON.stringify(entries()).includes('query-password-9e2b'))
 })
 
 t.test('requestLogSerializer keeps a req object of the host\'s own shape, and redact still applies', async (t) => {
