@@ -30,20 +30,23 @@ export type LoginThrottle = (username: string, ip: string) => Promise<Reservatio
  */
 export function createLoginThrottle (store: AuthStore, options: ResolvedOptions): LoginThrottle {
   const rules: Array<{ limit: Refusal['limit'], rule: ThrottleRule, key: (user: string, ip: string) => string }> = []
-  if (options.perUsernameAndIp !== false) {
-    const { max, timeWindow } = options.perUsernameAndIp
-    rules.push({
-      limit: 'per_username_ip',
-      rule: { limit: max, windowMs: timeWindow },
-      key: (user, ip) => `login:ui:${ip}:${encodeURIComponent(user)}`
-    })
-  }
+  // The per-username backoff first: spread over many addresses, a brute force on one username
+  // is refused by that one hot key, without a key written (and taken back) for every address.
+  // Either order refuses the same attempts, since a refusal takes back what was reserved before it.
   if (options.perUsername !== false) {
     const { freeAttempts, maxDelay, timeWindow } = options.perUsername
     rules.push({
       limit: 'per_username',
       rule: { limit: freeAttempts, windowMs: timeWindow, backoff: { maxMs: maxDelay } },
       key: (user) => `login:u:${encodeURIComponent(user)}`
+    })
+  }
+  if (options.perUsernameAndIp !== false) {
+    const { max, timeWindow } = options.perUsernameAndIp
+    rules.push({
+      limit: 'per_username_ip',
+      rule: { limit: max, windowMs: timeWindow },
+      key: (user, ip) => `login:ui:${ip}:${encodeURIComponent(user)}`
     })
   }
 
