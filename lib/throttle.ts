@@ -57,7 +57,8 @@ export function createLoginThrottle (store: AuthStore, options: ResolvedOptions)
       const name = key(username, ip)
       const result = await store.reserve(name, rule, now)
       if (!result.allowed) {
-        await Promise.all(taken.map((k) => store.release(k)))
+        // Most refusals come from the first rule (a username under backoff), with nothing to take back.
+        if (taken.length > 0) await Promise.all(taken.map((k) => store.release(k)))
         return { retryAfterMs: result.retryAfterMs, limit }
       }
       taken.push(name)
