@@ -10,6 +10,7 @@
  * Each is answered with { type: 'answer', id }.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks'
+import formbody from '@fastify/formbody'
 import { buildServer } from '../examples/server.js'
 
 /** How often the event-loop delay is sampled, in ms; Node records the whole interval, this included. */
@@ -35,6 +36,17 @@ export type ServerMessage =
 const send = (message: ServerMessage): void => { process.send?.(message) }
 
 const app = await buildServer(process.env)
+if (process.env.BENCH_FLOOR === '1') {
+  // The floor for any answer that needs the body: a form POST that a bare handler answers with
+  // the same 429 as the token endpoint, without the plugin, the limiter or an error handler.
+  await app.register(async function floor (scope) {
+    await scope.register(formbody)
+    scope.post('/bench-floor', async (_request, reply) => {
+      reply.code(429).headers({ 'retry-after': '1', 'cache-control': 'no-store', pragma: 'no-cache' })
+      return { error: 'too_many_requests', error_description: 'Too many failed logins; retry later' }
+    })
+  })
+}
 await app.listen({ host: '127.0.0.1', port: 0 })
 const address = app.server.address()
 const eld = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS })
