@@ -35,10 +35,14 @@ const OUT_DIR = process.env.BENCH_OUT ?? 'bench-results'
 /** Seconds per part; a smoke run only proves that every part still runs. */
 const TIME = SMOKE
   ? { warm: 0.5, run: 1, raw: 1, memoryRequests: 2_000, memoryWarm: 500, deadline: 120 }
-  : { warm: 2, run: 8, raw: 6, memoryRequests: 100_000, memoryWarm: 5_000, deadline: 300 }
+  : { warm: 3, run: 12, raw: 6, memoryRequests: 100_000, memoryWarm: 5_000, deadline: 300 }
 
-/** Figures that a target compares are measured in this many alternating rounds. */
-const ROUNDS = SMOKE ? 1 : 4
+/**
+ * Figures that a target compares are measured in this many alternating rounds. On a shared VM
+ * throughput drifts by a tenth from one two-second stretch to the next: short turns put the
+ * drift on every figure alike instead of on whichever ran at a bad moment.
+ */
+const ROUNDS = SMOKE ? 1 : 8
 /** Connections for the throughput runs: enough to keep one server process busy. */
 const CONNECTIONS = 20
 /** The latency probe: one GET /protected every PROBE_INTERVAL_MS, spread evenly. */
