@@ -362,6 +362,8 @@ interface Results {
   smoke: boolean
   hashing: { maxConcurrent: number, maxQueue: number, parameters: string }
   public?: LoadResult
+  /** GET /public carrying the same Authorization header as /protected: what the token's bytes cost alone. */
+  publicWithToken?: LoadResult
   protected?: LoadResult
   forged?: LoadResult
   rawArgon2PerSecond?: number
@@ -425,12 +427,14 @@ async function openServerParts (results: Results): Promise<void> {
     for (const path of ['/public', '/protected']) {
       await load(undefined, { url: url + path, headers: bearer, connections: CONNECTIONS, duration: TIME.warm, latencies: false })
     }
-    log('GET /public and GET /protected with a valid token, in turns')
-    const [publicResult, protectedResult] = await alternate(server, [
+    log('GET /public, GET /public with the token, and GET /protected with the token, in turns')
+    const [publicResult, publicWithTokenResult, protectedResult] = await alternate(server, [
       { url: `${url}/public`, connections: CONNECTIONS },
+      { url: `${url}/public`, headers: bearer, connections: CONNECTIONS },
       { url: `${url}/protected`, headers: bearer, connections: CONNECTIONS }
     ], TIME.run)
     results.public = publicResult as LoadResult
+    results.publicWithToken = publicWithTokenResult as LoadResult
     results.protected = protectedResult as LoadResult
     expect('GET /public', results.public, '200')
     expect('GET /protected', results.protected, '200')
@@ -705,7 +709,11 @@ function table (r: Results): string {
   }
   const vsPublic = (n: number, base = r.public): string => `${ratio(n / (base === undefined ? Number.NaN : rate(base, '200')))} × /public`
   const h = r.hashing
-  if (r.public !== undefined) loadRow('`GET /public`', r.public, '200', `${CONNECTIONS} connections; in turns with the row below`)
+  if (r.public !== undefined) loadRow('`GET /public`', r.public, '200', `${CONNECTIONS} connections; in turns with the two rows below`)
+  if (r.publicWithToken !== undefined) {
+    loadRow('`GET /public`, with the same `Authorization` header', r.publicWithToken, '200',
+      `${vsPublic(rate(r.publicWithToken, '200'))}; the token's bytes, parsed by Node, read by no one`)
+  }
   if (r.protected !== undefined) loadRow('`GET /protected`, valid token', r.protected, '200', vsPublic(rate(r.protected, '200')))
   if (r.forged !== undefined) loadRow('`GET /protected`, forged token → 401', r.forged, '401', 'a new forged signature each time')
   if (r.rawArgon2PerSecond !== undefined) {

@@ -47,7 +47,7 @@ t.test('the bench in smoke mode prints its table and every PASS/FAIL line, and w
 
   t.equal(code, 0, `the bench ran (stderr: ${stderr.slice(-2000)})`)
   t.match(stdout, /^\| measurement \| req\/s \| p50 ms \| p99 ms \| server CPU \| server µs\/req \| notes \|$/m, 'the markdown table')
-  for (const row of ['`GET /public`', '`GET /public`, on the server with the default limits', '`GET /protected`, valid token', '`GET /protected`, forged token → 401', 'raw `argon2.verify`',
+  for (const row of ['`GET /public`', '`GET /public`, with the same `Authorization` header', '`GET /public`, on the server with the default limits', '`GET /protected`, valid token', '`GET /protected`, forged token → 401', 'raw `argon2.verify`',
     '`POST /token`, right credentials → 200', '`GET /protected` probe, idle', '`GET /protected` probe, during the login flood',
     'login flood: `POST /token`', 'brute force on one username, one address → 429', 'brute force on one username, a new address each time → 429',
     'bare Fastify form `POST` answered 429, a new address each time']) {
