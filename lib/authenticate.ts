@@ -160,7 +160,7 @@ export function createAuthenticator (tokens: TokenService | CachingTokenService,
   /** Admits the request once `check` (revocation) agrees; a promise only when the check has to wait. */
   function accept (request: FastifyRequest, reply: FastifyReply, claims: AccessTokenClaims): Promise<void> | undefined {
     const checking = check?.(request, reply, claims)
-    if (checking !== undefined && isPromise(checking)) return checking.then(() => { admit(request, claims) })
+    if (isPromise(checking)) return checking.then(() => { admit(request, claims) })
     admit(request, claims)
     return undefined
   }

@@ -1,4 +1,5 @@
 import type { AccessTokenClaims, TokenService } from './tokens.js'
+import { isPromise } from './is-promise.js'
 
 /** Most verified tokens remembered at once (fast-jwt's default cache size). */
 const DEFAULT_SIZE = 1000
@@ -73,7 +74,7 @@ export function cacheVerifications (tokens: TokenService, clockToleranceSeconds:
       const known = recall(token)
       if (known !== undefined) return known
       const verified = tokens.verify(token)
-      return verified instanceof Promise ? verified.then((claims) => remember(token, claims)) : remember(token, verified)
+      return isPromise(verified) ? verified.then((claims) => remember(token, claims)) : remember(token, verified)
     }
   }
 }
