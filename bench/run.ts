@@ -24,7 +24,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 // The built package, as the server under test runs it (and as tap does not count for coverage).
 import { hashPassword } from 'fastify-jwt-auth'
-import { defaultHashingConcurrency } from '../dist/esm/concurrency.js'
+import { defaultHashingConcurrency } from '../dist/esm/options/defaults.js'
 import type { ServerMessage, ServerStats } from './server.js'
 
 const SMOKE = process.env.BENCH_SMOKE === '1'

@@ -1,45 +1,18 @@
 import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import { bearerError, InvalidOptionError, KeysUnavailableError } from './errors.js'
-import type { EmitEvent } from './events.js'
-import { isPromise } from './is-promise.js'
-import { TokenRejectedError, type AccessTokenClaims, type TokenService } from './tokens.js'
-import type { CachingTokenService } from './verify-cache.js'
-
-/**
- * The claims your access tokens carry besides the standard ones (the plugin's `claims` option puts
- * them in). Empty until you add yours by declaration merging, which types `request.user.claims`
- * and the `claims` option alike:
- *
- * ```ts
- * declare module 'fastify-jwt-auth' {
- *   interface CustomClaims { tenant: string }
- * }
- * ```
- */
-export interface CustomClaims {}
-
-/**
- * What `authenticate` puts on `request.user`. `Claims` are the extra claims, `CustomClaims` by
- * default; pass another type to read a token of a different shape.
- */
-export interface AuthUser<Claims extends object = CustomClaims> {
-  /** The token's subject: the user's id, or username when the user has no id. */
-  sub: string
-  /** The granted scopes, as a list. */
-  scope: readonly string[]
-  /** The client the token was issued to. */
-  clientId: string
-  /** Every claim of the verified token. */
-  claims: AccessTokenClaims & Claims
-}
+import type { EmitEvent } from './logging/events.js'
+import { isPromise } from './util/is-promise.js'
+import { SCOPE_TOKEN, scopeList } from './scope.js'
+import type { AccessTokenClaims, AuthUser } from './tokens/claims.js'
+import { TokenRejectedError, type TokenService } from './tokens/token-service.js'
+import type { CachingTokenService } from './tokens/verify-cache.js'
+import type { ClaimsCheck } from './tokens/revocation.js'
 
 // RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token. The scheme is whatever precedes the
 // first whitespace, so "Bearer<TAB>token" or a bare "Bearer" is a malformed Bearer header
 // (400 invalid_request), not a request without credentials.
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/
 const BEARER = /^(\S+) *(.*)$/s
-// RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
-export const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/
 // A compact JWS far past this is no token we issued; refuse it before any parsing.
 const MAX_TOKEN_LENGTH = 8192
 
@@ -81,32 +54,20 @@ class BearerUser implements AuthUser {
   }
 }
 
-// The scope claims seen lately, as frozen lists: a client sends the same token, so the same
-// claim, on every call. Bounded; the few scope combinations an app grants fit many times over.
-const SCOPE_LISTS_REMEMBERED = 1000
-const scopeLists = new Map<string, readonly string[]>()
-const NO_SCOPES: readonly string[] = Object.freeze([])
-
-function scopeList (scope: string | undefined): readonly string[] {
-  if (scope === undefined || scope === '') return NO_SCOPES
-  let list = scopeLists.get(scope)
-  if (list === undefined) {
-    if (scopeLists.size >= SCOPE_LISTS_REMEMBERED) scopeLists.clear()
-    list = Object.freeze(scope.split(' '))
-    scopeLists.set(scope, list)
-  }
-  return list
-}
-
-/**
- * A further check of verified claims (revocation); throws, or rejects, to refuse the request.
- * It returns a promise only when it had to wait for something (a store across the network).
- */
-export type ClaimsCheck = (request: FastifyRequest, reply: FastifyReply, claims: AccessTokenClaims) => void | Promise<void>
-
 type Done = (error?: Error) => void
 
-export function createAuthenticator (tokens: TokenService | CachingTokenService, realm: string, emit: EmitEvent, check?: ClaimsCheck): Authenticator {
+/** What `authenticate` is built from. */
+export interface AuthenticatorDeps {
+  /** With a cache, a token seen before is recalled rather than verified again. */
+  tokens: TokenService | CachingTokenService
+  /** The realm of every `WWW-Authenticate` challenge. */
+  realm: string
+  emit: EmitEvent
+  /** Revocation, when access tokens are revocable. */
+  check: ClaimsCheck | undefined
+}
+
+export function createAuthenticator ({ tokens, realm, emit, check }: AuthenticatorDeps): Authenticator {
   const recall = 'recall' in tokens ? tokens.recall : undefined
 
   /**

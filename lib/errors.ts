@@ -1,7 +1,7 @@
 import createError, { type FastifyErrorConstructor } from '@fastify/error'
 
 /*
- * Every error the plugin raises is built here. Three kinds, kept apart:
+ * Every error the plugin raises is built here, and every error body it sends. Three kinds, kept apart:
  *
  * 1. configuration errors, thrown while the host registers the plugin;
  * 2. token-endpoint errors, answered as RFC 6749 §5.2 JSON by the route's own error handler;
@@ -76,9 +76,8 @@ const oauthErrors: Record<OAuthErrorCode, FastifyErrorConstructor> = {
   server_error: clientError('FST_JWT_AUTH_SERVER_ERROR', 500)
 }
 
-const wireCodeOf = new Map<string, OAuthErrorCode>(
-  Object.entries(oauthErrors).map(([wire, Ctor]) => [new Ctor('').code, wire as OAuthErrorCode])
-)
+// RFC 9110 §15.5.6: a method the endpoint does not support, answered in the endpoint's error shape.
+const MethodNotAllowed = clientError('FST_JWT_AUTH_METHOD_NOT_ALLOWED', 405)
 
 /** An error raised by the token endpoint; `oauthError` is the RFC 6749 §5.2 `error` value. */
 export interface OAuthError extends Error {
@@ -99,9 +98,56 @@ export function oauthError (code: OAuthErrorCode, description: string, retryAfte
   return error
 }
 
-/** The RFC 6749 §5.2 `error` value for an error raised by this plugin, if it is one. */
-export function oauthCodeOf (error: { code?: unknown }): OAuthErrorCode | undefined {
-  return typeof error.code === 'string' ? wireCodeOf.get(error.code) : undefined
+/**
+ * The answer to a method other than POST on the token and revocation endpoints (RFC 6749 §3.2,
+ * RFC 7009 §2.1): 405 with `Allow: POST` and an `invalid_request` body like every other error there.
+ */
+export function methodNotAllowed (endpoint: string): OAuthError {
+  const error = new MethodNotAllowed(`The ${endpoint} endpoint accepts POST only`) as OAuthError
+  error.oauthError = 'invalid_request'
+  error.headers = { allow: 'POST' }
+  return error
+}
+
+/** How an endpoint must treat an error before answering it. */
+export type ErrorOrigin = 'client' | 'store' | 'fault'
+
+/**
+ * Any error thrown while serving an OAuth2 endpoint, as the OAuth2 error to answer, and where it
+ * came from: the client (answered as it is), the store (503, logged) or a fault of ours or the
+ * host's (500 without details, logged).
+ */
+export function toOAuthError (error: unknown): { error: OAuthError, origin: ErrorOrigin } {
+  const raised = error as { code?: unknown, statusCode?: unknown, oauthError?: unknown }
+  if (error instanceof StoreUnavailableError) {
+    return { error: oauthError('temporarily_unavailable', 'The service is temporarily unavailable; retry later', 1), origin: 'store' }
+  }
+  // Built by `oauthError` or `methodNotAllowed` (the per-IP limiter's refusal too).
+  if (typeof raised.oauthError === 'string' && typeof raised.code === 'string' && raised.code.startsWith('FST_JWT_AUTH_')) {
+    return { error: error as OAuthError, origin: 'client' }
+  }
+  // Fastify's own errors for what the client sent (400, 413, 415) are malformed requests to
+  // OAuth2 (RFC 6749 §5.2); anything else is a fault, never described to the client.
+  const status = typeof raised.statusCode === 'number' ? raised.statusCode : 500
+  if (status >= 400 && status < 500) return { error: oauthError('invalid_request', 'The request is malformed or too large'), origin: 'client' }
+  return { error: oauthError('server_error', 'The server could not process the request'), origin: 'fault' }
+}
+
+/** An OAuth2 error as an answer: status, headers and the RFC 6749 §5.2 JSON body. */
+export interface OAuthErrorResponse {
+  statusCode: number
+  headers: Record<string, string>
+  body: { error: OAuthErrorCode, error_description: string }
+}
+
+/**
+ * The answer to an OAuth2 error. Never cacheable (RFC 6749 §5.1); a failed client authentication
+ * carries the `WWW-Authenticate` challenge of the scheme the client can use (RFC 6749 §5.2).
+ */
+export function oauthErrorResponse (error: OAuthError, realm: string): OAuthErrorResponse {
+  const headers: Record<string, string> = { 'cache-control': 'no-store', pragma: 'no-cache', ...error.headers }
+  if (error.oauthError === 'invalid_client') headers['www-authenticate'] = `Basic realm="${realm}", charset="UTF-8"`
+  return { statusCode: error.statusCode, headers, body: { error: error.oauthError, error_description: error.message } }
 }
 
 /** The RFC 6750 §3.1 bearer error codes, plus "none" for a request that carried no credentials. */

@@ -1,7 +1,7 @@
 import type { FastifyInstance, RouteOptions } from 'fastify'
 import { SwaggerOrderError } from './errors.js'
 import type { OAuthErrorCode } from './errors.js'
-import type { ResolvedOptions } from './options.js'
+import type { ResolvedOptions } from './options/resolve.js'
 
 /*
  * The OpenAPI side of the plugin, for hosts that register @fastify/swagger (an optional peer).
@@ -117,7 +117,7 @@ const NO_STORE = {
 }
 
 /** The client credentials of the body (RFC 6749 §2.3.1), when clients are configured. */
-function clientFields (options: ResolvedOptions): Json {
+function clientFields (options: ApiDocsOptions): Json {
   return options.clients === undefined
     ? {}
     : {
@@ -130,7 +130,7 @@ const CLIENT_AUTH = ' The client authenticates with HTTP Basic or with `client_i
 const UNAVAILABLE = 'The server is busy or its store is unavailable; retry later.'
 
 /** The token endpoint (RFC 6749 §4.3.2, §6, §5.1, §5.2), as configured. */
-function tokenDoc (options: ResolvedOptions): OperationDoc {
+function tokenDoc (options: ApiDocsOptions): OperationDoc {
   const clients = options.clients !== undefined
   const refresh = options.refreshTokens !== false
   const limited = options.rateLimit !== false || options.perUsernameAndIp !== false || options.perUsername !== false
@@ -198,7 +198,7 @@ function tokenDoc (options: ResolvedOptions): OperationDoc {
 }
 
 /** The revocation endpoint (RFC 7009 §2), as configured. */
-function revokeDoc (options: ResolvedOptions): OperationDoc {
+function revokeDoc (options: ApiDocsOptions): OperationDoc {
   const kinds = [
     ...(options.refreshTokens === false ? [] : ['a refresh token (its whole family ends)']),
     ...(options.revocableAccessTokens === false ? [] : ['an access token (denied until it expires)'])
@@ -236,6 +236,10 @@ function revokeDoc (options: ResolvedOptions): OperationDoc {
 }
 
 /** What the plugin needs from this module. */
+/** The options the document is derived from. */
+export type ApiDocsOptions = Pick<ResolvedOptions,
+  'openapi' | 'scopes' | 'clients' | 'refreshTokens' | 'revocableAccessTokens' | 'rateLimit' | 'perUsernameAndIp' | 'perUsername'>
+
 export interface ApiDocs {
   /** The `config` of the token endpoint: documents it and carries the security scheme. */
   tokenRoute: RouteDocConfig
@@ -247,7 +251,7 @@ export interface ApiDocs {
  * Wires the OpenAPI side for a plugin instance that has a token endpoint. Call it while the
  * plugin registers, before its routes.
  */
-export function createApiDocs (fastify: FastifyInstance, options: ResolvedOptions): ApiDocs {
+export function createApiDocs (fastify: FastifyInstance, options: ApiDocsOptions): ApiDocs {
   if (!options.openapi) return { tokenRoute: {}, revokeRoute: {} }
   // @fastify/swagger documents only routes added after it registered its hook.
   const swaggerFirst = fastify.hasPlugin('@fastify/swagger')

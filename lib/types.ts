@@ -2,7 +2,7 @@
 // @fastify/jwt's types too; without this line its FastifyRequest augmentation never reaches them.
 /// <reference types="@fastify/jwt" preserve="true" />
 import type { preHandlerAsyncHookHandler } from 'fastify'
-import type { AuthUser } from './authenticate.js'
+import type { AuthUser } from './tokens/claims.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -11,4 +11,4 @@ for (const project of ['tsconfig.build.json', 'tsconfig.cjs.json']) {
   execFileSync(process.execPath, [tsc, '-p', project], { stdio: 'inherit' })
 }
 writeFileSync('dist/cjs/package.json', '{ "type": "commonjs" }\n')
-chmodSync('dist/esm/bin.js', 0o755)
+chmodSync('dist/esm/cli/bin.js', 0o755)

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { Readable } from 'node:stream'
 import { promisify } from 'node:util'
 import { calculateJwkThumbprint, createLocalJWKSet, jwtVerify } from 'jose'
-import { runCli } from '../lib/cli.js'
+import { runCli } from '../lib/cli/cli.js'
 import { buildApp, login } from './helper.js'
 
 /*
@@ -84,9 +84,9 @@ t.test('a missing or unknown --alg or --format exits 1 with usage on stderr', as
   t.match(help.out, /generate-key --alg/)
 })
 
-const BIN = fileURLToPath(new URL('../dist/esm/bin.js', import.meta.url))
+const BIN = fileURLToPath(new URL('../dist/esm/cli/bin.js', import.meta.url))
 
-t.test('the built binary', { skip: existsSync(BIN) ? false : 'dist/esm/bin.js is missing: run `npm run build` first' }, async (t) => {
+t.test('the built binary', { skip: existsSync(BIN) ? false : 'dist/esm/cli/bin.js is missing: run `npm run build` first' }, async (t) => {
   const { stdout, stderr } = await promisify(execFile)(process.execPath, [BIN, 'generate-key', '--alg', 'ES256', '--format', 'jwks'])
   t.equal(stderr, '')
   t.match(JSON.parse(stdout), { keys: [{ kty: 'EC', alg: 'ES256' }] })

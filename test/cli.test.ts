@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { PassThrough, Readable } from 'node:stream'
 import { promisify } from 'node:util'
-import { runCli, type CliIo } from '../lib/cli.js'
+import { runCli, type CliIo } from '../lib/cli/cli.js'
 import { verifyPassword } from '../lib/index.js'
 
 /*
@@ -193,10 +193,10 @@ t.test('usage', async (t) => {
   }
 })
 
-const BIN = fileURLToPath(new URL('../dist/esm/bin.js', import.meta.url))
+const BIN = fileURLToPath(new URL('../dist/esm/cli/bin.js', import.meta.url))
 const built = existsSync(BIN)
 
-t.test('the built binary', { skip: built ? false : 'dist/esm/bin.js is missing: run `npm run build` first' }, async (t) => {
+t.test('the built binary', { skip: built ? false : 'dist/esm/cli/bin.js is missing: run `npm run build` first' }, async (t) => {
   t.test('generate-secret', async (t) => {
     const { stdout, stderr } = await promisify(execFile)(process.execPath, [BIN, 'generate-secret'])
     t.match(stdout, /^[A-Za-z0-9_-]{43}\n$/)

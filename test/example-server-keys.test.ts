@@ -5,7 +5,7 @@ import { Readable } from 'node:stream'
 import { createLocalJWKSet, jwtVerify } from 'jose'
 import { buildServer, start } from '../examples/server.js'
 import jwtAuth from '../lib/index.js'
-import { runCli } from '../lib/cli.js'
+import { runCli } from '../lib/cli/cli.js'
 import { FORM, form } from './helper.js'
 
 /*

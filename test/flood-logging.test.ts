@@ -2,8 +2,8 @@ import t from 'tap'
 import { Writable } from 'node:stream'
 import type { FastifyError } from 'fastify'
 import type { AuthEvent } from '../lib/index.js'
-import { LOG_LINES_PER_SECOND } from '../lib/events.js'
-import { createLogBudget } from '../lib/log-budget.js'
+import { LOG_LINES_PER_SECOND } from '../lib/logging/events.js'
+import { createLogBudget } from '../lib/logging/log-budget.js'
 import { bearer, buildApp, forge, tokenRequest, validClaims, VALID_HEADER } from './helper.js'
 
 /*

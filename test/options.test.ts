@@ -3,7 +3,7 @@ import Fastify from 'fastify'
 import { randomBytes } from 'node:crypto'
 import os from 'node:os'
 import jwtAuth, { type FastifyJwtAuthOptions } from '../lib/index.js'
-import { resolveOptions } from '../lib/options.js'
+import { resolveOptions } from '../lib/options/resolve.js'
 import { bearer, buildApp, CHEAP, cheapHash, demoUsers, forge, login, SECRET, tokenRequest, validClaims, VALID_HEADER } from './helper.js'
 
 /*

@@ -1,7 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import jwtAuth, { createMemoryStore, createRedisStore, type FastifyJwtAuthOptions } from '../lib/index.js'
-import { rateLimitStore } from '../lib/rate-limit-store.js'
+import { rateLimitStore } from '../lib/endpoints/rate-limit-store.js'
 import { SECRET } from './helper.js'
 
 /* Registration-time checks of the refresh, revocation and store options, and store wiring details. */

@@ -2,7 +2,7 @@ import t from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
 import { buildApp, cheapHash, CHEAP, demoUsers, tokenRequest, type BuildOptions } from './helper.js'
 import type { AuthEvent, UserRecord } from '../lib/index.js'
-import { createLimiter, LimiterFullError } from '../lib/concurrency.js'
+import { createLimiter, LimiterFullError } from '../lib/password/limiter.js'
 
 /*
  * Throttling at the token endpoint (RFC 6749 §4.3.2 makes brute-force protection a MUST):

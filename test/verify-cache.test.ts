@@ -1,8 +1,8 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import jwtAuth, { type AccessTokenClaims } from '../lib/index.js'
-import { cacheVerifications } from '../lib/verify-cache.js'
-import type { TokenService } from '../lib/tokens.js'
+import { cacheVerifications } from '../lib/tokens/verify-cache.js'
+import type { TokenService } from '../lib/tokens/token-service.js'
 import { bearer, CHEAP, demoUsers, login, SECRET } from './helper.js'
 
 /*

@@ -52,7 +52,7 @@ const SWEEP_STEP = 4
  *
  * A key written again moves to the end only when it has drifted into the older half of the map;
  * one in the newer half is updated in place. V8 makes deleting and re-adding a key in a large Map
- * cost far more than the write itself (tens of µs at 100 000 keys), and a hot counter (one address
+ * cost far more than the write itself, and a hot counter (one address
  * hammering the token endpoint) is written on every request. A key written within the last
  * `maxEntries / 2` insertions is therefore never the one dropped.
  */

@@ -1,32 +1,30 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { bearerError, StoreUnavailableError } from './errors.js'
-import type { EmitEvent } from './events.js'
-import type { ResolvedOptions } from './options.js'
-import type { AuthStore, RevocationState } from './stores/types.js'
-import type { AccessTokenClaims } from './tokens.js'
-import type { ClaimsCheck } from './authenticate.js'
-import { isPromise } from './is-promise.js'
+import { bearerError, StoreUnavailableError } from '../errors.js'
+import type { EmitEvent } from '../logging/events.js'
+import type { AuthStore, RevocationState } from '../stores/types.js'
+import type { AccessTokenClaims } from './claims.js'
+import { isPromise } from '../util/is-promise.js'
+import { userKeyOf } from './user-key.js'
 
 /**
- * The key under which the store groups a user's state: a hash of `sub`, so it fits a Redis hash
- * tag whatever characters the host's ids hold, and keeps ids out of Redis key names.
+ * A further check of verified claims (revocation); throws, or rejects, to refuse the request.
+ * It returns a promise only when it had to wait for something (a store across the network).
  */
-export function userKeyOf (sub: string): string {
-  let key = userKeys.get(sub)
-  if (key === undefined) {
-    key = createHash('sha256').update(sub).digest('base64url').slice(0, 22)
-    // With revocable access tokens every request asks for its user's key: remember the recent
-    // ones rather than hash on every request. Bounded: the oldest goes first.
-    if (userKeys.size >= USER_KEYS_REMEMBERED) userKeys.delete(userKeys.keys().next().value as string)
-    userKeys.set(sub, key)
-  }
-  return key
-}
+export type ClaimsCheck = (request: FastifyRequest, reply: FastifyReply, claims: AccessTokenClaims) => void | Promise<void>
 
-const USER_KEYS_REMEMBERED = 10_000
-const userKeys = new Map<string, string>()
+/** What revocation is built from. */
+export interface RevocationDeps {
+  store: AuthStore
+  /** `false` when access tokens are not revocable: only refresh families end then. */
+  revocableAccessTokens: { failOpen: boolean } | false
+  /** Seconds. */
+  accessTokenTtl: number
+  /** Seconds. */
+  clockTolerance: number
+  realm: string
+  emit: EmitEvent
+}
 
 export interface Revocation {
   /**
@@ -48,11 +46,10 @@ export interface Revocation {
 }
 
 /** Revocation of access tokens (`revocableAccessTokens`) and "log out everywhere", on top of the store. */
-export function createRevocation (store: AuthStore, options: ResolvedOptions, emit: EmitEvent): Revocation {
-  const { revocableAccessTokens, realm } = options
+export function createRevocation ({ store, revocableAccessTokens, accessTokenTtl, clockTolerance, realm, emit }: RevocationDeps): Revocation {
   const failOpen = revocableAccessTokens !== false && revocableAccessTokens.failOpen
   // A bound must outlive every access token issued before it.
-  const boundTtlMs = (options.accessTokenTtl + options.clockTolerance + 1) * 1000
+  const boundTtlMs = (accessTokenTtl + clockTolerance + 1) * 1000
 
   const revocation: Revocation = {
     async beforeSign (sub) {
@@ -69,7 +66,7 @@ export function createRevocation (store: AuthStore, options: ResolvedOptions, em
 
     async revokeAccessToken (claims) {
       const now = Date.now()
-      const ttlMs = (claims.exp + options.clockTolerance) * 1000 - now
+      const ttlMs = (claims.exp + clockTolerance) * 1000 - now
       if (ttlMs > 0) await store.revokeAccessToken(userKeyOf(claims.sub), claims.jti, ttlMs, now)
     },
 

@@ -1,5 +1,5 @@
-import type { ResolvedOptions } from './options.js'
-import type { AuthStore, ThrottleRule } from './stores/types.js'
+import type { AuthStore, ThrottleRule } from '../stores/types.js'
+import type { BackoffLimit, WindowLimit } from '../options/types.js'
 
 /** One counted login attempt, to be settled once the password has been checked. */
 export interface Reservation {
@@ -28,7 +28,15 @@ export type LoginThrottle = (username: string, ip: string) => Promise<Reservatio
  * Per-username waits are capped (default 15 minutes), so an attacker can slow a user down but
  * never lock them out for good (OWASP Authentication Cheat Sheet).
  */
-export function createLoginThrottle (store: AuthStore, options: ResolvedOptions): LoginThrottle {
+/** What the login throttle is built from; `false` turns a limit off. */
+export interface LoginThrottleDeps {
+  store: AuthStore
+  perUsernameAndIp: Required<WindowLimit> | false
+  perUsername: Required<BackoffLimit> | false
+}
+
+export function createLoginThrottle (options: LoginThrottleDeps): LoginThrottle {
+  const { store } = options
   const rules: Array<{ limit: Refusal['limit'], rule: ThrottleRule, key: (user: string, ip: string) => string }> = []
   // The per-username backoff first: spread over many addresses, a brute force on one username
   // is refused by that one hot key, without a key written (and taken back) for every address.

@@ -1,5 +1,7 @@
-import type { AccessTokenClaims, TokenService } from './tokens.js'
-import { isPromise } from './is-promise.js'
+import { LruMap } from 'toad-cache'
+import type { AccessTokenClaims } from './claims.js'
+import type { TokenService } from './token-service.js'
+import { isPromise } from '../util/is-promise.js'
 
 /** Most verified tokens remembered at once (fast-jwt's default cache size). */
 const DEFAULT_SIZE = 1000
@@ -22,7 +24,7 @@ function deepFreeze<T> (value: T): T {
 
 /**
  * The last segment of a compact JWS. Looking a token up by it hashes a few dozen characters rather
- * than the whole token, a real share of a cached request's cost; the whole token is compared after.
+ * than the whole token; the whole token is compared after.
  */
 function signatureOf (token: string): string {
   return token.slice(token.lastIndexOf('.') + 1)
@@ -43,12 +45,12 @@ export interface CachingTokenService extends TokenService {
  * time. A remembered token is dropped at its `exp` plus the clock tolerance, which is never later
  * than the verifier itself would accept it: everything else it checks (signature, algorithm,
  * `typ`, issuer, audience, `nbf`, an `iat` not in the future) cannot turn false with time for a
- * token that passed once. Bounded: past `size` entries the oldest is dropped.
+ * token that passed once. Bounded: past `size` entries the least recently used is dropped.
  *
  * The claims are frozen, because the same object is handed to every request with that token.
  */
 export function cacheVerifications (tokens: TokenService, clockToleranceSeconds: number, size = DEFAULT_SIZE): CachingTokenService {
-  const entries = new Map<string, Entry>()
+  const entries = new LruMap<Entry>(size)
 
   function recall (token: string): AccessTokenClaims | undefined {
     const signature = signatureOf(token)
@@ -62,7 +64,6 @@ export function cacheVerifications (tokens: TokenService, clockToleranceSeconds:
   function remember (token: string, claims: AccessTokenClaims): AccessTokenClaims {
     deepFreeze(claims)
     entries.set(signatureOf(token), { token, claims, until: claims.exp * 1000 + clockToleranceSeconds * 1000 })
-    if (entries.size > size) entries.delete(entries.keys().next().value as string)
     return claims
   }
 

@@ -1,6 +1,6 @@
 import type { JsonWebKey } from 'node:crypto'
 import type { JSONWebKeySet, JWK } from 'jose'
-import { ASYMMETRIC_ALGORITHMS, resolveKey, type KeySource, type ResolvedKey, type SigningAlgorithm } from './keys.js'
+import { ASYMMETRIC_ALGORITHMS, resolveKey, type KeySource, type ResolvedKey, type SigningAlgorithm } from '../options/keys.js'
 
 /**
  * Verify-only mode: the keys come from the issuer's JWKS, fetched and cached by jose's remote

@@ -1,5 +1,5 @@
 import type { FastifyRateLimitStore, FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
-import type { AuthStore } from './stores/types.js'
+import type { AuthStore } from '../stores/types.js'
 
 /**
  * Gives `@fastify/rate-limit` the plugin's store, so the per-IP limit is counted where every

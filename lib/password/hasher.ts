@@ -2,8 +2,10 @@ import argon2 from 'argon2'
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import { createBcryptVerifier, isBcryptHash } from './bcrypt.js'
-import { createLimiter, type Limiter } from './concurrency.js'
-import type { PasswordOptions } from './options.js'
+import { createLimiter, LimiterFullError, type Limiter } from './limiter.js'
+import { oauthError } from '../errors.js'
+import { DEFAULTS } from '../options/defaults.js'
+import type { PasswordOptions } from '../options/types.js'
 
 /** argon2id parameters; the defaults are OWASP's minimum (m = 19 MiB, t = 2, p = 1). */
 export interface HashParameters {
@@ -12,7 +14,7 @@ export interface HashParameters {
   parallelism?: number
 }
 
-const OWASP_DEFAULTS = Object.freeze({ memoryCost: 19456, timeCost: 2, parallelism: 1 })
+const OWASP_DEFAULTS = { memoryCost: DEFAULTS.password.memoryCost, timeCost: DEFAULTS.password.timeCost, parallelism: DEFAULTS.password.parallelism }
 
 /**
  * Hashes a password with argon2id. The password is normalised to NFC first, so the same
@@ -65,6 +67,11 @@ export interface PasswordHasher {
    * Authentication Cheat Sheet; ASVS 6.3.8). Rejects with `LimiterFullError` when saturated.
    */
   verify: (hash: string | undefined, password: string) => Promise<boolean>
+  /**
+   * `verify` for the token endpoints: a saturated pool rejects with the OAuth2 answer, 503
+   * `temporarily_unavailable` with `Retry-After` (RFC 6749 §5.2 lets a server say so).
+   */
+  check: (hash: string | undefined, password: string) => Promise<boolean>
   /** Hashes with the configured parameters, through the same bound. */
   hash: (password: string) => Promise<string>
   needsRehash: (hash: string) => boolean
@@ -80,13 +87,23 @@ export async function createPasswordHasher (options: Required<PasswordOptions>, 
   const limiter = createLimiter(options.maxConcurrent, options.maxQueue)
   const dummyHash = await hashPassword(randomBytes(16).toString('base64url'), parameters)
   const verifyBcrypt = createBcryptVerifier(log)
+  const verify = (hash: string | undefined, password: string): Promise<boolean> => limiter.run(async () => {
+    if (hash !== undefined && isBcryptHash(hash)) return await verifyBcrypt(hash, password)
+    const ok = await verifyPassword(hash ?? dummyHash, password)
+    return ok && hash !== undefined
+  })
   return {
     limiter,
-    verify: (hash, password) => limiter.run(async () => {
-      if (hash !== undefined && isBcryptHash(hash)) return await verifyBcrypt(hash, password)
-      const ok = await verifyPassword(hash ?? dummyHash, password)
-      return ok && hash !== undefined
-    }),
+    verify,
+    async check (hash, password) {
+      try {
+        return await verify(hash, password)
+      } catch (error) {
+        if (error instanceof LimiterFullError) throw oauthError('temporarily_unavailable', 'The server is busy; retry later', 1)
+        /* c8 ignore next 2 -- verify resolves false for every bad input; this is for a bug */
+        throw error
+      }
+    },
     hash: (password) => limiter.run(() => hashPassword(password, parameters)),
     needsRehash: (hash) => needsRehash(hash, parameters)
   }

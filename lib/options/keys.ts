@@ -1,5 +1,7 @@
 import { createHash, createPrivateKey, createPublicKey, KeyObject, type JsonWebKey } from 'node:crypto'
-import { InvalidOptionError, WeakSecretError } from './errors.js'
+import { WeakSecretError } from '../errors.js'
+import { fail, wholeNumber } from './checks.js'
+import { DEFAULTS } from './defaults.js'
 
 /** The algorithms a key can be for (RFC 7518 §3.1, RFC 8037 §3.1 for EdDSA with Ed25519). */
 export type SigningAlgorithm = 'HS256' | 'HS384' | 'HS512' | 'RS256' | 'PS256' | 'ES256' | 'EdDSA'
@@ -48,10 +50,6 @@ const MAX_KID_LENGTH = 256
 
 // Secrets copied from tutorials and templates: refused whatever their length.
 const PLACEHOLDER_SECRET = /^(?:(?:my|your|the|super|jwt|app|change|some|test|default)[-_ .]*)*(?:secret|secret[-_ .]*key|key|password|changeme|change[-_ .]*me)(?:[-_ .]*(?:here|key|change[-_ .]*(?:this|me)|in[-_ .]*production|please|[0-9]+(?:[-_ .]*bits?)?))*$/i
-
-function fail (name: string, problem: string): never {
-  throw new InvalidOptionError(name, problem)
-}
 
 /** Refuses an HMAC secret shorter than its hash (RFC 7518 §3.2) or one that is a known placeholder. */
 export function checkSecretStrength (name: string, bytes: Buffer, alg: SigningAlgorithm = 'HS256'): void {
@@ -204,12 +202,6 @@ export type KeySource =
   | { kind: 'local', keys: readonly ResolvedKey[] }
   | { kind: 'remote', url: URL, cacheMaxAge: number, cooldown: number, timeout: number }
 
-function milliseconds (name: string, value: unknown, fallback: number, max: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) fail(name, `must be a whole number of milliseconds from 1 to ${max}`)
-  return value
-}
-
 function checkSecret (secret: unknown): string | Buffer {
   if (typeof secret !== 'string' && !Buffer.isBuffer(secret)) fail('secret', 'must be a string or a Buffer')
   checkSecretStrength('secret', Buffer.from(secret), 'HS256')
@@ -244,9 +236,9 @@ export function resolveKeySource (
     return {
       kind: 'remote',
       url,
-      cacheMaxAge: milliseconds('jwksClient.cacheMaxAge', jwksClient?.cacheMaxAge, 10 * 60 * 1000, day),
-      cooldown: milliseconds('jwksClient.cooldown', jwksClient?.cooldown, 30 * 1000, day),
-      timeout: milliseconds('jwksClient.timeout', jwksClient?.timeout, 5 * 1000, 60 * 1000)
+      cacheMaxAge: wholeNumber('jwksClient.cacheMaxAge', jwksClient?.cacheMaxAge, DEFAULTS.jwksClient.cacheMaxAge, day),
+      cooldown: wholeNumber('jwksClient.cooldown', jwksClient?.cooldown, DEFAULTS.jwksClient.cooldown, day),
+      timeout: wholeNumber('jwksClient.timeout', jwksClient?.timeout, DEFAULTS.jwksClient.timeout, 60 * 1000)
     }
   }
   if (jwksClient !== undefined) fail('jwksClient', 'applies only with `jwksUrl`')

@@ -2,24 +2,20 @@ import type { FastifyInstance } from 'fastify'
 import fastifyJwt, { type JWT } from '@fastify/jwt'
 import { createVerifier } from 'fast-jwt'
 import { randomUUID, type JsonWebKey } from 'node:crypto'
-import type { ResolvedOptions } from './options.js'
-import type { SigningAlgorithm } from './keys.js'
+import type { KeySource, SigningAlgorithm } from '../options/keys.js'
 import { createRemoteKeySet, type KeyLookupError } from './remote-keys.js'
-import { InvalidOptionError } from './errors.js'
+import { InvalidOptionError } from '../errors.js'
+import type { AccessTokenClaims } from './claims.js'
 
-/** The claims of an access token (RFC 9068 §2.2). */
-export interface AccessTokenClaims {
-  iss?: string
-  sub: string
-  aud?: string | string[]
-  exp: number
-  iat: number
-  nbf?: number
-  jti: string
-  /** Space-delimited granted scopes (RFC 8693 §4.2), absent when none were granted. */
-  scope?: string
-  client_id: string
-  [claim: string]: unknown
+/** What signing and verifying access tokens depends on. */
+export interface TokenServiceDeps {
+  keySource: KeySource
+  /** Seconds. */
+  accessTokenTtl: number
+  issuer: string | undefined
+  audience: string | string[] | undefined
+  /** Seconds of clock skew allowed for `exp`, `nbf` and `iat`. */
+  clockTolerance: number
 }
 
 /**
@@ -73,7 +69,7 @@ const NAMESPACE = 'fastifyJwtAuth'
 const REGISTERED_CLAIMS = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'client_id', 'scope'])
 
 /** fast-jwt's verification options for one key: its one algorithm and our claim rules. */
-function verifyOptions (options: ResolvedOptions, alg: SigningAlgorithm) {
+function verifyOptions (options: TokenServiceDeps, alg: SigningAlgorithm) {
   return {
     // RFC 8725 §3.1: only the one algorithm this key is for; `none` never.
     algorithms: [alg],
@@ -108,7 +104,7 @@ type Verify = (token: string) => unknown
  * @fastify/jwt namespaces work). Keys fetched from a JWKS arrive after registration, so each gets a
  * fast-jwt verifier, the one @fastify/jwt would build, when it is first seen.
  */
-export async function createTokenService (fastify: FastifyInstance, options: ResolvedOptions): Promise<TokenService> {
+export async function createTokenService (fastify: FastifyInstance, options: TokenServiceDeps): Promise<TokenService> {
   const toleranceSeconds = options.clockTolerance
 
   /** Runs a verifier, then checks what fast-jwt leaves unchecked. */

@@ -1,6 +1,6 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
-import { hashPassword } from './password.js'
-import { jwkThumbprint } from './keys.js'
+import { hashPassword } from '../password/hasher.js'
+import { jwkThumbprint } from '../options/keys.js'
 
 /** The streams the CLI talks to; the real process's in `bin.ts`, fakes in tests. */
 export interface CliIo {

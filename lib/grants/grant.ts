@@ -1,0 +1,41 @@
+import type { FastifyRequest } from 'fastify'
+import type { UserRecord } from '../options/types.js'
+
+/*
+ * The shape every grant type shares: what it is handed (the request, its form and the client
+ * that authenticated) and what it decides (a `Grant`), which one step turns into tokens.
+ */
+
+/** A token or revocation request's form: each parameter that has a value, once (RFC 6749 §3.2). */
+export type Form = Readonly<Record<string, string>>
+
+/** The answer to a token request, as RFC 6749 §5.1 spells it. */
+export interface TokenResponse {
+  access_token: string
+  token_type: 'Bearer'
+  expires_in: number
+  refresh_token?: string
+  scope?: string
+}
+
+/** What a grant decided: who gets tokens, for which client, with which scopes. */
+export interface Grant {
+  user: UserRecord
+  /** The name `findUser` found the user by; a refresh looks the user up by it again. */
+  username: string
+  /** The access token's `sub`. */
+  sub: string
+  clientId: string
+  /** The scopes granted. */
+  scope: readonly string[]
+  /** The scopes the client asked for, when it asked (RFC 6749 §5.1 then needs `scope` only when they differ). */
+  requested: readonly string[] | undefined
+  /**
+   * The refresh token to hand out: the successor a refresh grant rotated in, or `undefined` to
+   * start a new family (when refresh tokens are on).
+   */
+  refreshToken?: string
+}
+
+/** A grant type's handler, for a request whose client has already authenticated. */
+export type GrantHandler = (request: FastifyRequest, form: Form, clientId: string) => Promise<TokenResponse>

@@ -1,0 +1,95 @@
+import type { FastifyRequest } from 'fastify'
+import { oauthError } from '../errors.js'
+import type { EmitEvent } from '../logging/events.js'
+import type { FastifyJwtAuthOptions, UserRecord } from '../options/types.js'
+import type { PasswordHasher } from '../password/hasher.js'
+import { LimiterFullError } from '../password/limiter.js'
+import { parseScope } from '../scope.js'
+import type { LoginThrottle } from '../throttle/login-throttle.js'
+import type { IssueTokens } from './issue.js'
+import type { GrantHandler } from './grant.js'
+
+// A username far past this is no account's: refused before anything is looked up.
+const MAX_USERNAME_LENGTH = 256
+const ONE_FAILURE = 'Invalid username or password'
+
+/** What the password grant is built from. */
+export interface PasswordGrantDeps {
+  findUser: NonNullable<FastifyJwtAuthOptions['findUser']>
+  onPasswordRehash: FastifyJwtAuthOptions['onPasswordRehash']
+  passwords: PasswordHasher
+  /** Longest password accepted, in characters. */
+  maxPasswordLength: number
+  throttle: LoginThrottle
+  issue: IssueTokens
+  emit: EmitEvent
+}
+
+/**
+ * The resource owner password credentials grant (RFC 6749 §4.3). Brute-force protection is a
+ * MUST there (§4.3.2): every attempt is reserved in the login throttle before its password is
+ * checked, and settled after.
+ */
+export function createPasswordGrant (deps: PasswordGrantDeps): GrantHandler {
+  const { findUser, onPasswordRehash, passwords, maxPasswordLength, throttle, issue, emit } = deps
+
+  /** Hands a fresh hash to the host after the answer is on its way; a failure is only logged. */
+  function rehash (request: FastifyRequest, user: UserRecord, password: string): void {
+    passwords.hash(password)
+      .then(async (newHash) => {
+        await onPasswordRehash?.(user, newHash)
+        emit(request, { type: 'password.rehashed', username: user.username })
+      })
+      .catch((error: unknown) => {
+        request.log.warn({ err: error instanceof LimiterFullError ? undefined : error }, 'password rehash skipped')
+      })
+  }
+
+  return async function passwordGrant (request, form, clientId) {
+    const { username: rawUsername, password: rawPassword } = form
+    if (rawUsername === undefined || rawPassword === undefined) {
+      throw oauthError('invalid_request', 'The "username" and "password" parameters are required')
+    }
+    // Cheap checks first: nothing reaches argon2 that could not be a real login.
+    if (rawUsername.length > MAX_USERNAME_LENGTH) throw oauthError('invalid_request', 'The username is too long')
+    if (rawPassword.length > maxPasswordLength) throw oauthError('invalid_request', 'The password is too long')
+    const username = rawUsername.normalize('NFC')
+    const requested = parseScope(form.scope)
+
+    const reservation = await throttle(username, request.ip)
+    if (!('succeeded' in reservation)) {
+      emit(request, { type: 'login.throttled', username, reason: reservation.limit })
+      throw oauthError('too_many_requests', 'Too many failed logins; retry later', reservation.retryAfterMs / 1000)
+    }
+
+    let user: UserRecord | null | undefined
+    let ok: boolean
+    try {
+      user = await findUser(username, request)
+      const hash = typeof user?.passwordHash === 'string' ? user.passwordHash : undefined
+      ok = await passwords.check(hash, rawPassword)
+    } catch (error) {
+      await reservation.cancelled()
+      throw error
+    }
+    if (!ok || user == null || user.disabled === true) {
+      emit(request, { type: 'login.failure', username, reason: ok ? 'disabled' : 'bad_credentials' })
+      // One answer for a wrong password, an unknown user and a disabled one (ASVS 6.3.8).
+      throw oauthError('invalid_grant', ONE_FAILURE)
+    }
+    await reservation.succeeded()
+    const account = user
+    if (onPasswordRehash !== undefined && passwords.needsRehash(account.passwordHash)) rehash(request, account, rawPassword)
+
+    // RFC 6749 §3.3: the server may grant less than asked, but a scope the user does not
+    // have is an error rather than a silent narrowing.
+    const allowed = account.scopes ?? []
+    if (requested !== undefined && !requested.every((s) => allowed.includes(s))) {
+      throw oauthError('invalid_scope', 'The requested scope exceeds what this user may be granted')
+    }
+    const sub = String(account.id ?? account.username)
+    const body = await issue(request, { user: account, username, sub, clientId, scope: requested ?? [...allowed], requested })
+    emit(request, { type: 'login.success', username, clientId })
+    return body
+  }
+}

@@ -1,0 +1,200 @@
+import { resolveKeySource, type KeySource } from './keys.js'
+import { DEFAULTS, defaultHashingConcurrency, QUEUED_PER_HASHING_SLOT } from './defaults.js'
+import { fail, objectOrFalse, optionalString, path, wholeNumber } from './checks.js'
+import { SCOPE_TOKEN } from '../scope.js'
+import type { AuthStore } from '../stores/types.js'
+import type {
+  BackoffLimit, ClientRecord, FastifyJwtAuthOptions, PasswordOptions, RefreshTokenOptions, RevocableAccessTokenOptions, WindowLimit
+} from './types.js'
+
+/** The options checked, with every default filled in: what the parts of the plugin are built from. */
+export interface ResolvedOptions {
+  keySource: KeySource
+  jwksPath: string | false
+  findUser: FastifyJwtAuthOptions['findUser']
+  tokenPath: string
+  accessTokenTtl: number
+  issuer: string | undefined
+  audience: string | string[] | undefined
+  clockTolerance: number
+  realm: string
+  defaultClientId: string
+  clients: ReadonlyMap<string, ClientRecord> | undefined
+  password: Required<PasswordOptions>
+  onPasswordRehash: FastifyJwtAuthOptions['onPasswordRehash']
+  rateLimit: Required<WindowLimit> | false
+  perUsernameAndIp: Required<WindowLimit> | false
+  perUsername: Required<BackoffLimit> | false
+  bodyLimit: number
+  store: AuthStore | undefined
+  onAuthEvent: FastifyJwtAuthOptions['onAuthEvent']
+  scopes: Readonly<Record<string, string>>
+  openapi: boolean
+  claims: FastifyJwtAuthOptions['claims']
+  refreshTokens: Required<RefreshTokenOptions> | false
+  revocableAccessTokens: Required<RevocableAccessTokenOptions> | false
+  revocationPath: string
+}
+
+function windowLimit (name: string, value: WindowLimit | false | undefined, defaults: Required<WindowLimit>): Required<WindowLimit> | false {
+  const limit = objectOrFalse(name, value)
+  if (limit === false) return false
+  return {
+    max: wholeNumber(`${name}.max`, limit?.max, defaults.max),
+    timeWindow: wholeNumber(`${name}.timeWindow`, limit?.timeWindow, defaults.timeWindow)
+  }
+}
+
+function checkClients (clients: unknown): ReadonlyMap<string, ClientRecord> | undefined {
+  if (clients === undefined) return undefined
+  if (!Array.isArray(clients) || clients.length === 0) fail('clients', 'must be a non-empty array of { id, secretHash? }')
+  const map = new Map<string, ClientRecord>()
+  for (const client of clients as ClientRecord[]) {
+    if (typeof client?.id !== 'string' || client.id.length === 0) fail('clients', 'needs a non-empty string `id` on every client')
+    if (client.secretHash !== undefined && (typeof client.secretHash !== 'string' || !client.secretHash.startsWith('$argon2'))) {
+      fail('clients', `client "${client.id}" needs an argon2 \`secretHash\` (hashPassword makes one)`)
+    }
+    if (map.has(client.id)) fail('clients', `lists client "${client.id}" twice`)
+    map.set(client.id, { ...client })
+  }
+  return map
+}
+
+function checkScopeDescriptions (scopes: unknown): Readonly<Record<string, string>> {
+  if (scopes === undefined) return {}
+  if (typeof scopes !== 'object' || scopes === null || Array.isArray(scopes)) fail('scopes', 'must be an object of scope name → description')
+  for (const [name, description] of Object.entries(scopes)) {
+    if (!SCOPE_TOKEN.test(name)) fail('scopes', `has "${name}", which is not a scope name (RFC 6749 §3.3)`)
+    if (typeof description !== 'string') fail('scopes', `needs a string description for "${name}"`)
+  }
+  return Object.freeze({ ...scopes as Record<string, string> })
+}
+
+function checkFunction (name: string, value: unknown): void {
+  if (value !== undefined && typeof value !== 'function') fail(name, 'must be a function')
+}
+
+function checkPassword (value: PasswordOptions | undefined): Required<PasswordOptions> {
+  const password = value === undefined ? {} : value
+  if (typeof password !== 'object' || password === null) fail('password', 'must be an object')
+  const defaults = DEFAULTS.password
+  const memoryCost = wholeNumber('password.memoryCost', password.memoryCost, defaults.memoryCost, 4 * 1024 * 1024)
+  if (memoryCost < 8) fail('password.memoryCost', 'must be at least 8 KiB')
+  const maxConcurrent = wholeNumber('password.maxConcurrent', password.maxConcurrent, defaultHashingConcurrency(), 1024)
+  return {
+    memoryCost,
+    timeCost: wholeNumber('password.timeCost', password.timeCost, defaults.timeCost, 100),
+    parallelism: wholeNumber('password.parallelism', password.parallelism, defaults.parallelism, 64),
+    maxLength: wholeNumber('password.maxLength', password.maxLength, defaults.maxLength, 65536),
+    maxConcurrent,
+    // 0 is meaningful: no waiting at all, a full pool answers 503 at once.
+    maxQueue: wholeNumber('password.maxQueue', password.maxQueue, QUEUED_PER_HASHING_SLOT * maxConcurrent, Number.MAX_SAFE_INTEGER, 0)
+  }
+}
+
+function checkLoginThrottle (value: FastifyJwtAuthOptions['loginThrottle']): Pick<ResolvedOptions, 'perUsernameAndIp' | 'perUsername'> {
+  const throttle = objectOrFalse('loginThrottle', value) ?? {}
+  if (throttle === false) return { perUsernameAndIp: false, perUsername: false }
+  const defaults = DEFAULTS.loginThrottle
+  const perUsername = objectOrFalse('loginThrottle.perUsername', throttle.perUsername)
+  return {
+    perUsernameAndIp: windowLimit('loginThrottle.perUsernameAndIp', throttle.perUsernameAndIp, defaults.perUsernameAndIp),
+    perUsername: perUsername === false
+      ? false
+      : {
+          freeAttempts: wholeNumber('loginThrottle.perUsername.freeAttempts', perUsername?.freeAttempts, defaults.perUsername.freeAttempts),
+          maxDelay: wholeNumber('loginThrottle.perUsername.maxDelay', perUsername?.maxDelay, defaults.perUsername.maxDelay),
+          timeWindow: wholeNumber('loginThrottle.perUsername.timeWindow', perUsername?.timeWindow, defaults.perUsername.timeWindow)
+        }
+  }
+}
+
+function checkAudience (audience: unknown): string | string[] | undefined {
+  if (audience !== undefined && !(typeof audience === 'string' && audience.length > 0) &&
+    !(Array.isArray(audience) && audience.length > 0 && audience.every((a) => typeof a === 'string' && a.length > 0))) {
+    fail('audience', 'must be a non-empty string or a non-empty array of them')
+  }
+  return audience as string | string[] | undefined
+}
+
+function checkRealm (realm: unknown): string {
+  // The realm goes into a quoted-string (RFC 9110 §11.5); keep it plain.
+  if (typeof realm !== 'string' || !/^[\x20-\x7e]+$/.test(realm) || /["\\]/.test(realm)) {
+    fail('realm', 'must be printable ASCII without quotes or backslashes')
+  }
+  return realm
+}
+
+const STORE_METHODS = ['reserve', 'release', 'reset', 'hit', 'createRefreshFamily', 'getRefreshFamily', 'rotateRefreshToken',
+  'revokeRefreshFamily', 'revokeUser', 'revokeAccessToken', 'revocationState'] as const
+
+/** Checks the options and fills in defaults; never changes the caller's object. */
+export function resolveOptions (options: FastifyJwtAuthOptions): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) fail('options', 'must be an object')
+  const { findUser, onPasswordRehash, onAuthEvent, store } = options
+  checkFunction('findUser', findUser)
+  checkFunction('onPasswordRehash', onPasswordRehash)
+  checkFunction('onAuthEvent', onAuthEvent)
+  if (store !== undefined && !STORE_METHODS.every((m) => typeof (store as unknown as Record<string, unknown> | null)?.[m] === 'function')) {
+    fail('store', `must implement the AuthStore interface (${STORE_METHODS.join(', ')})`)
+  }
+  if (options.openapi !== undefined && typeof options.openapi !== 'boolean') fail('openapi', 'must be true or false')
+  checkFunction('claims', options.claims)
+
+  const tokenPath = path('tokenPath', options.tokenPath ?? DEFAULTS.tokenPath)
+  const jwksPath = options.jwksPath ?? DEFAULTS.jwksPath
+  if (jwksPath !== false && (typeof jwksPath !== 'string' || !jwksPath.startsWith('/'))) fail('jwksPath', 'must be a path starting with "/", or false')
+
+  const clockTolerance = options.clockTolerance ?? DEFAULTS.clockTolerance
+  if (typeof clockTolerance !== 'number' || !Number.isFinite(clockTolerance) || clockTolerance < 0 || clockTolerance > 300) {
+    fail('clockTolerance', 'must be a number of seconds from 0 to 300')
+  }
+
+  return {
+    keySource: resolveKeySource(options, findUser !== undefined),
+    jwksPath,
+    findUser,
+    tokenPath,
+    accessTokenTtl: wholeNumber('accessTokenTtl', options.accessTokenTtl, DEFAULTS.accessTokenTtl, 365 * 24 * 3600),
+    issuer: optionalString('issuer', options.issuer),
+    audience: checkAudience(options.audience),
+    clockTolerance,
+    realm: checkRealm(options.realm ?? DEFAULTS.realm),
+    defaultClientId: optionalString('defaultClientId', options.defaultClientId) ?? DEFAULTS.defaultClientId,
+    clients: checkClients(options.clients),
+    password: checkPassword(options.password),
+    onPasswordRehash,
+    rateLimit: windowLimit('rateLimit', options.rateLimit, DEFAULTS.rateLimit),
+    ...checkLoginThrottle(options.loginThrottle),
+    bodyLimit: wholeNumber('bodyLimit', options.bodyLimit, DEFAULTS.bodyLimit, 1024 * 1024),
+    store,
+    onAuthEvent,
+    scopes: checkScopeDescriptions(options.scopes),
+    openapi: options.openapi ?? DEFAULTS.openapi,
+    claims: options.claims,
+    ...sessionOptions(options, tokenPath)
+  }
+}
+
+function sessionOptions (options: FastifyJwtAuthOptions, tokenPath: string): Pick<ResolvedOptions, 'refreshTokens' | 'revocableAccessTokens' | 'revocationPath'> {
+  // `null` is a mistake, not "off": only `undefined` means that.
+  const refresh = options.refreshTokens === undefined ? DEFAULTS.refreshTokens : options.refreshTokens
+  if (typeof refresh !== 'boolean' && (typeof refresh !== 'object' || refresh === null)) fail('refreshTokens', 'must be a boolean or an object')
+  const lifetimes = refresh === true ? {} : refresh
+  let refreshTokens: Required<RefreshTokenOptions> | false = false
+  if (lifetimes !== false) {
+    const defaults = DEFAULTS.refreshTokenLifetimes
+    const absoluteTtl = wholeNumber('refreshTokens.absoluteTtl', lifetimes.absoluteTtl, defaults.absoluteTtl, 10 * 365 * 24 * 3600)
+    const idleTtl = wholeNumber('refreshTokens.idleTtl', lifetimes.idleTtl, Math.min(defaults.idleTtl, absoluteTtl), absoluteTtl)
+    refreshTokens = { idleTtl, absoluteTtl }
+  }
+
+  const revocable = options.revocableAccessTokens === undefined ? DEFAULTS.revocableAccessTokens : options.revocableAccessTokens
+  if (typeof revocable !== 'boolean' && (typeof revocable !== 'object' || revocable === null)) fail('revocableAccessTokens', 'must be a boolean or an object')
+  const failOpen = typeof revocable === 'boolean' ? DEFAULTS.revocableAccessTokenOptions.failOpen : revocable.failOpen ?? DEFAULTS.revocableAccessTokenOptions.failOpen
+  if (typeof failOpen !== 'boolean') fail('revocableAccessTokens.failOpen', 'must be a boolean')
+
+  const revocationPath = path('revocationPath', options.revocationPath ?? DEFAULTS.revocationPath)
+  if (revocationPath === tokenPath) fail('revocationPath', 'must differ from tokenPath')
+  return { refreshTokens, revocableAccessTokens: revocable === false ? false : { failOpen }, revocationPath }
+}

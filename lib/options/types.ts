@@ -1,0 +1,203 @@
+import type { FastifyRequest } from 'fastify'
+import type { JwksClientOptions, KeyOption } from './keys.js'
+import type { AuthStore } from '../stores/types.js'
+import type { AuthEvent } from '../logging/events.js'
+import type { CustomClaims } from '../tokens/claims.js'
+
+/*
+ * The plugin's public option types. Their defaults are in `defaults.ts`; `resolve.ts` checks
+ * them and fills the defaults in.
+ */
+
+/** A user as the host's `findUser` returns it. */
+export interface UserRecord {
+  /** The token's `sub`; the username when absent. */
+  id?: string | number
+  username: string
+  /**
+   * An argon2 hash, as `hashPassword` makes; or a `$2a$`/`$2b$`/`$2y$` bcrypt hash from another
+   * stack, which needs the optional peer `bcrypt` and is upgraded through `onPasswordRehash`.
+   */
+  passwordHash: string
+  /** A disabled user cannot log in; the answer is the same as for a wrong password. */
+  disabled?: boolean
+  /** The scopes this user may be granted. */
+  scopes?: readonly string[]
+}
+
+/** A client allowed at the token endpoint (RFC 6749 §2). */
+export interface ClientRecord {
+  /** The `client_id`. */
+  id: string
+  /** An argon2 hash of the client secret; absent for a public client, which is known by its id alone. */
+  secretHash?: string
+}
+
+/** argon2id parameters and the bounds on password hashing. */
+export interface PasswordOptions {
+  /** Memory in KiB; default 19456 (OWASP's minimum for argon2id). */
+  memoryCost?: number
+  /** Iterations; default 2. */
+  timeCost?: number
+  /** Lanes; default 1. */
+  parallelism?: number
+  /** Longest password accepted, in characters; longer ones are refused before any hashing. Default 1024. */
+  maxLength?: number
+  /** Password verifications that run at once; default the libuv thread-pool size. */
+  maxConcurrent?: number
+  /** Verifications that may wait for a turn; past that the token endpoint answers 503. Default 8 × maxConcurrent. */
+  maxQueue?: number
+}
+
+/** A fixed window: at most `max` attempts in `timeWindow` milliseconds. */
+export interface WindowLimit {
+  max?: number
+  timeWindow?: number
+}
+
+/** Capped exponential backoff per username, as AWS Cognito does it. */
+export interface BackoffLimit {
+  /** Failures allowed before waits begin; default 10. */
+  freeAttempts?: number
+  /** Longest wait in milliseconds; default 15 minutes. */
+  maxDelay?: number
+  /** Failures are forgotten after this long without one, in milliseconds; default 15 minutes. */
+  timeWindow?: number
+}
+
+/** Limits on failed logins; `false` turns one off. */
+export interface LoginThrottleOptions {
+  /** Failures per (username, client IP); default 5 per 15 minutes. */
+  perUsernameAndIp?: WindowLimit | false
+  /** Failures per username across all IPs, with a growing wait. */
+  perUsername?: BackoffLimit | false
+}
+
+/** Refresh-token lifetimes, in seconds. */
+export interface RefreshTokenOptions {
+  /** A family unused for this long ends; default 14 days. Every refresh restarts it. */
+  idleTtl?: number
+  /** A family ends this long after the login however often it is used; default 90 days. */
+  absoluteTtl?: number
+}
+
+/** How `authenticate` checks access tokens against the store. */
+export interface RevocableAccessTokenOptions {
+  /**
+   * When the store cannot be reached, accept tokens unchecked (true) rather than answer 503
+   * (false, the default: fail closed).
+   */
+  failOpen?: boolean
+}
+
+/**
+ * Where the keys come from: exactly one of `secret`, `keys` and `jwksUrl`.
+ *
+ * `secret` may be typed `undefined` (as `process.env.JWT_SECRET` is): registration then fails with
+ * a clear error rather than the compiler insisting on a non-null assertion.
+ */
+export type KeySourceOptions =
+  | {
+    /** The HMAC secret that signs access tokens (HS256): at least 32 bytes. The one-key shortcut. */
+    secret: string | Buffer | undefined
+    keys?: never
+    jwksUrl?: never
+  }
+  | {
+    /**
+     * Signing and verification keys, for rotation and asymmetric algorithms. The first key signs (its
+     * `kid` goes in every token's header); every key verifies the tokens that name its `kid`.
+     */
+    keys: readonly KeyOption[]
+    secret?: never
+    jwksUrl?: never
+  }
+  | {
+    /**
+     * Verify-only mode: the URL of the token issuer's JWKS (RFC 7517 §5). Needs no `findUser`, and
+     * registers no token endpoint.
+     */
+    jwksUrl: string | URL
+    secret?: never
+    keys?: never
+  }
+
+/** Options of the plugin: a key source and the rest. */
+export type FastifyJwtAuthOptions = KeySourceOptions & FastifyJwtAuthBaseOptions
+
+/** Options of the plugin other than the key source. */
+export interface FastifyJwtAuthBaseOptions {
+  /** Caching, cooldown and timeout of the JWKS client (with `jwksUrl`). */
+  jwksClient?: JwksClientOptions
+  /**
+   * Where the public keys are served as a JWKS; default `/.well-known/jwks.json`, `false` for
+   * nowhere. Served only by an app that issues tokens and has asymmetric keys. The prefix applies.
+   */
+  jwksPath?: string | false
+  /**
+   * Looks a user up by username for the password grant. Without it, no `/token` route is
+   * registered and the plugin only verifies tokens.
+   */
+  findUser?: (username: string, request: FastifyRequest) => Promise<UserRecord | null | undefined> | UserRecord | null | undefined
+  /** Path of the token endpoint; default `/token`. The registration prefix applies. */
+  tokenPath?: string
+  /** Access-token lifetime in seconds; default 900. */
+  accessTokenTtl?: number
+  /** The `iss` claim, signed and required on verify. */
+  issuer?: string
+  /** The `aud` claim, signed and required on verify (any one of a list). */
+  audience?: string | string[]
+  /** Allowed clock skew for `exp`, `nbf` and `iat`, in seconds; default 5, at most 300. */
+  clockTolerance?: number
+  /** The realm in `WWW-Authenticate` challenges; default `api`. */
+  realm?: string
+  /** The `client_id` claim when no client authenticated; default `public`. */
+  defaultClientId?: string
+  /** Clients allowed at the token endpoint. When set, every token request must authenticate as one. */
+  clients?: readonly ClientRecord[]
+  /** argon2id parameters and hashing bounds. */
+  password?: PasswordOptions
+  /** Receives a fresh hash after a login with an outdated one, so the host can store it. */
+  onPasswordRehash?: (user: UserRecord, newHash: string) => void | Promise<void>
+  /** Per-IP limit on the token endpoint (through `@fastify/rate-limit`); default 30 a minute. */
+  rateLimit?: WindowLimit | false
+  /** Limits on failed logins; `false` turns both off. */
+  loginThrottle?: LoginThrottleOptions | false
+  /** Largest token request body in bytes; default 4096. */
+  bodyLimit?: number
+  /**
+   * Where counters, refresh-token families and revocations live; default an in-memory store for
+   * one process. `createRedisStore({ client })` shares them between instances.
+   */
+  store?: AuthStore
+  /** Refresh tokens with rotation (RFC 6749 §6, RFC 9700 §4.14.2); off by default. */
+  refreshTokens?: RefreshTokenOptions | boolean
+  /**
+   * Revocable access tokens: `authenticate` asks the store about every token (one store read
+   * per request), so `/revoke` and `revokeUserTokens` take effect before tokens expire. Off by default.
+   */
+  revocableAccessTokens?: RevocableAccessTokenOptions | boolean
+  /** Path of the revocation endpoint (RFC 7009), served when refresh tokens or revocable access tokens are on; default `/revoke`. */
+  revocationPath?: string
+  /** Receives every security event (also logged through the request logger). */
+  onAuthEvent?: (event: AuthEvent) => void
+  /**
+   * Scope names and what each allows, shown in the OpenAPI document's "Authorize" dialog, e.g.
+   * `{ profile: 'Read your profile', admin: 'Manage users' }`. Scopes that routes require through
+   * `requireScopes` are listed there anyway.
+   */
+  scopes?: Readonly<Record<string, string>>
+  /**
+   * With `@fastify/swagger` registered before the plugin: document the token endpoint (and the
+   * revocation endpoint when it is served), add the OAuth2 password-flow security scheme and mark
+   * the routes that use `authenticate` or `requireScopes`. Default `true`; `false` leaves the
+   * document alone.
+   */
+  openapi?: boolean
+  /**
+   * Extra claims for the access tokens of a user who logs in, e.g. `(user) => ({ tenant: ... })`;
+   * they come back typed on `request.user.claims` once declared in `CustomClaims`. The registered
+   * claims (`iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `jti`, `client_id`, `scope`) cannot be set here.
+   */
+  claims?: (user: UserRecord, request: FastifyRequest) => CustomClaims | Promise<CustomClaims>
+}
