@@ -7,7 +7,7 @@
  * figures, so they mean the same on any machine. The bench prints a markdown table and the
  * PASS/FAIL lines, and writes everything as JSON to bench-results/ (git-ignored).
  *
- *   npm run bench                    # about two minutes
+ *   npm run bench                    # the full run (bench/README.md says how long)
  *   BENCH_SMOKE=1 npm run bench      # a second or so per part: checks the script, not the numbers
  *   BENCH_ONLY=open,memory npm run bench             # some parts only: open, throttled, memory, redis
  *   REDIS_URL=redis://127.0.0.1:6379 npm run bench   # adds the Redis store, where the build has one

@@ -20,8 +20,8 @@ export interface Settings {
   time: Timing
   /**
    * Figures that a target compares are measured in this many alternating rounds. On a shared VM
-   * throughput drifts by a tenth from one two-second stretch to the next: short turns put the
-   * drift on every figure alike instead of on whichever ran at a bad moment.
+   * throughput drifts from one short stretch to the next (bench/README.md has by how much): short
+   * turns put the drift on every figure alike instead of on whichever ran at a bad moment.
    */
   rounds: number
 }
