@@ -1,0 +1,131 @@
+/*
+ * Load on the server with autocannon, and what each load is summed up to: answers by status,
+ * exact latency percentiles, and the server's CPU time per answer, read from the server process
+ * around the run.
+ */
+import autocannon from 'autocannon'
+import type { BenchServer } from './server-process.js'
+
+/** Exact percentile of a list of milliseconds. */
+export function percentile (sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return Number.NaN
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number
+}
+
+export interface LoadResult {
+  seconds: number
+  /** Responses by status code. */
+  statuses: Record<string, number>
+  /** Latency in ms over every response (autocannon's own histogram has 1 ms steps; these are exact). */
+  p50: number
+  p99: number
+  errors: number
+  /** Server CPU time over the run, as a share of one core (the thread pool included). */
+  serverCpu: number
+  /** Server CPU time per response, in µs: what one request costs, whoever was the bottleneck. */
+  cpuPerRequest: number
+}
+
+export interface LoadOptions extends autocannon.Options {
+  /** Collect response times here (off for floods run in a worker thread). */
+  latencies?: boolean
+  /**
+   * Stop after this many responses. (autocannon's `amount` gives each connection an equal share,
+   * so a run lasts as long as its slowest connection: one parked in the hashing queue.)
+   */
+  responses?: number
+}
+
+interface Measure {
+  result: autocannon.Result
+  times: number[]
+  /** Server CPU time over the run, in µs; NaN when not read. */
+  cpuMicros: number
+  wall: number
+}
+
+/** Drives the server with autocannon and reads the server's CPU time around it. */
+async function measure (server: BenchServer | undefined, options: LoadOptions): Promise<Measure> {
+  const before = await server?.stats()
+  const started = process.hrtime.bigint()
+  const times: number[] = []
+  const { latencies, responses: stopAfter, ...cannon } = options
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    // autocannon looks at stop() once per sample interval (1 s by default): sample more often
+    // when the run is to stop after a number of responses.
+    const instance = autocannon({ timeout: 10, ...(stopAfter === undefined ? {} : { sampleInt: 50 }), ...cannon }, (error, result) => {
+      if (error !== null && error !== undefined) reject(error instanceof Error ? error : new Error(String(error)))
+      else resolve(result)
+    })
+    if (latencies !== false && options.workers === undefined) {
+      instance.on('response', (_client, _status, _bytes, responseTime) => { times.push(responseTime) })
+    }
+    if (stopAfter !== undefined) {
+      let count = 0
+      instance.on('response', () => { if (++count === stopAfter) instance.stop() })
+    }
+  })
+  const wall = Number(process.hrtime.bigint() - started) / 1e6
+  const after = await server?.stats()
+  const cpuMicros = before === undefined || after === undefined
+    ? Number.NaN
+    : (after.cpuUser + after.cpuSystem) - (before.cpuUser + before.cpuSystem)
+  return { result, times, cpuMicros, wall }
+}
+
+/** One figure from one or more runs of the same load. */
+function summarize (measures: Measure[]): LoadResult {
+  const statuses: Record<string, number> = {}
+  let seconds = 0
+  let errors = 0
+  let cpuMicros = 0
+  let wall = 0
+  for (const m of measures) {
+    for (const [code, entry] of Object.entries(m.result.statusCodeStats ?? {})) statuses[code] = (statuses[code] ?? 0) + (entry.count ?? 0)
+    seconds += m.result.duration
+    errors += m.result.errors
+    cpuMicros += m.cpuMicros
+    wall += m.wall
+  }
+  const sorted = Float64Array.from(measures.flatMap((m) => m.times)).sort()
+  const responses = Object.values(statuses).reduce((sum, n) => sum + n, 0)
+  return {
+    seconds,
+    statuses,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    errors,
+    serverCpu: cpuMicros / 1000 / wall,
+    cpuPerRequest: cpuMicros / responses
+  }
+}
+
+/** One load, once. Without a server, its CPU time is not read (loads that only warm up or fill). */
+export async function load (server: BenchServer | undefined, options: LoadOptions): Promise<LoadResult> {
+  return summarize([await measure(server, options)])
+}
+
+/**
+ * Runs the loads in turn, `rounds` times over, for `seconds` each in all. Figures that a target
+ * compares are measured this way, so that a busy moment on the machine falls on all of them
+ * alike rather than on one.
+ */
+export async function alternate (server: BenchServer, loads: LoadOptions[], seconds: number, rounds: number): Promise<LoadResult[]> {
+  const runs: Measure[][] = loads.map(() => [])
+  for (let round = 0; round < rounds; round++) {
+    for (const [i, options] of loads.entries()) runs[i]?.push(await measure(server, { ...options, duration: seconds / rounds }))
+  }
+  return runs.map(summarize)
+}
+
+/** Responses of `status` per second. */
+export function rate (result: LoadResult, status: string): number {
+  return (result.statuses[status] ?? 0) / result.seconds
+}
+
+/** Throws when a run got none of the answers it exists to measure: the bench is broken, not slow. */
+export function expect (what: string, result: LoadResult, status: string): void {
+  if ((result.statuses[status] ?? 0) === 0) {
+    throw new Error(`${what}: no ${status} answer (got ${JSON.stringify(result.statuses)}, ${result.errors} connection errors)`)
+  }
+}
