@@ -95,7 +95,7 @@ export function createPasswordGrant (deps: PasswordGrantDeps): GrantHandler {
       // The source could not be remembered (a full memory store): the login stands, the source
       // stays unknown, and nothing else is lost.
       if (!(error instanceof StoreFullError)) throw error
-      emit(request, { type: 'store.full', username, reason: 'known_sources' })
+      emit(request, { type: 'store.full', username, reason: (error as { table?: string }).table })
     }
     const account = user
     if (onPasswordRehash !== undefined && passwords.needsRehash(account.passwordHash)) rehash(request, account, rawPassword)

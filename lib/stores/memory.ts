@@ -130,13 +130,13 @@ function boundedTable<V extends { expiresAt: number }> (name: string, maxEntries
 export function createMemoryStore (options: MemoryStoreOptions = {}): AuthStore {
   const maxEntries = options.maxEntries ?? STORE_DEFAULTS.maxEntries
   if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new InvalidOptionError('createMemoryStore: maxEntries', 'must be a whole number, at least 1')
-  const rates = boundedTable<Entry>('per-IP counters', maxEntries)
-  const counters = boundedTable<Entry>('login counters', maxEntries)
-  const sources = boundedTable<ValueEntry>('known sources', maxEntries)
-  const families = boundedTable<FamilyEntry>('refresh families', maxEntries)
+  const rates = boundedTable<Entry>('per_ip_counters', maxEntries)
+  const counters = boundedTable<Entry>('login_counters', maxEntries)
+  const sources = boundedTable<ValueEntry>('known_sources', maxEntries)
+  const families = boundedTable<FamilyEntry>('refresh_families', maxEntries)
   const users = boundedTable<UserEntry>('users', maxEntries)
-  const bounds = boundedTable<ValueEntry>('revocation bounds', maxEntries)
-  const denied = boundedTable<ValueEntry>('revoked tokens', maxEntries)
+  const bounds = boundedTable<ValueEntry>('revocation_bounds', maxEntries)
+  const denied = boundedTable<ValueEntry>('revoked_tokens', maxEntries)
 
   function reserveNow (key: string, rule: ThrottleRule, now: number): ReserveResult {
     const entry = counters.get(key, now) ?? { count: 0, blockedUntil: 0, expiresAt: now + rule.windowMs }
