@@ -4,6 +4,7 @@ import { Writable } from 'node:stream'
 import jwtAuth, { hashPassword, type FastifyJwtAuthBaseOptions, type FastifyJwtAuthOptions, type KeyOption, type UserRecord } from '../lib/index.js'
 import { Redis, type RedisOptions } from 'ioredis'
 import argon2 from 'argon2'
+import type { Test } from 'tap'
 
 /** A secret that passes the plugin's checks; tests only. */
 export const SECRET = 'test-only-8f3a1c9e4b7d2f6a0c5e9b3d7f1a4c8e'
@@ -166,12 +167,12 @@ export async function keyTtls (client: Redis, prefix: string): Promise<Map<strin
  * Counts argon2 verifications from now until teardown (every password and client-secret check
  * goes through `argon2.verify`, the dummy-hash one included).
  */
-export function countArgon2Verifies (t: Tap & { capture: (object: object, method: string, fn: (...args: never[]) => unknown) => unknown }): () => number {
+export function countArgon2Verifies (t: Test): () => number {
   let count = 0
   const verify = argon2.verify.bind(argon2)
-  t.capture(argon2, 'verify', (async (...args: Parameters<typeof argon2.verify>) => {
+  t.capture(argon2, 'verify', async (...args: Parameters<typeof argon2.verify>) => {
     count += 1
     return await verify(...args)
-  }) as never)
+  })
   return () => count
 }

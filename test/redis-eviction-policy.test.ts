@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import Fastify from 'fastify'
 import jwtAuth, { createRedisStore, type AuthStore } from '../lib/index.js'
 import { captureLogs, NO_REDIS, redisClient, SECRET, testPrefix } from './helper.js'
@@ -9,7 +9,7 @@ import { captureLogs, NO_REDIS, redisClient, SECRET, testPrefix } from './helper
  * reads the policy where CONFIG is allowed, and the plugin logs a warning at registration.
  */
 
-async function warningsOf (t: Parameters<Parameters<typeof t.test>[0]>[0], store: AuthStore): Promise<string[]> {
+async function warningsOf (t: Test, store: AuthStore): Promise<string[]> {
   const logs = captureLogs()
   const app = Fastify({ logger: { level: 'warn', stream: logs.stream } })
   t.teardown(() => app.close())

@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
 import { createMemoryStore, type AuthEvent } from '../lib/index.js'
 import { bearer, buildApp, countArgon2Verifies, FORM, form } from './helper.js'
@@ -18,7 +18,7 @@ function post (app: Injectable, fields: Record<string, string>, remoteAddress: s
   return app.inject({ method: 'POST', url, remoteAddress, headers: FORM, payload: form(fields) })
 }
 
-function assertFull (t: Parameters<Parameters<typeof t.test>[0]>[0], res: LightMyRequestResponse): void {
+function assertFull (t: Test, res: LightMyRequestResponse): void {
   t.equal(res.statusCode, 503)
   t.equal(res.json().error, 'temporarily_unavailable')
   t.equal(res.headers['retry-after'], '60')
