@@ -2,6 +2,7 @@ import t from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
 import { buildServer } from '../examples/server.js'
 import type { AuthEvent, UserRecord } from '../lib/index.js'
+import { sourceOfAddress } from '../lib/throttle/keys.js'
 import { buildApp, countArgon2Verifies, demoUsers, FORM, form } from './helper.js'
 
 /*
@@ -151,4 +152,22 @@ t.test('addresses: an IPv6 /64 is one source, an IPv4-mapped address is its IPv4
     for (let i = 0; i < 5; i++) await post(app, WRONG, `not-an-address-${i}`)
     t.equal((await post(app, WRONG, 'still-not-an-address')).statusCode, 429)
   })
+})
+
+t.test('sourceOfAddress: how addresses become sources', async (t) => {
+  const cases: Array<[string, string | undefined]> = [
+    ['192.0.2.1', '192.0.2.1'],
+    ['::ffff:192.0.2.1', '192.0.2.1'],
+    ['2001:db8:0:7::1', '2001:db8:0:7::/64'],
+    ['2001:0DB8:0000:0007:ffff:1:2:3', '2001:db8:0:7::/64'],
+    ['2001:db8::', '2001:db8:0:0::/64'],
+    ['::1', '0:0:0:0::/64'],
+    ['::', '0:0:0:0::/64'],
+    ['fe80::1%eth0', 'fe80:0:0:0::/64'],
+    ['64:ff9b::192.0.2.1', '64:ff9b:0:0::/64'],
+    ['1:2:3:4:5:6:192.0.2.1', '1:2:3:4::/64'],
+    ['not an address', undefined],
+    ['', undefined]
+  ]
+  for (const [address, source] of cases) t.equal(sourceOfAddress(address), source, address)
 })

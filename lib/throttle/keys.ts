@@ -36,10 +36,12 @@ export function clientKey (clientId: string): string {
  * customer gets a whole /64 (RFC 6177), and could use a new address of it for every request.
  */
 function ipv6Prefix (address: string): string {
-  const [head = '', tail = ''] = address.split('%')[0]!.split('::') as [string?, string?]
-  const left = head === '' ? [] : head.split(':')
-  const right = tail === '' ? [] : tail.split(':')
-  const groups = address.includes('::') ? [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right] : left
+  // A zone (`fe80::1%eth0`) names a link of this host, not another source.
+  const halves = (address.split('%', 1)[0] as string).split('::')
+  const groupsOf = (half: string | undefined): string[] => half === undefined || half === '' ? [] : half.split(':')
+  const left = groupsOf(halves[0])
+  const right = groupsOf(halves[1])
+  const groups = halves.length === 2 ? [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right] : left
   return groups.slice(0, 4).map((group) => group.toLowerCase().replace(/^0+(?=.)/, '')).join(':') + '::/64'
 }
 
@@ -62,5 +64,5 @@ export function sourceOfAddress (ip: string): string | undefined {
  * client wrote), the socket's address counts instead, so a client cannot choose its key.
  */
 export function sourceOf (request: FastifyRequest): string {
-  return sourceOfAddress(request.ip) ?? sourceOfAddress(request.socket.remoteAddress ?? '') ?? 'unknown'
+  return sourceOfAddress(request.ip) ?? sourceOfAddress(String(request.socket.remoteAddress)) ?? 'unknown'
 }
