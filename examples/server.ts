@@ -7,7 +7,8 @@
  * Environment: HOST, PORT, JWT_SECRET (>= 32 bytes; random per run when unset), JWT_KEYS_FILE (a
  * JWK Set of private keys, each with kid and alg, the first signing; replaces JWT_SECRET and serves
  * /.well-known/jwks.json), JWT_ISSUER, JWT_AUDIENCE, ACCESS_TOKEN_TTL (seconds), RATE_LIMIT=off
- * (load tests only), TRUST_PROXY=1 (behind a reverse proxy), LOG_LEVEL, REDIS_URL (share state with
+ * (load tests only), TRUST_PROXY (behind reverse proxies: their number, e.g. 1, or their addresses
+ * and CIDR ranges, comma-separated, e.g. 10.0.0.0/8,fd00::/8), LOG_LEVEL, REDIS_URL (share state with
  * other instances through Redis; in memory when unset), REDIS_PREFIX.
  *
  * Swagger UI is at /docs (log in with its Authorize button) and the OpenAPI document at /docs/json.
@@ -17,6 +18,7 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { isIP } from 'node:net'
 import { pathToFileURL } from 'node:url'
 import { Redis } from 'ioredis'
 import jwtAuth, { createRedisStore, hashPassword, requestLogSerializer, type AuthStore, type KeyOption, type UserRecord } from 'fastify-jwt-auth'
@@ -36,6 +38,36 @@ function readKeysFile (path: string): KeyOption[] {
   return keys.map((jwk: KeyOption['key']) => ({ key: jwk }))
 }
 
+/**
+ * Fastify's `trustProxy` from TRUST_PROXY: the number of proxies in front of the app, or their
+ * addresses. Never `true`: trusting every hop lets each client write its own address into
+ * X-Forwarded-For, a new one for every password guess.
+ */
+export function trustProxyOf (value: string | undefined): false | string[] | ((address: string, hop: number) => boolean) {
+  if (value === undefined || value.trim() === '' || value.trim() === '0') return false
+  const text = value.trim()
+  if (/^(true|yes|on|all)$/i.test(text)) {
+    throw new Error('TRUST_PROXY=true would let every client choose its own address (X-Forwarded-For); ' +
+      'set the number of proxies in front of the app (e.g. TRUST_PROXY=1) or their addresses (e.g. TRUST_PROXY=10.0.0.1,10.0.0.0/8)')
+  }
+  if (/^\d+$/.test(text)) {
+    const hops = Number(text)
+    // A function: Fastify reads a number as "trust no proxy", since the immediate peer is not
+    // checked. The client address is then the one the last `hops` proxies appended.
+    return (_address, hop) => hop < hops
+  }
+  const proxies = text.split(',').map((entry) => entry.trim())
+  for (const entry of proxies) {
+    const [address = '', bits, extra] = entry.split('/')
+    const family = isIP(address)
+    const max = family === 4 ? 32 : 128
+    if (family === 0 || extra !== undefined || (bits !== undefined && !(/^\d+$/.test(bits) && Number(bits) >= 1 && Number(bits) <= max))) {
+      throw new Error(`TRUST_PROXY: "${entry}" is neither a number of proxies nor a proxy address or CIDR range`)
+    }
+  }
+  return proxies
+}
+
 /** Builds the example app from environment variables; `start()` below listens. */
 export async function buildServer (env: Env = process.env): Promise<FastifyInstance> {
   const app = Fastify({
@@ -46,7 +78,7 @@ export async function buildServer (env: Env = process.env): Promise<FastifyInsta
       redact: ['req.headers.authorization', 'req.headers.cookie'],
       serializers: { req: requestLogSerializer }
     },
-    trustProxy: env.TRUST_PROXY === '1' || env.TRUST_PROXY === 'true'
+    trustProxy: trustProxyOf(env.TRUST_PROXY)
   })
 
   const keys = env.JWT_KEYS_FILE === undefined || env.JWT_KEYS_FILE === '' ? undefined : readKeysFile(env.JWT_KEYS_FILE)

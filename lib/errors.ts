@@ -39,6 +39,19 @@ export const SwaggerOrderError = createError('FST_JWT_AUTH_SWAGGER_ORDER',
 export const StoreUnavailableError = createError('FST_JWT_AUTH_STORE_UNAVAILABLE', 'fastify-jwt-auth: the store is unavailable', 503)
 
 /**
+ * A table of the memory store is full of live entries, and the call would have added a key.
+ * The store refuses the new key rather than forget a block, a revocation or a session to make
+ * room (fail closed); the endpoints answer 503 `temporarily_unavailable` with `Retry-After`.
+ * Reads never raise it, so `authenticate` never does.
+ */
+export const StoreFullError = createError('FST_JWT_AUTH_STORE_FULL', 'fastify-jwt-auth: the store\'s %s table is full', 503)
+
+/** A `StoreFullError` for `table`, which it names in `error.table` (the `reason` of the `store.full` event). */
+export function storeFull (table: string): Error & { code: string, table: string } {
+  return Object.assign(new StoreFullError(table), { table })
+}
+
+/**
  * An error answered to a client, with its message as the only parameter. No stack trace is
  * captured: the error is an answer, not a fault (its stack would only point into this plugin),
  * and under a flood of bad requests capturing one per request is a real share of their cost.
@@ -109,18 +122,26 @@ export function methodNotAllowed (endpoint: string): OAuthError {
   return error
 }
 
+/** Seconds a client is told to wait when the store is full (`Retry-After`). */
+export const STORE_FULL_RETRY_AFTER = 60
+
 /** How an endpoint must treat an error before answering it. */
-export type ErrorOrigin = 'client' | 'store' | 'fault'
+export type ErrorOrigin = 'client' | 'store' | 'full' | 'fault'
 
 /**
  * Any error thrown while serving an OAuth2 endpoint, as the OAuth2 error to answer, and where it
- * came from: the client (answered as it is), the store (503, logged) or a fault of ours or the
- * host's (500 without details, logged).
+ * came from: the client (answered as it is), the store (503, logged), a full memory store (503,
+ * reported as an event) or a fault of ours or the host's (500 without details, logged).
  */
 export function toOAuthError (error: unknown): { error: OAuthError, origin: ErrorOrigin } {
   const raised = error as { code?: unknown, statusCode?: unknown, oauthError?: unknown }
   if (error instanceof StoreUnavailableError) {
     return { error: oauthError('temporarily_unavailable', 'The service is temporarily unavailable; retry later', 1), origin: 'store' }
+  }
+  if (error instanceof StoreFullError) {
+    // The oldest counters of the token endpoints end within their windows (a minute for the
+    // per-IP limit): worth a retry then, not at once.
+    return { error: oauthError('temporarily_unavailable', 'The service is temporarily unavailable; retry later', STORE_FULL_RETRY_AFTER), origin: 'full' }
   }
   // Built by `oauthError` or `methodNotAllowed` (the per-IP limiter's refusal too).
   if (typeof raised.oauthError === 'string' && typeof raised.code === 'string' && raised.code.startsWith('FST_JWT_AUTH_')) {

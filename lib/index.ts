@@ -10,7 +10,7 @@ import { cacheVerifications } from './tokens/verify-cache.js'
 import { createRevocation, type Revocation } from './tokens/revocation.js'
 import { createRefreshTokens } from './tokens/refresh-tokens.js'
 import { createPasswordHasher } from './password/hasher.js'
-import { createLoginThrottle } from './throttle/login-throttle.js'
+import { createClientThrottle, createLoginThrottle } from './throttle/login-throttle.js'
 import { createMemoryStore } from './stores/memory.js'
 import type { AuthStore } from './stores/types.js'
 import { createTokenIssuer } from './grants/issue.js'
@@ -32,6 +32,7 @@ interface Parts {
   tokens: TokenService
   store: AuthStore
   revocation: Revocation
+  offeredScopes: ReadonlySet<string> | undefined
 }
 
 const plugin: FastifyPluginAsync<FastifyJwtAuthOptions> = async function fastifyJwtAuth (fastify, opts) {
@@ -42,6 +43,8 @@ const plugin: FastifyPluginAsync<FastifyJwtAuthOptions> = async function fastify
   // instance (no findUser) still asks it about every token.
   const store = options.store ?? createMemoryStore()
   if (options.store === undefined) fastify.addHook('onClose', async () => { await store.close?.() })
+  // e.g. a Redis that may evict keys, and with them blocks and revocations.
+  for (const warning of await store.checkSetup?.() ?? []) fastify.log.warn(warning)
   const revocation = createRevocation({ ...options, store, emit })
   const { authenticate, requireScopes } = createAuthenticator({
     // A client sends the same access token on every call: its signature is checked once. Not in
@@ -54,7 +57,13 @@ const plugin: FastifyPluginAsync<FastifyJwtAuthOptions> = async function fastify
 
   // Tagged so that the OpenAPI document can tell which routes use them, and with which scopes.
   fastify.decorate('authenticate', tagScopes(authenticate, []))
-  fastify.decorate('requireScopes', (...scopes: string[]) => tagScopes(requireScopes(...scopes), scopes))
+  // The scopes the server offers, when the host lists them: those of the `scopes` option, and
+  // those its routes require (routes are added after the plugin, but before any request).
+  const offeredScopes = Object.keys(options.scopes).length === 0 ? undefined : new Set(Object.keys(options.scopes))
+  fastify.decorate('requireScopes', (...scopes: string[]) => {
+    for (const scope of scopes) offeredScopes?.add(scope)
+    return tagScopes(requireScopes(...scopes), scopes)
+  })
   fastify.decorate('revokeUserTokens', revocation.revokeUser)
   if (!fastify.hasRequestDecorator('user')) fastify.decorateRequest('user', null as unknown as AuthUser)
 
@@ -63,12 +72,12 @@ const plugin: FastifyPluginAsync<FastifyJwtAuthOptions> = async function fastify
   // fastify-plugin makes Fastify ignore the host's `prefix` for this plugin, so the endpoints'
   // scope is handed it by hand.
   const { prefix } = opts as { prefix?: string }
-  await registerEndpoints(fastify, prefix, { options, emit, tokens, store, revocation })
+  await registerEndpoints(fastify, prefix, { options, emit, tokens, store, revocation, offeredScopes })
 }
 
 /** The token endpoint, and the revocation and JWKS endpoints when they are on. */
 async function registerEndpoints (fastify: FastifyInstance, prefix: string | undefined, parts: Parts): Promise<void> {
-  const { options, emit, tokens, store, revocation } = parts
+  const { options, emit, tokens, store, revocation, offeredScopes } = parts
   const findUser = options.findUser as NonNullable<ResolvedOptions['findUser']>
   const passwords = await createPasswordHasher(options.password, fastify.log)
   const docs = createApiDocs(fastify, options)
@@ -81,11 +90,12 @@ async function registerEndpoints (fastify: FastifyInstance, prefix: string | und
     passwords,
     maxPasswordLength: options.password.maxLength,
     throttle: createLoginThrottle({ ...options, store }),
+    offeredScopes,
     issue,
     emit
   })]])
   if (refreshTokens !== undefined) grants.set('refresh_token', createRefreshGrant({ refreshTokens, findUser, issue, emit }))
-  const authenticateClient = createClientAuthenticator({ ...options, passwords, emit })
+  const authenticateClient = createClientAuthenticator({ ...options, passwords, throttle: createClientThrottle({ ...options, store }), emit })
   const { bodyLimit } = options
 
   // An encapsulated child: the form parser, the limiter and the error handler stay on these
@@ -123,6 +133,8 @@ export { createMemoryStore, type MemoryStoreOptions } from './stores/memory.js'
 export { requestLogSerializer, type RequestLogFields } from './logging/request-log.js'
 /** What a custom store throws when its backend cannot be reached: the plugin answers 503. */
 export { StoreUnavailableError } from './errors.js'
+/** What a store throws when it has no room for a new key and will not forget live state to make some: the plugin answers 503. */
+export { StoreFullError } from './errors.js'
 export { createRedisStore, type RedisStoreOptions } from './stores/redis.js'
 export type {
   AuthStore, ThrottleRule, ReserveResult, HitResult, RefreshFamily, RefreshLookup, RotateResult, RevocationState

@@ -3,6 +3,8 @@ import { createHmac } from 'node:crypto'
 import { Writable } from 'node:stream'
 import jwtAuth, { hashPassword, type FastifyJwtAuthBaseOptions, type FastifyJwtAuthOptions, type KeyOption, type UserRecord } from '../lib/index.js'
 import { Redis, type RedisOptions } from 'ioredis'
+import argon2 from 'argon2'
+import type { Test } from 'tap'
 
 /** A secret that passes the plugin's checks; tests only. */
 export const SECRET = 'test-only-8f3a1c9e4b7d2f6a0c5e9b3d7f1a4c8e'
@@ -159,4 +161,18 @@ export async function keyTtls (client: Redis, prefix: string): Promise<Map<strin
   const ttls = new Map<string, number>()
   for (const key of await client.keys(`${prefix}*`)) ttls.set(key, await client.pttl(key))
   return ttls
+}
+
+/**
+ * Counts argon2 verifications from now until teardown (every password and client-secret check
+ * goes through `argon2.verify`, the dummy-hash one included).
+ */
+export function countArgon2Verifies (t: Test): () => number {
+  let count = 0
+  const verify = argon2.verify.bind(argon2)
+  t.capture(argon2, 'verify', async (...args: Parameters<typeof argon2.verify>) => {
+    count += 1
+    return await verify(...args)
+  })
+  return () => count
 }

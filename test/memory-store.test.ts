@@ -103,43 +103,64 @@ t.test('reset forgets a key', async (t) => {
   await store.reset('never-seen')
 })
 
-t.test('maxEntries bounds the number of keys: the stalest are dropped', async (t) => {
+t.test('maxEntries: a table full of live entries refuses a new key, and keeps every one it holds', async (t) => {
   const max = 50
   const store = createMemoryStore({ maxEntries: max })
   const rule: ThrottleRule = { limit: 1, windowMs: 60_000 }
-  for (let i = 0; i < max + 10; i++) t.equal((await store.reserve(`k${i}`, rule, T0)).allowed, true)
-  // A refused reserve writes nothing, so checking the newest first does not disturb them.
-  for (let i = 10; i < max + 10; i++) {
+  for (let i = 0; i < max; i++) t.equal((await store.reserve(`k${i}`, rule, T0)).allowed, true)
+  await t.rejects(store.reserve('one-too-many', rule, T0), { code: 'FST_JWT_AUTH_STORE_FULL', statusCode: 503, table: 'login_counters' })
+  for (let i = 0; i < max; i++) {
     if ((await store.reserve(`k${i}`, rule, T0)).allowed) t.fail(`k${i} was dropped`)
   }
-  for (let i = 0; i < 10; i++) {
-    if (!(await store.reserve(`k${i}`, rule, T0)).allowed) t.fail(`k${i} was kept`)
-  }
-  t.pass('exactly the 10 oldest keys were dropped')
+  t.pass('no block was dropped to make room')
+  // Once their window ends, the old keys make room.
+  t.same(await store.reserve('one-too-many', rule, T0 + 60_000), { allowed: true, retryAfterMs: 0 })
 })
 
-t.test('maxEntries: a key written again is fresh, not stale', async (t) => {
+t.test('maxEntries: a key already held is updated in a full table', async (t) => {
   const store = createMemoryStore({ maxEntries: 3 })
-  const rule: ThrottleRule = { limit: 2, windowMs: 60_000 }
+  const rule: ThrottleRule = { limit: 3, windowMs: 60_000 }
   for (const key of ['a', 'b', 'c']) await store.reserve(key, rule, T0)
-  await store.reserve('a', rule, T0) // a is now the newest
-  await store.reserve('d', rule, T0) // drops b
-  t.equal((await store.reserve('a', rule, T0)).allowed, false, 'a kept its count of 2')
-  t.equal((await store.reserve('c', rule, T0)).allowed, true, 'c kept (count 1 → 2)')
-  t.equal((await store.reserve('c', rule, T0)).allowed, false)
-  // b was dropped: it starts over with two attempts.
-  t.equal((await store.reserve('b', rule, T0)).allowed, true)
-  t.equal((await store.reserve('b', rule, T0)).allowed, true)
+  t.equal((await store.reserve('a', rule, T0)).allowed, true)
+  t.equal((await store.reserve('a', rule, T0)).allowed, true)
+  t.equal((await store.reserve('a', rule, T0)).allowed, false, 'a kept its count of 3')
+  await t.rejects(store.reserve('d', rule, T0), { code: 'FST_JWT_AUTH_STORE_FULL' })
 })
 
-t.test('memory stays bounded under a flood of distinct keys', async (t) => {
+t.test('a count taken back to zero decides nothing, and frees its place', async (t) => {
+  const store = createMemoryStore({ maxEntries: 2 })
+  const rule: ThrottleRule = { limit: 3, windowMs: 60_000 }
+  await store.reserve('a', rule, T0)
+  await store.reserve('b', rule, T0)
+  await store.release('b')
+  t.same(await store.reserve('c', rule, T0), { allowed: true, retryAfterMs: 0 }, 'b made room')
+})
+
+t.test('memory stays bounded under a flood of distinct keys, and the first ones are kept', async (t) => {
   const store = createMemoryStore({ maxEntries: 1000 })
   const rule: ThrottleRule = { limit: 1, windowMs: 3_600_000 }
-  for (let i = 0; i < 100_000; i++) await store.reserve(`flood-${i}`, rule, T0)
-  // Only the last 1000 are remembered (refusals write nothing, so they are checked first).
-  t.equal((await store.reserve('flood-99999', rule, T0)).allowed, false)
-  t.equal((await store.reserve('flood-99000', rule, T0)).allowed, false)
-  t.equal((await store.reserve('flood-98999', rule, T0)).allowed, true)
+  let refused = 0
+  for (let i = 0; i < 20_000; i++) {
+    try {
+      await store.reserve(`flood-${i}`, rule, T0)
+    } catch {
+      refused += 1
+    }
+  }
+  t.equal(refused, 19_000, 'every key past the first 1000 was refused')
+  t.equal((await store.reserve('flood-0', rule, T0)).allowed, false, 'the first is still counted')
+  t.equal((await store.reserve('flood-999', rule, T0)).allowed, false, 'and the last one held')
+})
+
+t.test('each kind of state has a table of its own', async (t) => {
+  const store = createMemoryStore({ maxEntries: 10 })
+  for (let i = 0; i < 10; i++) await store.hit(`ip:${i}`, 60_000, T0)
+  await t.rejects(store.hit('ip:new', 60_000, T0), { code: 'FST_JWT_AUTH_STORE_FULL', table: 'per_ip_counters' })
+  t.equal((await store.reserve('login', { limit: 1, windowMs: 60_000 }, T0)).allowed, true, 'login counters have room')
+  await store.rememberSource('account', '192.0.2.1', 60_000, T0)
+  t.equal(store.isKnownSource('account', '192.0.2.1', T0), true)
+  await store.revokeAccessToken('userKey', 'jti', 60_000, T0)
+  t.same(await store.revocationState('userKey', 'jti', T0), { revokedBefore: 0, jtiDenied: true })
 })
 
 t.test('the amortized sweep removes expired entries, so they do not push live ones out', async (t) => {
@@ -190,14 +211,14 @@ t.test('a store the host passes does the counting, and the plugin does not close
 
 t.test('a key written on every request stays, however many others come and go', async (t) => {
   const store = createMemoryStore({ maxEntries: 10 })
-  const hot: ThrottleRule = { limit: 1_000_000, windowMs: 60_000 }
-  const cold: ThrottleRule = { limit: 1, windowMs: 60_000 }
+  const hot: ThrottleRule = { limit: 1_000_000, windowMs: 3_600_000 }
+  const cold: ThrottleRule = { limit: 1, windowMs: 500 }
   for (let i = 0; i < 1000; i++) {
-    await store.reserve('hot', hot, T0)
-    await store.reserve(`cold${i}`, cold, T0)
+    await store.reserve('hot', hot, T0 + i * 100)
+    await store.reserve(`cold${i}`, cold, T0 + i * 100)
   }
   // Had 'hot' been dropped at any point, its count would have started over below 1000.
-  const rule: ThrottleRule = { limit: 1000, windowMs: 60_000 }
-  t.equal((await store.reserve('hot', rule, T0)).allowed, false, 'all 1000 attempts still counted')
-  t.equal((await store.reserve('cold0', cold, T0)).allowed, true, 'an old cold key was dropped')
+  const rule: ThrottleRule = { limit: 1000, windowMs: 3_600_000 }
+  t.equal((await store.reserve('hot', rule, T0 + 100_000)).allowed, false, 'all 1000 attempts still counted')
+  t.equal((await store.reserve('cold0', cold, T0 + 100_000)).allowed, true, 'an expired cold key made room')
 })

@@ -2,7 +2,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import { randomBytes } from 'node:crypto'
 import os from 'node:os'
-import jwtAuth, { type FastifyJwtAuthOptions } from '../lib/index.js'
+import jwtAuth, { createMemoryStore, type FastifyJwtAuthOptions } from '../lib/index.js'
 import { resolveOptions } from '../lib/options/resolve.js'
 import { bearer, buildApp, CHEAP, cheapHash, demoUsers, forge, login, SECRET, tokenRequest, validClaims, VALID_HEADER } from './helper.js'
 
@@ -93,6 +93,9 @@ const invalid: Array<[option: string, register: Record<string, unknown>]> = [
   ['loginThrottle.perUsername.freeAttempts', { loginThrottle: { perUsername: { freeAttempts: 0 } } }],
   ['loginThrottle.perUsername.maxDelay', { loginThrottle: { perUsername: { maxDelay: -5 } } }],
   ['loginThrottle.perUsername.timeWindow', { loginThrottle: { perUsername: { timeWindow: 0.5 } } }],
+  ['loginThrottle.knownSourceTtl', { loginThrottle: { knownSourceTtl: 0 } }],
+  ['loginThrottle.knownSourceTtl', { loginThrottle: { knownSourceTtl: 400 * 24 * 3600 } }],
+  ['loginThrottle.caseSensitiveUsernames', { loginThrottle: { caseSensitiveUsernames: 'no' } }],
   ['clients', { clients: 'web' }],
   ['clients', { clients: [] }],
   ['clients', { clients: [{}] }],
@@ -109,7 +112,9 @@ const invalid: Array<[option: string, register: Record<string, unknown>]> = [
   ['onAuthEvent', { onAuthEvent: 'log' }],
   ['store', { store: {} }],
   ['store', { store: 'redis' }],
-  ['store', { store: null }]
+  ['store', { store: null }],
+  // A store made before known sources existed must say so at registration, not at the first login.
+  ['store', { store: { ...createMemoryStore(), rememberSource: undefined, isKnownSource: undefined } }]
 ]
 
 t.test('every bad option is refused with FST_JWT_AUTH_INVALID_OPTION naming it', async (t) => {
@@ -262,9 +267,12 @@ t.test('defaults and accepted edge values', async (t) => {
     password: { memoryCost: 19456, timeCost: 2, parallelism: 1, maxLength: 1024 },
     rateLimit: { max: 30, timeWindow: 60_000 },
     perUsernameAndIp: { max: 5, timeWindow: 15 * 60_000 },
-    perUsername: { freeAttempts: 10, maxDelay: 15 * 60_000, timeWindow: 15 * 60_000 },
+    perUsername: { freeAttempts: 10, maxDelay: 15 * 60_000, timeWindow: 12 * 3_600_000 },
+    knownSourceTtl: 30 * 24 * 3_600_000,
+    caseSensitiveUsernames: false,
     bodyLimit: 4096
   })
+  t.match(resolveOptions({ secret: SECRET, loginThrottle: { knownSourceTtl: 3600, caseSensitiveUsernames: true } }), { knownSourceTtl: 3_600_000, caseSensitiveUsernames: true })
   t.equal(resolved.password.maxQueue, 8 * resolved.password.maxConcurrent)
   t.same(resolveOptions({ secret: SECRET, clockTolerance: 0 }).clockTolerance, 0)
   t.same(resolveOptions({ secret: SECRET, clockTolerance: 300 }).clockTolerance, 300)

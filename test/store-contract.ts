@@ -104,6 +104,25 @@ export function storeContract (t: Tap, { makeStore, keyTtls }: ContractOptions):
     t.same(await store.hit('ip', MINUTE, T0 + MINUTE), { count: 1, ttlMs: MINUTE }, 'a new window')
   })
 
+  t.test('known sources: remembered per account for ttlMs, again restarts it; no other account or source shares it', async (t) => {
+    const store = await makeStore(t)
+    t.equal(await store.isKnownSource('acct', '192.0.2.1', T0), false)
+    await store.rememberSource('acct', '192.0.2.1', 10 * MINUTE, T0)
+    t.equal(await store.isKnownSource('acct', '192.0.2.1', T0 + 1), true)
+    t.equal(await store.isKnownSource('acct', '192.0.2.2', T0 + 1), false, 'another source')
+    t.equal(await store.isKnownSource('other', '192.0.2.1', T0 + 1), false, 'another account')
+    await store.rememberSource('acct', '2001:db8:1:2::/64', 10 * MINUTE, T0)
+    t.equal(await store.isKnownSource('acct', '2001:db8:1:2::/64', T0 + 1), true)
+    if (keyTtls !== undefined) {
+      const ttls = [...(await keyTtls(store)).values()]
+      t.ok(ttls.length === 2 && ttls.every((ttl) => ttl > 9 * MINUTE && ttl <= 10 * MINUTE), 'each lives ttlMs in Redis too')
+    } else {
+      t.equal(await store.isKnownSource('acct', '192.0.2.1', T0 + 10 * MINUTE), false, 'forgotten after ttlMs')
+      await store.rememberSource('acct', '192.0.2.1', 10 * MINUTE, T0 + 5 * MINUTE)
+      t.equal(await store.isKnownSource('acct', '192.0.2.1', T0 + 14 * MINUTE), true, 'remembered again: the time restarts')
+    }
+  })
+
   t.test('a refresh family: create, look up, rotate, and reuse revokes it', async (t) => {
     const store = await makeStore(t)
     const f = family()

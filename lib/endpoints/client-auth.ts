@@ -4,6 +4,8 @@ import type { Form } from '../grants/grant.js'
 import type { EmitEvent } from '../logging/events.js'
 import type { ClientRecord } from '../options/types.js'
 import type { PasswordHasher } from '../password/hasher.js'
+import { sourceOf } from '../throttle/keys.js'
+import type { ClientThrottle } from '../throttle/login-throttle.js'
 
 /** Authenticates the client of a token or revocation request; resolves its `client_id`. */
 export type AuthenticateClient = (request: FastifyRequest, form: Form) => Promise<string>
@@ -15,6 +17,8 @@ export interface ClientAuthDeps {
   /** The `client_id` of every request when client authentication is off. */
   defaultClientId: string
   passwords: PasswordHasher
+  /** Failed client authentications per (client_id, source); `undefined` when login throttling is off. */
+  throttle: ClientThrottle | undefined
   emit: EmitEvent
 }
 
@@ -60,22 +64,47 @@ function clientCredentials (request: FastifyRequest, form: Form): ClientCredenti
  * Client authentication (RFC 6749 §2.3). Without registered clients every request is the
  * default public client. With them, a confidential client proves itself with its secret; a
  * public one is known by its id and must not send a secret it does not have.
+ *
+ * Every presented secret is reserved in the client throttle and checked with argon2, against
+ * a dummy hash when the id names no confidential client: an unknown `client_id` takes as long
+ * as a known one with a wrong secret (ASVS 6.3.8), and neither can be guessed at faster than
+ * the throttle allows.
  */
-export function createClientAuthenticator ({ clients, defaultClientId, passwords, emit }: ClientAuthDeps): AuthenticateClient {
+export function createClientAuthenticator ({ clients, defaultClientId, passwords, throttle, emit }: ClientAuthDeps): AuthenticateClient {
+  function failure (request: FastifyRequest, credentials: ClientCredentials | undefined): never {
+    emit(request, { type: 'client.failure', ...(credentials === undefined ? {} : { clientId: credentials.id }) })
+    throw oauthError('invalid_client', credentials === undefined ? 'Client authentication is required' : 'Client authentication failed')
+  }
+
+  /** Checks a presented secret, inside a reservation of the client throttle. */
+  async function checkSecret (request: FastifyRequest, credentials: ClientCredentials & { secret: string }, client: ClientRecord | undefined): Promise<boolean> {
+    const reservation = await throttle?.(credentials.id, sourceOf(request))
+    if (reservation !== undefined && !('succeeded' in reservation)) {
+      emit(request, { type: 'client.throttled', clientId: credentials.id, reason: reservation.limit })
+      throw oauthError('too_many_requests', 'Too many failed client authentications; retry later', reservation.retryAfterMs / 1000)
+    }
+    let ok: boolean
+    try {
+      ok = await passwords.check(client?.secretHash, credentials.secret)
+    } catch (error) {
+      await reservation?.cancelled()
+      throw error
+    }
+    // `check` verified against the dummy hash when there is no secretHash: never a success then.
+    if (ok) await reservation?.succeeded()
+    return ok
+  }
+
   return async function authenticateClient (request, form) {
     if (clients === undefined) return defaultClientId
     const credentials = clientCredentials(request, form)
-    const client: ClientRecord | undefined = credentials === undefined ? undefined : clients.get(credentials.id)
-    let ok = client !== undefined
-    if (client !== undefined && credentials !== undefined) {
-      ok = client.secretHash === undefined
-        ? credentials.secret === undefined
-        : credentials.secret !== undefined && await passwords.check(client.secretHash, credentials.secret)
-    }
-    if (!ok) {
-      emit(request, { type: 'client.failure', ...(credentials === undefined ? {} : { clientId: credentials.id }) })
-      throw oauthError('invalid_client', credentials === undefined ? 'Client authentication is required' : 'Client authentication failed')
-    }
+    if (credentials === undefined) return failure(request, credentials)
+    const client = clients.get(credentials.id)
+    const { secret } = credentials
+    const ok = secret === undefined
+      ? client !== undefined && client.secretHash === undefined
+      : await checkSecret(request, { ...credentials, secret }, client)
+    if (!ok) return failure(request, credentials)
     return (client as ClientRecord).id
   }
 }

@@ -7,6 +7,7 @@ import { maskRequestLogs } from '../logging/request-log.js'
 import type { WindowLimit } from '../options/types.js'
 import { documentRoute } from '../openapi.js'
 import type { AuthStore } from '../stores/types.js'
+import { sourceOf } from '../throttle/keys.js'
 import { rateLimitStore } from './rate-limit-store.js'
 
 /** What the OAuth2 endpoints' shared scope is set up with. */
@@ -39,6 +40,10 @@ export async function setUpEndpointScope (fastify: FastifyInstance, { bodyLimit,
       max: limit.max,
       timeWindow: limit.timeWindow,
       hook: 'onRequest',
+      // Keyed as the login throttle keys: an IPv6 client by its /64, and a forwarded address
+      // that is no IP address (a client writing its own X-Forwarded-For past a broken proxy)
+      // by the socket's, so no client picks its key or makes it 15 KB long.
+      keyGenerator: sourceOf,
       // Counted in the plugin's store: shared by every instance when that store is Redis.
       store: rateLimitStore(store),
       errorResponseBuilder: (request, context) => {
@@ -51,6 +56,7 @@ export async function setUpEndpointScope (fastify: FastifyInstance, { bodyLimit,
   fastify.setErrorHandler(function oauthErrorHandler (thrown: FastifyError, request, reply) {
     const { error, origin } = toOAuthError(thrown)
     if (origin === 'store') request.log.error({ err: thrown }, 'the store is unavailable')
+    else if (origin === 'full') emit(request, { type: 'store.full', reason: (thrown as { table?: string }).table })
     else if (origin === 'fault') request.log.error({ err: thrown }, 'token endpoint failed')
     const { statusCode, headers, body } = oauthErrorResponse(error, realm)
     return reply.code(statusCode).headers(headers).send(body)

@@ -28,8 +28,9 @@ export function createTokenIssuer ({ tokens, revocation, refreshTokens, claims }
     await revocation.beforeSign(sub)
     const { token, expiresIn } = tokens.sign({ sub, scope, clientId, extra })
     const body: TokenResponse = { access_token: token, token_type: 'Bearer', expires_in: expiresIn }
-    // RFC 6749 §5.1: scope is required in the answer when it differs from the request.
-    if (requested === undefined && scope.length > 0) body.scope = scope.join(' ')
+    // RFC 6749 §5.1: scope is required in the answer when it differs from the request (narrowed
+    // to nothing, it is the empty string: the client must not think it got what it asked).
+    if (requested === undefined ? scope.length > 0 : scope.length !== requested.length) body.scope = scope.join(' ')
     const refreshToken = grant.refreshToken ?? await refreshTokens?.start({ sub, username, clientId, scope })
     if (refreshToken !== undefined) body.refresh_token = refreshToken
     return body

@@ -1,10 +1,11 @@
 import type { FastifyRequest } from 'fastify'
-import { oauthError } from '../errors.js'
+import { oauthError, StoreFullError } from '../errors.js'
 import type { EmitEvent } from '../logging/events.js'
 import type { FastifyJwtAuthOptions, UserRecord } from '../options/types.js'
 import type { PasswordHasher } from '../password/hasher.js'
 import { LimiterFullError } from '../password/limiter.js'
 import { parseScope } from '../scope.js'
+import { sourceOf } from '../throttle/keys.js'
 import type { LoginThrottle } from '../throttle/login-throttle.js'
 import type { IssueTokens } from './issue.js'
 import type { GrantHandler } from './grant.js'
@@ -21,6 +22,11 @@ export interface PasswordGrantDeps {
   /** Longest password accepted, in characters. */
   maxPasswordLength: number
   throttle: LoginThrottle
+  /**
+   * The scopes this server offers, when the host listed them (the `scopes` option, and every
+   * scope a route requires through `requireScopes`); `undefined` when it did not.
+   */
+  offeredScopes: ReadonlySet<string> | undefined
   issue: IssueTokens
   emit: EmitEvent
 }
@@ -31,7 +37,7 @@ export interface PasswordGrantDeps {
  * checked, and settled after.
  */
 export function createPasswordGrant (deps: PasswordGrantDeps): GrantHandler {
-  const { findUser, onPasswordRehash, passwords, maxPasswordLength, throttle, issue, emit } = deps
+  const { findUser, onPasswordRehash, passwords, maxPasswordLength, throttle, offeredScopes, issue, emit } = deps
 
   /** Hands a fresh hash to the host after the answer is on its way; a failure is only logged. */
   function rehash (request: FastifyRequest, user: UserRecord, password: string): void {
@@ -55,8 +61,14 @@ export function createPasswordGrant (deps: PasswordGrantDeps): GrantHandler {
     if (rawPassword.length > maxPasswordLength) throw oauthError('invalid_request', 'The password is too long')
     const username = rawUsername.normalize('NFC')
     const requested = parseScope(form.scope)
+    // Refused before any password is checked, so that the answer is the same for a right and a
+    // wrong one: after a check, it would tell which it was (an oracle beside the throttle).
+    if (requested !== undefined && offeredScopes !== undefined && !requested.every((s) => offeredScopes.has(s))) {
+      emit(request, { type: 'login.failure', username, reason: 'invalid_scope' })
+      throw oauthError('invalid_scope', 'The requested scope is not offered by this server')
+    }
 
-    const reservation = await throttle(username, request.ip)
+    const reservation = await throttle(username, sourceOf(request))
     if (!('succeeded' in reservation)) {
       emit(request, { type: 'login.throttled', username, reason: reservation.limit })
       throw oauthError('too_many_requests', 'Too many failed logins; retry later', reservation.retryAfterMs / 1000)
@@ -77,18 +89,23 @@ export function createPasswordGrant (deps: PasswordGrantDeps): GrantHandler {
       // One answer for a wrong password, an unknown user and a disabled one (ASVS 6.3.8).
       throw oauthError('invalid_grant', ONE_FAILURE)
     }
-    await reservation.succeeded()
+    try {
+      await reservation.succeeded()
+    } catch (error) {
+      // The source could not be remembered (a full memory store): the login stands, the source
+      // stays unknown, and nothing else is lost.
+      if (!(error instanceof StoreFullError)) throw error
+      emit(request, { type: 'store.full', username, reason: (error as { table?: string }).table })
+    }
     const account = user
     if (onPasswordRehash !== undefined && passwords.needsRehash(account.passwordHash)) rehash(request, account, rawPassword)
 
-    // RFC 6749 §3.3: the server may grant less than asked, but a scope the user does not
-    // have is an error rather than a silent narrowing.
+    // RFC 6749 §3.3: the server may grant less than asked, and says so in `scope`. An error here,
+    // after the password was found right, would tell a guesser so.
     const allowed = account.scopes ?? []
-    if (requested !== undefined && !requested.every((s) => allowed.includes(s))) {
-      throw oauthError('invalid_scope', 'The requested scope exceeds what this user may be granted')
-    }
+    const scope = requested === undefined ? [...allowed] : requested.filter((s) => allowed.includes(s))
     const sub = String(account.id ?? account.username)
-    const body = await issue(request, { user: account, username, sub, clientId, scope: requested ?? [...allowed], requested })
+    const body = await issue(request, { user: account, username, sub, clientId, scope, requested })
     emit(request, { type: 'login.success', username, clientId })
     return body
   }

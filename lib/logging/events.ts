@@ -7,12 +7,14 @@ export type AuthEventType =
   | 'login.failure'
   | 'login.throttled'
   | 'client.failure'
+  | 'client.throttled'
   | 'token.rejected'
   | 'password.rehashed'
   | 'refresh.success'
   | 'refresh.failure'
   | 'refresh.reuse'
   | 'token.revoked'
+  | 'store.full'
 
 /**
  * One security event. It never carries a password, a hash or a token: only who (username,
@@ -24,7 +26,7 @@ export interface AuthEvent {
   requestId: string
   username?: string
   clientId?: string
-  /** A fixed word saying why, e.g. `bad_credentials`, `expired`, `per_username`. */
+  /** A fixed word saying why, e.g. `bad_credentials`, `expired`, `per_username`; for `store.full`, the table. */
   reason?: string
 }
 

@@ -29,9 +29,18 @@ export const DEFAULTS = frozen({
   /** Per client address on the token endpoints, counted before the body is read. */
   rateLimit: { max: 30, timeWindow: MINUTE },
   loginThrottle: {
+    /** Also the limit on failed client authentications per (client_id, source). */
     perUsernameAndIp: { max: 5, timeWindow: 15 * MINUTE },
-    /** Capped exponential backoff, as AWS Cognito does it. */
-    perUsername: { freeAttempts: 10, maxDelay: 15 * MINUTE, timeWindow: 15 * MINUTE }
+    /**
+     * Capped exponential backoff, as AWS Cognito does it; it never refuses a known source. The
+     * count is forgotten after 12 hours without a failure (Keycloak's failure reset time): with
+     * a shorter window, pausing until it ends would buy a guesser ten free attempts each time.
+     */
+    perUsername: { freeAttempts: 10, maxDelay: 15 * MINUTE, timeWindow: 12 * 60 * MINUTE },
+    /** How long a source a user logged in from stays known to the throttle, in seconds. */
+    knownSourceTtl: 30 * DAY_SECONDS,
+    /** Whether `Alice` and `alice` are counted apart (as NFKC alone); by default case is folded. */
+    caseSensitiveUsernames: false
   },
   refreshTokens: false,
   /** The lifetimes when `refreshTokens` is on, in seconds. */

@@ -25,6 +25,9 @@ export interface ResolvedOptions {
   rateLimit: Required<WindowLimit> | false
   perUsernameAndIp: Required<WindowLimit> | false
   perUsername: Required<BackoffLimit> | false
+  /** Milliseconds. */
+  knownSourceTtl: number
+  caseSensitiveUsernames: boolean
   bodyLimit: number
   store: AuthStore | undefined
   onAuthEvent: FastifyJwtAuthOptions['onAuthEvent']
@@ -92,11 +95,16 @@ function checkPassword (value: PasswordOptions | undefined): Required<PasswordOp
   }
 }
 
-function checkLoginThrottle (value: FastifyJwtAuthOptions['loginThrottle']): Pick<ResolvedOptions, 'perUsernameAndIp' | 'perUsername'> {
+type ThrottleOptions = Pick<ResolvedOptions, 'perUsernameAndIp' | 'perUsername' | 'knownSourceTtl' | 'caseSensitiveUsernames'>
+
+function checkLoginThrottle (value: FastifyJwtAuthOptions['loginThrottle']): ThrottleOptions {
   const throttle = objectOrFalse('loginThrottle', value) ?? {}
-  if (throttle === false) return { perUsernameAndIp: false, perUsername: false }
   const defaults = DEFAULTS.loginThrottle
+  const off = { knownSourceTtl: defaults.knownSourceTtl * 1000, caseSensitiveUsernames: defaults.caseSensitiveUsernames }
+  if (throttle === false) return { perUsernameAndIp: false, perUsername: false, ...off }
   const perUsername = objectOrFalse('loginThrottle.perUsername', throttle.perUsername)
+  const caseSensitiveUsernames = throttle.caseSensitiveUsernames ?? defaults.caseSensitiveUsernames
+  if (typeof caseSensitiveUsernames !== 'boolean') fail('loginThrottle.caseSensitiveUsernames', 'must be true or false')
   return {
     perUsernameAndIp: windowLimit('loginThrottle.perUsernameAndIp', throttle.perUsernameAndIp, defaults.perUsernameAndIp),
     perUsername: perUsername === false
@@ -105,7 +113,9 @@ function checkLoginThrottle (value: FastifyJwtAuthOptions['loginThrottle']): Pic
           freeAttempts: wholeNumber('loginThrottle.perUsername.freeAttempts', perUsername?.freeAttempts, defaults.perUsername.freeAttempts),
           maxDelay: wholeNumber('loginThrottle.perUsername.maxDelay', perUsername?.maxDelay, defaults.perUsername.maxDelay),
           timeWindow: wholeNumber('loginThrottle.perUsername.timeWindow', perUsername?.timeWindow, defaults.perUsername.timeWindow)
-        }
+        },
+    knownSourceTtl: 1000 * wholeNumber('loginThrottle.knownSourceTtl', throttle.knownSourceTtl, defaults.knownSourceTtl, 366 * 24 * 3600),
+    caseSensitiveUsernames
   }
 }
 
@@ -125,7 +135,7 @@ function checkRealm (realm: unknown): string {
   return realm
 }
 
-const STORE_METHODS = ['reserve', 'release', 'reset', 'hit', 'createRefreshFamily', 'getRefreshFamily', 'rotateRefreshToken',
+const STORE_METHODS = ['reserve', 'release', 'reset', 'hit', 'rememberSource', 'isKnownSource', 'createRefreshFamily', 'getRefreshFamily', 'rotateRefreshToken',
   'revokeRefreshFamily', 'revokeUser', 'revokeAccessToken', 'revocationState'] as const
 
 /** Checks the options and fills in defaults; never changes the caller's object. */

@@ -61,16 +61,34 @@ export interface BackoffLimit {
   freeAttempts?: number
   /** Longest wait in milliseconds; default 15 minutes. */
   maxDelay?: number
-  /** Failures are forgotten after this long without one, in milliseconds; default 15 minutes. */
+  /** Failures are forgotten after this long without one, in milliseconds; default 12 hours. */
   timeWindow?: number
 }
 
-/** Limits on failed logins; `false` turns one off. */
+/**
+ * Limits on failed logins; `false` turns one off. Counts are kept per normalised username
+ * and per source: the client address, an IPv6 address by its /64.
+ */
 export interface LoginThrottleOptions {
-  /** Failures per (username, client IP); default 5 per 15 minutes. */
+  /**
+   * Failures per (username, source); default 5 per 15 minutes. A success clears this count
+   * only. The same limit applies to failed client authentications per (client_id, source).
+   */
   perUsernameAndIp?: WindowLimit | false
-  /** Failures per username across all IPs, with a growing wait. */
+  /**
+   * Failures per username across all sources, with a growing wait. It never refuses a known
+   * source (one the user logged in from within `knownSourceTtl`), and a success does not
+   * clear it: it ages out by time alone.
+   */
   perUsername?: BackoffLimit | false
+  /** Seconds a source stays known after a successful login from it; default 30 days. */
+  knownSourceTtl?: number
+  /**
+   * Count `Alice` and `alice` apart. Default `false`: usernames are compared after Unicode
+   * NFKC and case folding, so spellings of one name share one count. Set it when your
+   * usernames are case-sensitive. `findUser` always receives the username as sent (NFC).
+   */
+  caseSensitiveUsernames?: boolean
 }
 
 /** Refresh-token lifetimes, in seconds. */

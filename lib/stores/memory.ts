@@ -1,3 +1,5 @@
+import { InvalidOptionError, storeFull } from '../errors.js'
+import { STORE_DEFAULTS } from '../options/defaults.js'
 import type { AuthStore, RefreshFamily, ReserveResult, ThrottleRule } from './types.js'
 
 interface Entry {
@@ -25,98 +27,116 @@ interface ValueEntry {
 /** Options of the in-memory store. */
 export interface MemoryStoreOptions {
   /**
-   * Most keys held at once of each kind (counters, refresh families, users, revocations); the
-   * stalest is dropped past that. Default 100 000.
+   * Most keys each table holds at once (per-IP counters, login counters, known sources,
+   * refresh families, users, revocation bounds, revoked tokens). Expired entries make room;
+   * live ones never do: past this a call that would add a key fails with
+   * `FST_JWT_AUTH_STORE_FULL` (503), and every existing block and revocation holds. Default 100 000.
    */
   maxEntries?: number
 }
 
-interface BoundedMap<V extends { expiresAt: number }> {
+interface Table<V extends { expiresAt: number }> {
   /** The live entry under `key`; an expired one is dropped. */
   get: (key: string, now: number) => V | undefined
   /** The entry under `key`, live or not. */
   peek: (key: string) => V | undefined
+  /** Stores `value`; throws `StoreFullError` when `key` is new and no room can be made. */
   set: (key: string, value: V, now: number) => void
+  /** Throws `StoreFullError` unless `set(key)` would find room: check every table before a write that spans two. */
+  ensureRoom: (key: string, now: number) => void
   delete: (key: string) => void
   clear: () => void
 }
 
-/** Entries the sweep looks at on each write. */
+/** Entries the sweep looks at on each new key. */
 const SWEEP_STEP = 4
+/** Entries looked at, at most, for an expired one when a table is full. */
+const FULL_SCAN = 64
 
 /**
- * A Map bounded in size, in (nearly) least-recently-written order: the first key is the stalest,
- * and that is the one dropped past `maxEntries`. Expired entries are swept a few at each write, by
- * a cursor that goes round the map, so they do not push live ones out and no single write pays
- * for a pass over the whole map.
+ * A Map bounded in size that never drops a live entry to make room. Each kind of state has a
+ * table of its own, so a flood of one kind (per-IP counters from many addresses) cannot crowd
+ * out another (a revoked token, a blocked login).
  *
- * A key written again moves to the end only when it has drifted into the older half of the map;
- * one in the newer half is updated in place. V8 makes deleting and re-adding a key in a large Map
- * cost far more than the write itself, and a hot counter (one address
- * hammering the token endpoint) is written on every request. A key written within the last
- * `maxEntries / 2` insertions is therefore never the one dropped.
+ * Expired entries are swept a few at each new key, by a cursor that goes round the map, so no
+ * single write pays for a pass over the whole map. When the table is full, up to `FULL_SCAN`
+ * more are looked at; finding none expired, the new key is refused: failing closed for one
+ * request beats lifting a decision. An entry is never moved on update (V8 makes deleting and
+ * re-adding a key in a large Map cost far more than the write itself, and a hot counter is
+ * written on every request), so the map stays in first-written order, which for a table of one
+ * kind is close to the order of expiry: the cursor finds the dead ones early.
+ *
+ * What "carries no decision" is depends on the kind, so the store deletes those entries itself
+ * (a login count taken back to zero); a counter below its limit is NOT such an entry: dropping
+ * it would hand its owner a fresh allowance.
  */
-function boundedMap<V extends { expiresAt: number }> (maxEntries: number): BoundedMap<V> {
-  const entries = new Map<string, { value: V, inserted: number }>()
-  let insertions = 0
-  // A Map iterator is live: it sees later insertions and skips deleted entries. These two persist
-  // from write to write, because a fresh iterator starts at the front of the table, where V8
-  // leaves a hole for every entry deleted since its last rehash: finding the first live key anew
-  // on each write cost a scan over up to tens of thousands of holes in a full store.
+function boundedTable<V extends { expiresAt: number }> (name: string, maxEntries: number): Table<V> {
+  const entries = new Map<string, V>()
+  // A Map iterator is live: it sees later insertions and skips deleted entries. It persists from
+  // write to write, because a fresh iterator starts at the front of the table, where V8 leaves a
+  // hole for every entry deleted since its last rehash.
   let cursor = entries.entries()
-  // Everything behind `oldest` was deleted (or moved to the end): its next key is the stalest.
-  const oldest = entries.keys()
-  function sweep (now: number): void {
-    for (let i = 0; i < SWEEP_STEP; i++) {
-      const next = cursor.next()
+  /** Looks at up to `count` entries from the cursor, dropping expired ones; true when one was dropped. */
+  function sweep (count: number, now: number): boolean {
+    let dropped = false
+    for (let i = 0; i < count; i++) {
+      let next = cursor.next()
       if (next.done === true) {
         cursor = entries.entries()
-        return
+        next = cursor.next()
+        if (next.done === true) return dropped
       }
-      const [key, slot] = next.value
-      if (slot.value.expiresAt <= now) entries.delete(key)
+      const [key, value] = next.value
+      if (value.expiresAt <= now) {
+        entries.delete(key)
+        dropped = true
+      }
     }
+    return dropped
+  }
+  function ensureRoom (key: string, now: number): void {
+    if (entries.has(key)) return
+    sweep(SWEEP_STEP, now)
+    if (entries.size >= maxEntries && !sweep(FULL_SCAN, now)) throw storeFull(name)
   }
   return {
     get (key, now) {
-      const value = entries.get(key)?.value
+      const value = entries.get(key)
       if (value === undefined || value.expiresAt > now) return value
       entries.delete(key)
       return undefined
     },
-    peek: (key) => entries.get(key)?.value,
+    peek: (key) => entries.get(key),
     set (key, value, now) {
-      const slot = entries.get(key)
-      if (slot !== undefined && insertions - slot.inserted < maxEntries / 2) {
-        slot.value = value
-      } else {
-        if (slot !== undefined) entries.delete(key)
-        entries.set(key, { value, inserted: ++insertions })
-      }
-      sweep(now)
-      // Never done here: with more than maxEntries keys, at least one lies ahead of `oldest`.
-      if (entries.size > maxEntries) entries.delete(oldest.next().value as string)
+      ensureRoom(key, now)
+      entries.set(key, value)
     },
+    ensureRoom,
     delete: (key) => { entries.delete(key) },
     clear: () => { entries.clear() }
   }
 }
 
 /**
- * The default store: one process, in memory. Expired entries are swept as new ones arrive, and
- * the number of entries is bounded, so a flood of distinct usernames or addresses cannot grow
- * memory without limit. Apps running as many instances pass a shared store instead
+ * The default store: one process, in memory. Each kind of state has its own bounded table;
+ * expired entries are swept as new ones arrive, and a table full of live entries refuses new
+ * keys (`FST_JWT_AUTH_STORE_FULL`, answered 503) rather than forget a block or a revocation.
+ * A flood of distinct usernames or addresses therefore can neither grow memory without limit
+ * nor lift a decision. Apps running as many instances pass a shared store instead
  * (`createRedisStore`).
  *
  * Every method runs to completion without awaiting anything, so each is atomic in this process.
  */
 export function createMemoryStore (options: MemoryStoreOptions = {}): AuthStore {
-  const maxEntries = options.maxEntries ?? 100_000
-  const counters = boundedMap<Entry>(maxEntries)
-  const families = boundedMap<FamilyEntry>(maxEntries)
-  const users = boundedMap<UserEntry>(maxEntries)
-  const bounds = boundedMap<ValueEntry>(maxEntries)
-  const denied = boundedMap<ValueEntry>(maxEntries)
+  const maxEntries = options.maxEntries ?? STORE_DEFAULTS.maxEntries
+  if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new InvalidOptionError('createMemoryStore: maxEntries', 'must be a whole number, at least 1')
+  const rates = boundedTable<Entry>('per_ip_counters', maxEntries)
+  const counters = boundedTable<Entry>('login_counters', maxEntries)
+  const sources = boundedTable<ValueEntry>('known_sources', maxEntries)
+  const families = boundedTable<FamilyEntry>('refresh_families', maxEntries)
+  const users = boundedTable<UserEntry>('users', maxEntries)
+  const bounds = boundedTable<ValueEntry>('revocation_bounds', maxEntries)
+  const denied = boundedTable<ValueEntry>('revoked_tokens', maxEntries)
 
   function reserveNow (key: string, rule: ThrottleRule, now: number): ReserveResult {
     const entry = counters.get(key, now) ?? { count: 0, blockedUntil: 0, expiresAt: now + rule.windowMs }
@@ -147,18 +167,35 @@ export function createMemoryStore (options: MemoryStoreOptions = {}): AuthStore 
     },
     async release (key) {
       const entry = counters.peek(key)
-      if (entry !== undefined && entry.count > 0) entry.count -= 1
+      if (entry === undefined || entry.count === 0) return
+      entry.count -= 1
+      // Nothing counted and no wait: the entry decides nothing, and frees its place.
+      if (entry.count === 0 && entry.blockedUntil === 0) counters.delete(key)
     },
     async reset (key) {
       counters.delete(key)
     },
     async hit (key, windowMs, now) {
-      const entry = counters.get(key, now) ?? { count: 0, blockedUntil: 0, expiresAt: now + windowMs }
-      counters.set(key, { ...entry, count: entry.count + 1 }, now)
-      return { count: entry.count + 1, ttlMs: entry.expiresAt - now }
+      const entry = rates.get(key, now)
+      if (entry === undefined) {
+        rates.set(key, { count: 1, blockedUntil: 0, expiresAt: now + windowMs }, now)
+        return { count: 1, ttlMs: windowMs }
+      }
+      entry.count += 1
+      return { count: entry.count, ttlMs: entry.expiresAt - now }
+    },
+    async rememberSource (account, source, ttlMs, now) {
+      sources.set(`${account} ${source}`, { value: 1, expiresAt: now + ttlMs }, now)
+    },
+    // Not async: asked on logins under attack, and answered from memory.
+    isKnownSource (account, source, now) {
+      return sources.get(`${account} ${source}`, now) !== undefined
     },
 
     async createRefreshFamily (family, tokenHash, idleMs, now) {
+      // Both tables or neither: a family missing from its user's index would outlive "log out everywhere".
+      families.ensureRoom(`${family.userKey} ${family.id}`, now)
+      users.ensureRoom(family.userKey, now)
       const expiresAt = Math.min(now + idleMs, family.expiresAt)
       families.set(`${family.userKey} ${family.id}`, { family: { ...family, scope: [...family.scope] }, hash: tokenHash, expiresAt }, now)
       const user = users.get(family.userKey, now) ?? { families: new Set<string>(), expiresAt: 0 }
@@ -192,6 +229,8 @@ export function createMemoryStore (options: MemoryStoreOptions = {}): AuthStore 
       return removeFamily(userKey, familyId)
     },
     async revokeUser (userKey, revokedBefore, ttlMs, now) {
+      // Refused before anything is ended, so a failure leaves nothing half done.
+      bounds.ensureRoom(userKey, now)
       const user = users.peek(userKey)
       for (const id of user?.families ?? []) families.delete(`${userKey} ${id}`)
       users.delete(userKey)
@@ -213,7 +252,7 @@ export function createMemoryStore (options: MemoryStoreOptions = {}): AuthStore 
     },
 
     async close () {
-      for (const map of [counters, families, users, bounds, denied]) map.clear()
+      for (const table of [rates, counters, sources, families, users, bounds, denied]) table.clear()
     }
   }
 }

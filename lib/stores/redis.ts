@@ -128,6 +128,10 @@ type Scripted = Record<string, (...args: Array<string | number>) => Promise<unkn
  * refresh-token families and revocations. Every atomic step is one Lua script, every key has a
  * TTL, and every call fails within `commandTimeout` with `FST_JWT_AUTH_STORE_UNAVAILABLE`, which
  * the plugin answers as 503, so a Redis outage never hangs or crashes a request.
+ *
+ * Run it on a Redis with `maxmemory-policy noeviction`: any other policy lets Redis drop live
+ * blocks and revocations under memory pressure. The plugin logs a warning at registration
+ * when `CONFIG GET` shows another policy (see `checkSetup`).
  */
 export function createRedisStore (options: RedisStoreOptions): AuthStore {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError('createRedisStore', 'needs an options object { client, prefix?, commandTimeout? }')
@@ -177,6 +181,8 @@ export function createRedisStore (options: RedisStoreOptions): AuthStore {
   const familyKey = (userKey: string, id: string): string => `${userTag(userKey)}f:${id}`
   const familiesKey = (userKey: string): string => `${userTag(userKey)}fams`
   const boundKey = (userKey: string): string => `${userTag(userKey)}rb`
+  // An account's known sources share the tag {a:account}: one slot, whatever the source.
+  const sourceKey = (account: string, source: string): string => `${prefix}{a:${account}}:s:${source}`
 
   return {
     async reserve (key, rule, now) {
@@ -192,6 +198,13 @@ export function createRedisStore (options: RedisStoreOptions): AuthStore {
     async hit (key, windowMs, now) {
       const [count, ttlMs] = await run('HIT', counter(key), windowMs, now) as [number, number]
       return { count, ttlMs }
+    },
+
+    async rememberSource (account, source, ttlMs) {
+      await call(() => client.set(sourceKey(account, source), '1', 'PX', Math.max(1, ttlMs)))
+    },
+    async isKnownSource (account, source) {
+      return await call(() => client.exists(sourceKey(account, source))) === 1
     },
 
     async createRefreshFamily (family, tokenHash, idleMs, now) {
@@ -232,6 +245,21 @@ export function createRedisStore (options: RedisStoreOptions): AuthStore {
       // Both keys carry the user's tag, so one MGET answers, on a Cluster too.
       const [bound, denied] = await call(() => client.mget(boundKey(userKey), `${userTag(userKey)}j:${jti ?? ''}`))
       return { revokedBefore: Number(bound ?? 0), jtiDenied: jti !== undefined && denied !== null }
+    },
+
+    async checkSetup () {
+      let policy: unknown
+      try {
+        policy = (await call(() => client.config('GET', 'maxmemory-policy') as Promise<unknown>) as unknown[])[1]
+      } catch {
+        // Managed services often refuse CONFIG; nothing can be told then.
+        return []
+      }
+      if (policy === undefined || policy === 'noeviction') return []
+      return [`Redis maxmemory-policy is "${String(policy)}", not "noeviction": under memory pressure Redis may evict ` +
+        'login blocks, revoked tokens and refresh-token families (every key here has a TTL, so volatile-* policies reach ' +
+        'them too), lifting those decisions. Set maxmemory-policy to noeviction: a full Redis then refuses writes, which ' +
+        'the plugin answers with 503.']
     }
   }
 }

@@ -78,7 +78,9 @@ export interface RevocationState {
  *
  * Times are milliseconds since the epoch and are passed in (`now`), so every instance uses one
  * clock per call and tests need no fake timers. A store that cannot be reached rejects with an
- * error whose `code` is `FST_JWT_AUTH_STORE_UNAVAILABLE`; the plugin answers 503 then.
+ * error whose `code` is `FST_JWT_AUTH_STORE_UNAVAILABLE`; the plugin answers 503 then. A store
+ * with no room left for a new key rejects with `FST_JWT_AUTH_STORE_FULL` rather than forget
+ * live state (a block, a revocation, a session) to make room; the plugin answers 503 too.
  */
 export interface AuthStore {
   /** Counts one attempt against `key`, unless the rule refuses it. */
@@ -89,6 +91,17 @@ export interface AuthStore {
   reset: (key: string) => Promise<void>
   /** Counts one request against `key` in a fixed window of `windowMs` (the per-IP limit). */
   hit: (key: string, windowMs: number, now: number) => Promise<HitResult>
+  /**
+   * Records that `account` logged in from `source` (a client address, an IPv6 /64), for
+   * `ttlMs` from `now`; remembering it again restarts that time. The login throttle never
+   * refuses a known source for failures made from elsewhere.
+   */
+  rememberSource: (account: string, source: string, ttlMs: number, now: number) => Promise<void>
+  /**
+   * Whether `account` logged in from `source` within its remembered time. A store that holds
+   * the answer in memory may give it at once rather than as a promise.
+   */
+  isKnownSource: (account: string, source: string, now: number) => boolean | Promise<boolean>
   /** Starts a family whose current token hashes to `tokenHash`; it lives `idleMs` unless used, at most until `expiresAt`. */
   createRefreshFamily: (family: RefreshFamily, tokenHash: string, idleMs: number, now: number) => Promise<void>
   /**
@@ -118,4 +131,9 @@ export interface AuthStore {
   revocationState: (userKey: string, jti: string | undefined, now: number) => RevocationState | Promise<RevocationState>
   /** Frees what the store holds; the plugin calls it when the app closes, for a store it made itself. */
   close?: () => Promise<void>
+  /**
+   * Problems with how the store's backend is set up (e.g. a Redis that may evict keys), as
+   * messages the plugin logs as warnings when it is registered. Never rejects.
+   */
+  checkSetup?: () => Promise<string[]>
 }

@@ -1,0 +1,123 @@
+import t, { type Test } from 'tap'
+import type { LightMyRequestResponse } from 'fastify'
+import { createMemoryStore, type AuthEvent } from '../lib/index.js'
+import { bearer, buildApp, countArgon2Verifies, FORM, form } from './helper.js'
+
+/*
+ * A full memory store fails closed for the new key and forgets nothing live (issue 13): a
+ * flood of cheap requests from many addresses used to push out login blocks, revoked tokens
+ * and the users index. Each table here is small (`maxEntries`) so the tests can fill it.
+ */
+
+const RIGHT = { grant_type: 'password', username: 'user1', password: 'password1' }
+const WRONG = { ...RIGHT, password: 'wrong-password' }
+const ADMIN = { grant_type: 'password', username: 'admin', password: 'admin-password' }
+
+type Injectable = { inject: (options: object) => Promise<LightMyRequestResponse> }
+function post (app: Injectable, fields: Record<string, string>, remoteAddress: string, url = '/token'): Promise<LightMyRequestResponse> {
+  return app.inject({ method: 'POST', url, remoteAddress, headers: FORM, payload: form(fields) })
+}
+
+function assertFull (t: Test, res: LightMyRequestResponse): void {
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().error, 'temporarily_unavailable')
+  t.equal(res.headers['retry-after'], '60')
+  t.equal(res.headers['cache-control'], 'no-store')
+}
+
+t.test('a flood from more addresses than the table holds: the block and the revocation hold, and memory stays bounded', async (t) => {
+  const events: AuthEvent[] = []
+  const app = await buildApp(t, {
+    plugin: {
+      store: createMemoryStore({ maxEntries: 20 }),
+      revocableAccessTokens: true,
+      loginThrottle: { perUsernameAndIp: { max: 2 }, perUsername: false },
+      onAuthEvent: (e) => events.push(e)
+    }
+  })
+  // A (username, address) pair blocked, and an access token revoked.
+  for (let i = 0; i < 2; i++) t.equal((await post(app, WRONG, '198.51.100.1')).statusCode, 400)
+  t.equal((await post(app, RIGHT, '198.51.100.1')).statusCode, 429, 'blocked')
+  const revoked = (await post(app, ADMIN, '198.51.100.2')).json().access_token as string
+  const kept = (await post(app, ADMIN, '198.51.100.2')).json().access_token as string
+  t.equal((await post(app, { token: revoked }, '198.51.100.2', '/revoke')).statusCode, 200)
+  t.equal((await app.inject({ url: '/protected', headers: bearer(revoked) })).statusCode, 401, 'revoked')
+
+  // Cheap requests (no password: never hashed) from 100 new addresses, more than the table size.
+  const statuses: number[] = []
+  for (let i = 0; i < 100; i++) statuses.push((await post(app, { grant_type: 'password' }, `10.0.${i >> 8}.${i & 255}`)).statusCode)
+  t.same(statuses.slice(0, 18), Array(18).fill(400), 'the first 18 new addresses fit beside the 2 already counted')
+  t.ok(statuses.slice(18).every((s) => s === 503), 'every later one is refused: 503')
+  assertFull(t, await post(app, { grant_type: 'password' }, '10.9.9.9'))
+  t.match(events.filter((e) => e.type === 'store.full')[0], { type: 'store.full', reason: 'per_ip_counters', ip: '10.0.0.18' })
+
+  t.equal((await post(app, RIGHT, '198.51.100.1')).statusCode, 429, 'the block still holds')
+  t.equal((await app.inject({ url: '/protected', headers: bearer(revoked) })).statusCode, 401, 'the revocation still holds')
+  t.equal((await app.inject({ url: '/protected', headers: bearer(kept) })).statusCode, 200, 'authenticate only reads: never a 503 for a full store')
+  t.equal((await post(app, ADMIN, '198.51.100.2')).statusCode, 200, 'an address already counted still logs in')
+})
+
+t.test('the login counters table full: a new username is refused with 503 before any argon2, and existing blocks hold', async (t) => {
+  const verifies = countArgon2Verifies(t)
+  const events: AuthEvent[] = []
+  const app = await buildApp(t, {
+    plugin: { store: createMemoryStore({ maxEntries: 3 }), rateLimit: false, loginThrottle: { perUsernameAndIp: { max: 1 }, perUsername: false }, onAuthEvent: (e) => events.push(e) }
+  })
+  for (const username of ['user1', 'a', 'b']) t.equal((await post(app, { ...WRONG, username }, '198.51.100.1')).statusCode, 400)
+  const before = verifies()
+  assertFull(t, await post(app, { ...WRONG, username: 'c' }, '198.51.100.1'))
+  t.equal(verifies(), before, 'no argon2 for the refused attempt')
+  t.match(events.at(-1), { type: 'store.full', reason: 'login_counters' })
+  t.equal((await post(app, RIGHT, '198.51.100.1')).statusCode, 429, 'user1 is still blocked')
+})
+
+t.test('the known-sources table full: the login succeeds, the new source stays unknown, and the known ones stay known', async (t) => {
+  const events: AuthEvent[] = []
+  const app = await buildApp(t, {
+    plugin: { store: createMemoryStore({ maxEntries: 2 }), rateLimit: false, loginThrottle: { perUsernameAndIp: false, perUsername: { freeAttempts: 2 } }, onAuthEvent: (e) => events.push(e) }
+  })
+  t.equal((await post(app, RIGHT, '198.51.100.1')).statusCode, 200)
+  t.equal((await post(app, RIGHT, '198.51.100.2')).statusCode, 200)
+  t.equal((await post(app, RIGHT, '198.51.100.3')).statusCode, 200, 'the login is not failed for it')
+  t.match(events.find((e) => e.type === 'store.full'), { type: 'store.full', reason: 'known_sources', username: 'user1', ip: '198.51.100.3' })
+  for (let i = 1; i <= 2; i++) t.equal((await post(app, WRONG, `203.0.113.${i}`)).statusCode, 400)
+  t.equal((await post(app, RIGHT, '198.51.100.3')).statusCode, 429, 'the source that did not fit is not known')
+  t.equal((await post(app, RIGHT, '198.51.100.1')).statusCode, 200, 'a known one is')
+})
+
+t.test('the refresh-family table full: a new login with refresh tokens gets 503; live families keep working', async (t) => {
+  const app = await buildApp(t, { plugin: { store: createMemoryStore({ maxEntries: 1 }), rateLimit: false, loginThrottle: false, refreshTokens: true } })
+  const first = (await post(app, ADMIN, '198.51.100.1')).json()
+  assertFull(t, await post(app, RIGHT, '198.51.100.1'))
+  const refreshed = await post(app, { grant_type: 'refresh_token', refresh_token: first.refresh_token }, '198.51.100.1')
+  t.equal(refreshed.statusCode, 200, 'the family that fitted rotates')
+})
+
+t.test('the revoked-tokens table full: /revoke answers 503 and the revocations already made hold', async (t) => {
+  const events: AuthEvent[] = []
+  const app = await buildApp(t, { plugin: { store: createMemoryStore({ maxEntries: 1 }), rateLimit: false, loginThrottle: false, revocableAccessTokens: true, onAuthEvent: (e) => events.push(e) } })
+  const a = (await post(app, RIGHT, '198.51.100.1')).json().access_token as string
+  const b = (await post(app, RIGHT, '198.51.100.1')).json().access_token as string
+  t.equal((await post(app, { token: a }, '198.51.100.1', '/revoke')).statusCode, 200)
+  assertFull(t, await post(app, { token: b }, '198.51.100.1', '/revoke'))
+  t.match(events.at(-1), { type: 'store.full', reason: 'revoked_tokens' })
+  t.equal((await app.inject({ url: '/protected', headers: bearer(a) })).statusCode, 401)
+  t.equal((await app.inject({ url: '/protected', headers: bearer(b) })).statusCode, 200, 'not revoked: the host was told (503)')
+})
+
+t.test('the revocation-bounds table full: revokeUserTokens rejects and ends nothing', async (t) => {
+  const app = await buildApp(t, { plugin: { store: createMemoryStore({ maxEntries: 2 }), rateLimit: false, loginThrottle: false, refreshTokens: true, revocableAccessTokens: true } })
+  const user = (await post(app, RIGHT, '198.51.100.1')).json()
+  const admin = (await post(app, ADMIN, '198.51.100.1')).json()
+  await app.revokeUserTokens('user1')
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  await app.revokeUserTokens('other')
+  await t.rejects(app.revokeUserTokens(42), { code: 'FST_JWT_AUTH_STORE_FULL', statusCode: 503 })
+  t.equal((await app.inject({ url: '/protected', headers: bearer(user.access_token) })).statusCode, 401, 'user1 revoked')
+  t.equal((await post(app, { grant_type: 'refresh_token', refresh_token: admin.refresh_token }, '198.51.100.1')).statusCode, 200, 'the admin family was not ended half-way')
+})
+
+t.test('createMemoryStore: maxEntries must be a whole number, at least 1', async (t) => {
+  t.throws(() => createMemoryStore({ maxEntries: 0 }), { code: 'FST_JWT_AUTH_INVALID_OPTION' })
+  t.throws(() => createMemoryStore({ maxEntries: 1.5 }), { code: 'FST_JWT_AUTH_INVALID_OPTION' })
+})
