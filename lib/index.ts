@@ -124,6 +124,11 @@ export { requestLogSerializer, type RequestLogFields } from './logging/request-l
 /** What a custom store throws when its backend cannot be reached: the plugin answers 503. */
 export { StoreUnavailableError } from './errors.js'
 export { createRedisStore, type RedisStoreOptions } from './stores/redis.js'
+export {
+  createPostgresStore, migratePostgresStore, postgresStoreMigrationSql,
+  type PostgresStore, type PostgresStoreOptions, type PostgresStoreLocation, type PostgresQueryable, type PostgresSweepResult
+} from './stores/postgres.js'
+export { createSplitStore, type SplitStoreOptions } from './stores/split.js'
 export type {
   AuthStore, ThrottleRule, ReserveResult, HitResult, RefreshFamily, RefreshLookup, RotateResult, RevocationState
 } from './stores/types.js'
