@@ -2,6 +2,7 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { needsRehash } from '../lib/index.js'
 import { buildServer, type ServerOptions } from '../examples/postgres/server.js'
+import { buildServer as buildExampleServer } from '../examples/server.js'
 import { loadCommonPasswords, normalizeUsername, passwordProblem } from '../examples/postgres/users.js'
 import pg from 'pg'
 import { bearer, CHEAP, DATABASE_URL, FORM, form, NO_POSTGRES, postgresPool, testSchema } from './helper.js'
@@ -204,6 +205,18 @@ t.test('the PostgreSQL example', { skip: NO_POSTGRES }, async (t) => {
     const schema = await testSchema(t, pool)
     await t.rejects(buildServer({ pool, schema, logLevel: 'silent', adminPassword: 'password1' }), { message: /ADMIN_PASSWORD: This password is too common/ })
   })
+})
+
+t.test('the example server keeps its sessions in PostgreSQL with STORE_DATABASE_URL', { skip: NO_POSTGRES }, async (t) => {
+  const pool = postgresPool(t)
+  const schema = `fja_test_${crypto.randomUUID().replaceAll('-', '')}`
+  t.teardown(async () => { await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`) })
+  const app = await buildExampleServer({ LOG_LEVEL: 'silent', JWT_SECRET: 'example-pg-secret-5d2b8f1c9e3a7d4b6f0a', STORE_DATABASE_URL: DATABASE_URL, STORE_DATABASE_SCHEMA: schema })
+  t.teardown(() => app.close())
+  const res = await app.inject({ method: 'POST', url: '/token', headers: FORM, payload: form({ grant_type: 'password', username: 'user1', password: 'password1' }) })
+  t.equal(res.statusCode, 200)
+  const families = await pool.query(`SELECT sub FROM "${schema}".fastify_jwt_auth_families`)
+  t.same(families.rows, [{ sub: 'user1' }], 'its tables were made at start, and the session is in them')
 })
 
 t.test('the rules, without a database', async (t) => {
