@@ -370,7 +370,8 @@ export function createPostgresStore (options: PostgresStoreOptions): PostgresSto
     },
     async revokeRefreshFamily (userKey, familyId) {
       const { rowCount } = await query(sql.revokeFamily, [userKey, familyId])
-      return (rowCount ?? 0) > 0
+      // A driver may give null for "no count"; Number(null) is 0.
+      return Number(rowCount) > 0
     },
     async revokeUser (userKey, revokedBefore, ttlMs, now) {
       await query(sql.revokeUser, [userKey, revokedBefore, Math.max(1, ttlMs), now])
