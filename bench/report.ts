@@ -115,6 +115,19 @@ function table (r: Results): string {
     loadRow('Redis store: `POST /token`, right credentials → 200', redis.token, '200', 'a new address each time', rate(redis.token, '200').toFixed(1))
     if (redis.refresh !== undefined) loadRow('Redis store: `POST /token`, refresh grant → 200', redis.refresh, '200', `${CONNECTIONS} token families, each rotated on every call`)
   }
+  const pg = r.postgres
+  if (pg !== undefined && 'token' in pg) {
+    // Ratios to the memory store's figures (the open scenario) and Redis's, from this run.
+    const vs = (n: number, base: LoadResult | undefined, name: string): string => base === undefined ? '' : `; ${ratio(n / rate(base, '200'))} × ${name}`
+    const redisRun = redis !== undefined && 'token' in redis ? redis : undefined
+    loadRow('PostgreSQL store: `POST /token`, right credentials → 200', pg.token, '200',
+      `a new address each time${vs(rate(pg.token, '200'), redisRun?.token, 'Redis')}${vs(rate(pg.token, '200'), r.token, 'memory (no rate limit)')}`, rate(pg.token, '200').toFixed(1))
+    loadRow('PostgreSQL store: `POST /token`, refresh grant → 200', pg.refresh, '200',
+      `${CONNECTIONS} token families, each rotated on every call${vs(rate(pg.refresh, '200'), redisRun?.refresh, 'Redis')}`)
+    const pgProtected = rate(pg.protected, '200') / rate(pg.public, '200')
+    const memoryProtected = r.protected !== undefined && r.public !== undefined ? `; memory store: ${ratio(rate(r.protected, '200') / rate(r.public, '200'))} × /public` : ''
+    loadRow('PostgreSQL store: `GET /protected`, revocable access tokens', pg.protected, '200', `${ratio(pgProtected)} × /public on the same server${memoryProtected}`)
+  }
   const lines = [
     '| measurement | req/s | p50 ms | p99 ms | server CPU | server µs/req | notes |',
     '|---|--:|--:|--:|--:|--:|---|',
@@ -132,6 +145,8 @@ function table (r: Results): string {
   if (redis !== undefined && 'skipped' in redis) lines.push('', `Redis store: skipped: ${redis.skipped}.`)
   if (redis !== undefined && 'refreshSkipped' in redis && redis.refreshSkipped !== undefined) lines.push('', `Redis refresh grant: skipped: ${redis.refreshSkipped}.`)
   if (redis !== undefined && 'error' in redis) lines.push('', `Redis store: could not run: ${redis.error}`)
+  if (pg !== undefined && 'skipped' in pg) lines.push('', `PostgreSQL store: skipped: ${pg.skipped}.`)
+  if (pg !== undefined && 'error' in pg) lines.push('', `PostgreSQL store: could not run: ${pg.error}`)
   return lines.join('\n')
 }
 

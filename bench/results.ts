@@ -5,6 +5,7 @@
  */
 import type { MemoryFigures } from './scenarios/memory.js'
 import type { OpenFigures } from './scenarios/open.js'
+import type { PostgresFigures } from './scenarios/postgres.js'
 import type { RedisFigures } from './scenarios/redis.js'
 import type { ThrottledFigures } from './scenarios/throttled.js'
 
@@ -19,5 +20,6 @@ export interface Results extends Partial<OpenFigures>, Partial<ThrottledFigures>
   hashing: { maxConcurrent: number, maxQueue: number, parameters: string }
   memory?: MemoryFigures
   redis?: RedisFigures
+  postgres?: PostgresFigures
   targets: Target[]
 }

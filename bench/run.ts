@@ -9,8 +9,9 @@
  *
  *   npm run bench                    # the full run (bench/README.md says how long)
  *   BENCH_SMOKE=1 npm run bench      # a second or so per part: checks the script, not the numbers
- *   BENCH_ONLY=open,memory npm run bench             # some parts only: open, throttled, memory, redis
+ *   BENCH_ONLY=open,memory npm run bench             # some parts only: open, throttled, memory, redis, postgres
  *   REDIS_URL=redis://127.0.0.1:6379 npm run bench   # adds the Redis store, where the build has one
+ *   DATABASE_URL=postgres://… npm run bench          # adds the PostgreSQL store, where the build has one
  *   BENCH_OUT=some/dir npm run bench                 # where the JSON goes (default bench-results)
  *
  * This file only reads those settings, runs the scenarios (bench/scenarios/) in order and
@@ -27,12 +28,13 @@ import { render, targets, writeResults } from './report.js'
 import type { Results } from './results.js'
 import { runMemory } from './scenarios/memory.js'
 import { runOpen } from './scenarios/open.js'
+import { runPostgres } from './scenarios/postgres.js'
 import { runRedis } from './scenarios/redis.js'
 import { runThrottled } from './scenarios/throttled.js'
 
 const SETTINGS = settings(process.env.BENCH_SMOKE === '1')
-/** BENCH_ONLY=open,throttled,memory,redis runs some parts only (for working on one of them). */
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'open,throttled,memory,redis').split(',').map((part) => part.trim()))
+/** BENCH_ONLY=open,throttled,memory,redis,postgres runs some parts only (for working on one of them). */
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'open,throttled,memory,redis,postgres').split(',').map((part) => part.trim()))
 const OUT_DIR = process.env.BENCH_OUT ?? 'bench-results'
 
 async function main (): Promise<number> {
@@ -59,12 +61,13 @@ async function main (): Promise<number> {
   if (ONLY.has('throttled')) Object.assign(results, await runThrottled(SETTINGS))
   if (ONLY.has('memory')) results.memory = await runMemory(SETTINGS)
   if (ONLY.has('redis')) results.redis = await runRedis(SETTINGS, results.hashing)
+  if (ONLY.has('postgres')) results.postgres = await runPostgres(SETTINGS, results.hashing)
   results.targets = targets(results)
 
   process.stdout.write(render(results) + '\n')
   const file = writeResults(results, OUT_DIR)
   log(`results written to ${file}`)
-  return results.redis !== undefined && 'error' in results.redis ? 1 : 0
+  return [results.redis, results.postgres].some((part) => part !== undefined && 'error' in part) ? 1 : 0
 }
 
 main().then((code) => { process.exitCode = code }, (error: unknown) => {

@@ -9,7 +9,8 @@
  * /.well-known/jwks.json), JWT_ISSUER, JWT_AUDIENCE, ACCESS_TOKEN_TTL (seconds), RATE_LIMIT=off
  * (load tests only), TRUST_PROXY (behind reverse proxies: their number, e.g. 1, or their addresses
  * and CIDR ranges, comma-separated, e.g. 10.0.0.0/8,fd00::/8), LOG_LEVEL, REDIS_URL (share state with
- * other instances through Redis; in memory when unset), REDIS_PREFIX.
+ * other instances through Redis; in memory when unset), REDIS_PREFIX, STORE_DATABASE_URL (share it
+ * through PostgreSQL instead; its tables are made at start), STORE_DATABASE_SCHEMA.
  *
  * Swagger UI is at /docs (log in with its Authorize button) and the OpenAPI document at /docs/json.
  */
@@ -21,7 +22,8 @@ import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { pathToFileURL } from 'node:url'
 import { Redis } from 'ioredis'
-import jwtAuth, { createRedisStore, hashPassword, requestLogSerializer, type AuthStore, type KeyOption, type UserRecord } from 'fastify-jwt-auth'
+import pg from 'pg'
+import jwtAuth, { createPostgresStore, createRedisStore, hashPassword, migratePostgresStore, requestLogSerializer, type AuthStore, type KeyOption, type UserRecord } from 'fastify-jwt-auth'
 
 type Env = Record<string, string | undefined>
 
@@ -116,6 +118,15 @@ export async function buildServer (env: Env = process.env): Promise<FastifyInsta
     })
     app.addHook('onClose', async () => { client.disconnect() })
     store = createRedisStore({ client, prefix: env.REDIS_PREFIX ?? 'fastify-jwt-auth-example:' })
+  } else if (env.STORE_DATABASE_URL !== undefined && env.STORE_DATABASE_URL !== '') {
+    // The same state in PostgreSQL (docs/stores.md). Not DATABASE_URL: that names the app's own database.
+    const pool = new pg.Pool({ connectionString: env.STORE_DATABASE_URL, connectionTimeoutMillis: 2000, statement_timeout: 2000 })
+    pool.on('error', (error) => app.log.warn({ err: { message: error.message } }, 'postgres connection error'))
+    app.addHook('onClose', async () => { await pool.end() })
+    const schema = env.STORE_DATABASE_SCHEMA
+    // Tables are made here, at start, never at request time.
+    await migratePostgresStore(pool, { schema })
+    store = createPostgresStore({ pool, schema })
   }
 
   // Before the plugin: @fastify/swagger documents only the routes added after it.

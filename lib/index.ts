@@ -136,6 +136,11 @@ export { StoreUnavailableError } from './errors.js'
 /** What a store throws when it has no room for a new key and will not forget live state to make some: the plugin answers 503. */
 export { StoreFullError } from './errors.js'
 export { createRedisStore, type RedisStoreOptions } from './stores/redis.js'
+export {
+  createPostgresStore, migratePostgresStore, postgresStoreMigrationSql,
+  type PostgresStore, type PostgresStoreOptions, type PostgresStoreLocation, type PostgresQueryable, type PostgresSweepResult
+} from './stores/postgres.js'
+export { createSplitStore, type SplitStoreOptions } from './stores/split.js'
 export type {
   AuthStore, ThrottleRule, ReserveResult, HitResult, RefreshFamily, RefreshLookup, RotateResult, RevocationState
 } from './stores/types.js'

@@ -31,7 +31,8 @@ t.test('the bench in smoke mode prints its table and every PASS/FAIL line, and w
   const out = mkdtempSync(join(tmpdir(), 'fastify-jwt-auth-bench-'))
   t.teardown(() => rmSync(out, { recursive: true, force: true }))
   // Not coverage-tracked, like the example server: the bench is a separate program. REDIS_URL
-  // goes through, so that the Redis part runs (or says why not) wherever the tests have Redis.
+  // and DATABASE_URL go through, so that the Redis and PostgreSQL parts run (or say why not)
+  // wherever the tests have them.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(NODE_V8_COVERAGE|NODE_OPTIONS|_TAPJS|TAP_)/.test(k)))
   const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts'], {
     cwd: root,
@@ -62,6 +63,15 @@ t.test('the bench in smoke mode prints its table and every PASS/FAIL line, and w
     t.match(stdout, /^(Redis store: skipped: this build of fastify-jwt-auth has no Redis store|\| Redis store: `POST \/token`, right credentials → 200 \|)/m,
       'the Redis part ran, or said why not')
     t.notMatch(stdout, /^Redis store: could not run/m)
+  }
+  if (process.env.DATABASE_URL === undefined || process.env.DATABASE_URL === '') {
+    t.match(stdout, /^PostgreSQL store: skipped: DATABASE_URL is not set\.$/m, 'the PostgreSQL part says why it did not run')
+  } else {
+    for (const row of ['`POST /token`, right credentials → 200', '`POST /token`, refresh grant → 200', '`GET /protected`, revocable access tokens']) {
+      t.match(stdout, new RegExp(`^\\| PostgreSQL store: ${escape(row)} \\|.*\\|$`, 'm'), `PostgreSQL: ${row}`)
+    }
+    t.match(stdout, /× \/public on the same server; memory store: [\d.]+ × \/public \|$/m, 'read beside the memory store, as ratios')
+    t.notMatch(stdout, /^PostgreSQL store: could not run/m)
   }
   for (const target of TARGETS) t.match(stdout, new RegExp(`^(PASS|FAIL) ${escape(target)}\\S`, 'm'), target)
   t.match(stdout, /^NOTE 429 answers\/s during brute force from many addresses: [\d.]+ × GET \/public; a bare Fastify form POST answered 429: [\d.]+ × GET \/public/m,

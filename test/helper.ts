@@ -1,10 +1,11 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { createHmac } from 'node:crypto'
 import { Writable } from 'node:stream'
-import jwtAuth, { hashPassword, type FastifyJwtAuthBaseOptions, type FastifyJwtAuthOptions, type KeyOption, type UserRecord } from '../lib/index.js'
+import jwtAuth, { hashPassword, migratePostgresStore, type FastifyJwtAuthBaseOptions, type FastifyJwtAuthOptions, type KeyOption, type UserRecord } from '../lib/index.js'
 import { Redis, type RedisOptions } from 'ioredis'
 import argon2 from 'argon2'
 import type { Test } from 'tap'
+import pg from 'pg'
 
 /** A secret that passes the plugin's checks; tests only. */
 export const SECRET = 'test-only-8f3a1c9e4b7d2f6a0c5e9b3d7f1a4c8e'
@@ -175,4 +176,39 @@ export function countArgon2Verifies (t: Test): () => number {
     return await verify(...args)
   })
   return () => count
+}
+
+/** The PostgreSQL the store tests use; without DATABASE_URL those tests are skipped, with this message. */
+export const DATABASE_URL = process.env.DATABASE_URL === '' ? undefined : process.env.DATABASE_URL
+export const NO_POSTGRES: string | false = DATABASE_URL === undefined ? 'DATABASE_URL is not set: the tests against a real PostgreSQL are skipped' : false
+
+/**
+ * A pool on the PostgreSQL at DATABASE_URL that fails fast while PostgreSQL is away, as the
+ * docs advise, with the `error` listener pg needs. Ended at teardown.
+ */
+export function postgresPool (t: Tap, options: pg.PoolConfig = {}): pg.Pool {
+  const pool = new pg.Pool({ connectionString: DATABASE_URL, connectionTimeoutMillis: 2000, max: 10, ...options })
+  pool.on('error', () => {})
+  t.teardown(() => pool.end())
+  return pool
+}
+
+/**
+ * A schema of its own for one test, with the store's tables in it, dropped at teardown: test
+ * files run in parallel on one database and never see each other's rows.
+ */
+export async function testSchema (t: Tap, pool: pg.Pool): Promise<string> {
+  const schema = `fja_test_${crypto.randomUUID().replaceAll('-', '')}`
+  await migratePostgresStore(pool, { schema })
+  t.teardown(async () => {
+    // A pool of its own: the test's pool may be pointed at a closed port, or already ended.
+    const admin = new pg.Pool({ connectionString: DATABASE_URL, max: 1 })
+    admin.on('error', () => {})
+    try {
+      await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+    } finally {
+      await admin.end()
+    }
+  })
+  return schema
 }

@@ -1,12 +1,16 @@
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { SECRET } from './helper.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const pkg = JSON.parse(readFileSync(root + 'package.json', 'utf8'))
 const built = existsSync(root + 'dist/cjs/index.js') && existsSync(root + 'dist/esm/index.js')
+
+// tsc runs once below, and takes seconds on a busy machine.
+t.setTimeout(120_000)
 
 t.test('package metadata', async (t) => {
   t.equal(pkg.license, 'MIT')
@@ -104,6 +108,45 @@ t.test('the built package', { skip: built ? false : 'dist/ is missing: run `npm 
     t.ok(existsSync(root + pkg.exports['.'].import.types))
     t.ok(existsSync(root + pkg.exports['.'].require.types))
     t.ok(existsSync(root + pkg.bin['fastify-jwt-auth']))
+  })
+
+  t.test('a TypeScript user without pg compiles against the PostgreSQL store\'s types (skipLibCheck off)', async (t) => {
+    // The store's own declarations, not the whole package's: they are what could pull pg in,
+    // and checking every declaration of fastify and its plugins takes the better part of a minute.
+    const dir = mkdtempSync(join(root, '.consumer-'))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    writeFileSync(join(dir, 'consumer.ts'), `
+      import { createPostgresStore, migratePostgresStore, type PostgresQueryable } from '../dist/esm/stores/postgres.js'
+      const pool: PostgresQueryable = { query: async () => ({ rows: [], rowCount: 0 }) }
+      await migratePostgresStore(pool, { schema: 'auth' })
+      const store = createPostgresStore({ pool, schema: 'auth', queryTimeout: 500 })
+      const swept: number = (await store.sweep()).families
+      export { swept }
+    `)
+    writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
+      compilerOptions: {
+        strict: true,
+        skipLibCheck: false,
+        noEmit: true,
+        module: 'nodenext',
+        target: 'es2022',
+        types: [],
+        // Were a declaration to import pg (or use Node's types), it would now fail to resolve.
+        paths: { pg: ['./no-such-module'], 'pg/*': ['./no-such-module'] }
+      },
+      files: ['consumer.ts']
+    }))
+    const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
+    let output = ''
+    try {
+      execFileSync(process.execPath, [tsc, '-p', dir], { cwd: dir, encoding: 'utf8' })
+    } catch (error) {
+      output = String((error as { stdout?: string }).stdout)
+    }
+    t.equal(output, '', 'it compiles')
+    for (const build of ['esm', 'cjs']) {
+      t.notMatch(readFileSync(join(root, 'dist', build, 'stores', 'postgres.d.ts'), 'utf8'), /['"]pg['"]/, `dist/${build} declares no import of pg`)
+    }
   })
 
   t.test('npm pack holds only what a user needs', async (t) => {

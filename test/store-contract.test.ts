@@ -1,9 +1,12 @@
 import t from 'tap'
-import { createMemoryStore, createRedisStore } from '../lib/index.js'
-import { keyTtls, NO_REDIS, redisClient, testPrefix } from './helper.js'
+import { createMemoryStore, createPostgresStore, createRedisStore, createSplitStore } from '../lib/index.js'
+import { keyTtls, NO_POSTGRES, NO_REDIS, postgresPool, redisClient, testPrefix, testSchema } from './helper.js'
 import { storeContract } from './store-contract.js'
 
-/* One contract, every store: the default memory store, and the Redis store on the real server at REDIS_URL. */
+/*
+ * One contract, every store: the default memory store, the Redis store on the real server at
+ * REDIS_URL, the PostgreSQL store on the real server at DATABASE_URL, and split stores.
+ */
 
 t.test('the memory store', async (t) => {
   storeContract(t, { makeStore: async () => createMemoryStore() })
@@ -23,5 +26,23 @@ t.test('the Redis store', { skip: NO_REDIS }, async (t) => {
       const { client, prefix } = prefixes.get(store)!
       return keyTtls(client, prefix)
     }
+  })
+})
+
+t.test('the PostgreSQL store', { skip: NO_POSTGRES }, async (t) => {
+  const pool = postgresPool(t)
+  storeContract(t, {
+    makeStore: async (t) => createPostgresStore({ pool, schema: await testSchema(t, pool) })
+  })
+})
+
+t.test('a split store of two memory stores', async (t) => {
+  storeContract(t, { makeStore: async () => createSplitStore({ sessions: createMemoryStore(), counters: createMemoryStore() }) })
+})
+
+t.test('a split store: sessions in PostgreSQL, counters in memory', { skip: NO_POSTGRES }, async (t) => {
+  const pool = postgresPool(t)
+  storeContract(t, {
+    makeStore: async (t) => createSplitStore({ sessions: createPostgresStore({ pool, schema: await testSchema(t, pool) }), counters: createMemoryStore() })
   })
 })

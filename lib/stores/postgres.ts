@@ -1,0 +1,422 @@
+import { InvalidOptionError, StoreUnavailableError } from '../errors.js'
+import type { AuthStore, RefreshFamily, RevocationState } from './types.js'
+
+/**
+ * What the PostgreSQL store needs of a connection pool: `pg`'s `Pool` (or `Client`) has it, and
+ * so can a few lines around any other driver. A structural type, so that the package's
+ * declarations never need `pg`'s types.
+ */
+export interface PostgresQueryable {
+  /** Runs one statement; `values` fill its `$1`, `$2`, … parameters. */
+  query: (text: string, values?: unknown[]) => Promise<{ rows: Array<Record<string, unknown>>, rowCount: number | null }>
+}
+
+/** Where the store's tables live. */
+export interface PostgresStoreLocation {
+  /** The schema of the tables; default `public`. Lower-case letters, digits and `_`, not starting with a digit. */
+  schema?: string
+  /** Put before every table name; default `fastify_jwt_auth_`. Lower-case letters, digits and `_`. */
+  tablePrefix?: string
+}
+
+/** Options of the PostgreSQL store. */
+export interface PostgresStoreOptions extends PostgresStoreLocation {
+  /**
+   * A `pg` Pool (or anything with its `query(text, values)`). The host owns it: the store never
+   * connects, ends or listens to it. Give it an `error` listener (pg emits one when a backend of
+   * an idle connection goes away, and an unheard `error` ends the process), and a
+   * `connectionTimeoutMillis`, so that calls fail fast while PostgreSQL is away.
+   */
+  pool: PostgresQueryable
+  /**
+   * Milliseconds a store call may take before it counts as failed (503); default 1000. The
+   * query itself is not cancelled: give the pool a `statement_timeout` too, so that PostgreSQL
+   * stops working on it.
+   */
+  queryTimeout?: number
+}
+
+/** What `sweep` removed: expired rows of each table. */
+export interface PostgresSweepResult {
+  counters: number
+  families: number
+  revocations: number
+  deniedTokens: number
+  knownSources: number
+}
+
+/** The PostgreSQL store: the AuthStore contract, and `sweep` for the expired rows. */
+export interface PostgresStore extends AuthStore {
+  /** As the contract says; always a promise here, the answer being across the network. */
+  revocationState: (userKey: string, jti: string | undefined, now: number) => Promise<RevocationState>
+  /**
+   * Deletes every row that has expired by `now` (default: the time of the call). Expired rows
+   * never count as live whether or not they were swept; the sweep only gives their space back.
+   * Schedule it (every few minutes is plenty); it is safe to run from many instances at once.
+   */
+  sweep: (now?: number) => Promise<PostgresSweepResult>
+}
+
+// PostgreSQL's NAMEDATALEN - 1: longer names are cut silently, so two could become one.
+const MAX_IDENTIFIER = 63
+const IDENTIFIER = /^[a-z_][a-z0-9_]*$/
+const PREFIX = /^[a-z_][a-z0-9_]*$|^$/
+// The longest name the store adds to the prefix (an index's).
+const LONGEST_NAME = 'denied_tokens_expires_at'
+
+interface Tables {
+  schema: string
+  counters: string
+  families: string
+  revocations: string
+  denied: string
+  sources: string
+  migrations: string
+  /** An index's name (it lives in its table's schema, so it is not qualified). */
+  index: (name: string) => string
+}
+
+/**
+ * The tables' qualified, quoted names. Schema and prefix are checked against a strict pattern
+ * before they are quoted: they are the only text the store ever puts into SQL; every value
+ * travels as a parameter.
+ */
+function tablesOf (where: string, location: PostgresStoreLocation = {}): Tables {
+  const schema = location.schema ?? 'public'
+  const prefix = location.tablePrefix ?? 'fastify_jwt_auth_'
+  if (typeof schema !== 'string' || !IDENTIFIER.test(schema) || schema.length > MAX_IDENTIFIER) {
+    throw new InvalidOptionError(`${where}: schema`, 'must be lower-case letters, digits and "_", not starting with a digit, at most 63 characters')
+  }
+  if (typeof prefix !== 'string' || !PREFIX.test(prefix) || prefix.length + LONGEST_NAME.length > MAX_IDENTIFIER) {
+    throw new InvalidOptionError(`${where}: tablePrefix`, `must be lower-case letters, digits and "_", not starting with a digit, at most ${MAX_IDENTIFIER - LONGEST_NAME.length} characters`)
+  }
+  const table = (name: string): string => `"${schema}"."${prefix}${name}"`
+  return {
+    schema: `"${schema}"`,
+    counters: table('counters'),
+    families: table('families'),
+    revocations: table('revocations'),
+    denied: table('denied_tokens'),
+    sources: table('known_sources'),
+    migrations: table('migrations'),
+    index: (name) => `"${prefix}${name}"`
+  }
+}
+
+/*
+ * The migrations, in order; append, never edit one that has shipped. Each statement is
+ * idempotent (IF NOT EXISTS), so running the list again on a migrated database changes nothing,
+ * and each migration's id is recorded in the migrations table.
+ *
+ * Times are milliseconds since the epoch (bigint), the `now` every call passes in, so that
+ * every instance of an app judges expiry on its own clock, as with the other stores.
+ */
+function migrations (t: Tables): Array<{ id: number, sql: string }> {
+  return [{
+    id: 1,
+    sql: `
+-- Login-failure and per-IP counters: hot, rewritten on every attempt, and worth nothing after a
+-- crash (a lost count only forgives a few failures), so UNLOGGED: no write-ahead log, and so
+-- no replication either. No index on expires_at: every write could then stay a HOT update.
+CREATE UNLOGGED TABLE IF NOT EXISTS ${t.counters} (
+  key text PRIMARY KEY,
+  count integer NOT NULL,
+  blocked_until bigint NOT NULL,
+  expires_at bigint NOT NULL,
+  -- What the last reserve answered: 0 when allowed, else the milliseconds to wait.
+  retry_ms bigint NOT NULL DEFAULT 0
+);
+-- Refresh-token families (RFC 9700 §4.14.2): durable, so that a restart logs no one out.
+-- idle_until is the end of the family: the idle deadline, never past expires_at.
+CREATE TABLE IF NOT EXISTS ${t.families} (
+  user_key text NOT NULL,
+  id text NOT NULL,
+  sub text NOT NULL,
+  username text NOT NULL,
+  client_id text NOT NULL,
+  scope text[] NOT NULL,
+  created_at bigint NOT NULL,
+  expires_at bigint NOT NULL,
+  idle_until bigint NOT NULL,
+  -- The hash of the current token; '' once the family was revoked for reuse.
+  hash text NOT NULL,
+  PRIMARY KEY (user_key, id)
+);
+CREATE INDEX IF NOT EXISTS ${t.index('families_idle_until')} ON ${t.families} (idle_until);
+-- "Log out everywhere": access tokens of the user with an iat below revoked_before are revoked.
+CREATE TABLE IF NOT EXISTS ${t.revocations} (
+  user_key text PRIMARY KEY,
+  revoked_before bigint NOT NULL,
+  expires_at bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ${t.index('revocations_expires_at')} ON ${t.revocations} (expires_at);
+-- Single access tokens revoked before they expire (RFC 7009).
+CREATE TABLE IF NOT EXISTS ${t.denied} (
+  user_key text NOT NULL,
+  jti text NOT NULL,
+  expires_at bigint NOT NULL,
+  PRIMARY KEY (user_key, jti)
+);
+CREATE INDEX IF NOT EXISTS ${t.index('denied_tokens_expires_at')} ON ${t.denied} (expires_at);`
+  }, {
+    id: 2,
+    sql: `
+-- Where each account logged in from lately: the login throttle never refuses a known source for
+-- failures made from elsewhere. Durable: a lost row would expose its owner to a lockout.
+CREATE TABLE IF NOT EXISTS ${t.sources} (
+  account text NOT NULL,
+  source text NOT NULL,
+  expires_at bigint NOT NULL,
+  PRIMARY KEY (account, source)
+);
+CREATE INDEX IF NOT EXISTS ${t.index('known_sources_expires_at')} ON ${t.sources} (expires_at);`
+  }]
+}
+
+// Any number, the same for every version of the plugin: migrations of one database run one at a time.
+const MIGRATION_LOCK = 0x6a7761
+
+/**
+ * The SQL that creates (or brings up to date) the store's tables, for hosts whose migrations
+ * run through a tool of their own (node-pg-migrate, Flyway, …). It is one script, to run in one
+ * transaction; running it again changes nothing.
+ */
+export function postgresStoreMigrationSql (location: PostgresStoreLocation = {}): string {
+  const t = tablesOf('postgresStoreMigrationSql', location)
+  const list = migrations(t)
+  return [
+    // One migrator at a time; the lock ends with the transaction.
+    `SELECT pg_advisory_xact_lock(${MIGRATION_LOCK});`,
+    `CREATE SCHEMA IF NOT EXISTS ${t.schema};`,
+    `CREATE TABLE IF NOT EXISTS ${t.migrations} (id integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());`,
+    ...list.map(({ id, sql }) => `${sql.trim()}\nINSERT INTO ${t.migrations} (id) VALUES (${id}) ON CONFLICT (id) DO NOTHING;`)
+  ].join('\n')
+}
+
+/**
+ * Creates the PostgreSQL store's tables, or brings them up to date; run it when the app starts
+ * or deploys, before `createPostgresStore`. The store never creates a table by itself, at
+ * request time or otherwise. Safe to run from many instances at once: they take turns.
+ *
+ * The script is sent as one query without parameters, which PostgreSQL runs as one transaction:
+ * all of it applies, or none.
+ */
+export async function migratePostgresStore (pool: PostgresQueryable, location: PostgresStoreLocation = {}): Promise<void> {
+  if (typeof pool?.query !== 'function') throw new InvalidOptionError('migratePostgresStore: pool', 'must be a pg Pool or Client (anything with query(text, values))')
+  await pool.query(postgresStoreMigrationSql(location))
+}
+
+/*
+ * One statement per method, each atomic on its own: a single INSERT … ON CONFLICT or UPDATE
+ * takes the row's lock, and a statement that waited for it sees the row as the other left it
+ * (READ COMMITTED re-reads a row updated under it). No read-then-write, no transaction held
+ * across round trips.
+ */
+function statements (t: Tables) {
+  /**
+   * reserve's decision, from a counter row `o` (count, blocked, expires) that is live or fresh:
+   * the next (count, blocked_until, expires_at, retry_ms). Parameters: $2 limit, $3 windowMs,
+   * $4 backoff maxMs (-1: a fixed window), $5 now. The same arithmetic as the memory store.
+   */
+  const reserveStep = (o: string): string => `
+    SELECT
+      CASE WHEN d.refused THEN o.count ELSE o.count + 1 END,
+      CASE WHEN d.refused OR $4::bigint < 0 THEN o.blocked
+           WHEN o.count + 1 >= $2::integer THEN $5::bigint + least(1000 * power(2, least(o.count + 1 - $2::integer, 30))::bigint, $4::bigint)
+           ELSE 0 END,
+      CASE WHEN d.refused OR $4::bigint < 0 THEN o.expires
+           WHEN o.count + 1 >= $2::integer THEN $5::bigint + least(1000 * power(2, least(o.count + 1 - $2::integer, 30))::bigint, $4::bigint) + $3::bigint
+           ELSE $5::bigint + $3::bigint END,
+      CASE WHEN o.blocked > $5::bigint THEN o.blocked - $5::bigint
+           WHEN d.refused THEN o.expires - $5::bigint
+           ELSE 0 END
+    FROM (${o}) AS o (count, blocked, expires)
+    CROSS JOIN LATERAL (SELECT o.blocked > $5::bigint OR ($4::bigint < 0 AND o.count >= $2::integer) AS refused) AS d`
+
+  return {
+    // A key seen for the first time starts from a fresh row; a known one from its row, or from
+    // a fresh one when its window is over.
+    reserve: `
+      INSERT INTO ${t.counters} AS c (key, count, blocked_until, expires_at, retry_ms)
+      SELECT $1, s.* FROM (${reserveStep('VALUES (0, 0::bigint, $5::bigint + $3::bigint)')}) AS s
+      ON CONFLICT (key) DO UPDATE SET (count, blocked_until, expires_at, retry_ms) = (${reserveStep(`
+        SELECT CASE WHEN c.expires_at > $5::bigint THEN c.count ELSE 0 END,
+               CASE WHEN c.expires_at > $5::bigint THEN c.blocked_until ELSE 0 END,
+               CASE WHEN c.expires_at > $5::bigint THEN c.expires_at ELSE $5::bigint + $3::bigint END`)})
+      RETURNING retry_ms`,
+    release: `UPDATE ${t.counters} SET count = count - 1 WHERE key = $1 AND count > 0`,
+    reset: `DELETE FROM ${t.counters} WHERE key = $1`,
+    hit: `
+      INSERT INTO ${t.counters} AS c (key, count, blocked_until, expires_at)
+      VALUES ($1, 1, 0, $3::bigint + $2::bigint)
+      ON CONFLICT (key) DO UPDATE SET
+        count = CASE WHEN c.expires_at > $3::bigint THEN c.count + 1 ELSE 1 END,
+        blocked_until = 0,
+        expires_at = CASE WHEN c.expires_at > $3::bigint THEN c.expires_at ELSE $3::bigint + $2::bigint END
+      RETURNING count, expires_at - $3::bigint AS ttl_ms`,
+
+    createFamily: `
+      INSERT INTO ${t.families} AS f (user_key, id, sub, username, client_id, scope, created_at, expires_at, idle_until, hash)
+      VALUES ($1, $2, $3, $4, $5, $6::text[], $7::bigint, $8::bigint, least($10::bigint + $11::bigint, $8::bigint), $9)
+      ON CONFLICT (user_key, id) DO UPDATE SET sub = EXCLUDED.sub, username = EXCLUDED.username, client_id = EXCLUDED.client_id,
+        scope = EXCLUDED.scope, created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at,
+        idle_until = EXCLUDED.idle_until, hash = EXCLUDED.hash`,
+    // Every read filters on the end of the family: an expired row is never live, swept or not.
+    getFamily: `
+      SELECT sub, username, client_id, scope, created_at, expires_at, hash
+      FROM ${t.families} WHERE user_key = $1 AND id = $2 AND idle_until > $3::bigint`,
+    // One UPDATE decides and writes: of two rotations of one token, the second waits for the
+    // row, then sees the first one's hash and revokes the family (RFC 9700 §4.14.2). A family
+    // revoked for reuse keeps its row with no current hash until it would have ended, so every
+    // later presentation of one of its tokens is reuse too.
+    rotate: `
+      UPDATE ${t.families} SET
+        hash = CASE WHEN hash = $3 AND hash <> '' THEN $4 ELSE '' END,
+        idle_until = CASE WHEN hash = $3 AND hash <> '' THEN least($6::bigint + $5::bigint, expires_at) ELSE idle_until END
+      WHERE user_key = $1 AND id = $2 AND idle_until > $6::bigint
+      RETURNING hash <> '' AS rotated`,
+    revokeFamily: `DELETE FROM ${t.families} WHERE user_key = $1 AND id = $2`,
+    // Both in one statement, so no one sees the families gone and the bound not yet set.
+    revokeUser: `
+      WITH ended AS (DELETE FROM ${t.families} WHERE user_key = $1)
+      INSERT INTO ${t.revocations} AS r (user_key, revoked_before, expires_at)
+      VALUES ($1, $2::bigint, $4::bigint + $3::bigint)
+      ON CONFLICT (user_key) DO UPDATE SET
+        revoked_before = greatest(CASE WHEN r.expires_at > $4::bigint THEN r.revoked_before ELSE 0 END, EXCLUDED.revoked_before),
+        expires_at = greatest(r.expires_at, EXCLUDED.expires_at)`,
+    rememberSource: `
+      INSERT INTO ${t.sources} (account, source, expires_at) VALUES ($1, $2, $4::bigint + $3::bigint)
+      ON CONFLICT (account, source) DO UPDATE SET expires_at = EXCLUDED.expires_at`,
+    isKnownSource: `SELECT 1 FROM ${t.sources} WHERE account = $1 AND source = $2 AND expires_at > $3::bigint`,
+    revokeAccessToken: `
+      INSERT INTO ${t.denied} AS d (user_key, jti, expires_at) VALUES ($1, $2, $4::bigint + $3::bigint)
+      ON CONFLICT (user_key, jti) DO UPDATE SET expires_at = greatest(d.expires_at, EXCLUDED.expires_at)`,
+    // One round trip for both answers: asked on every authenticated request.
+    revocationState: `
+      SELECT
+        (SELECT revoked_before FROM ${t.revocations} WHERE user_key = $1 AND expires_at > $3::bigint) AS revoked_before,
+        EXISTS (SELECT 1 FROM ${t.denied} WHERE user_key = $1 AND jti = $2 AND expires_at > $3::bigint) AS denied`,
+    sweep: `
+      WITH c AS (DELETE FROM ${t.counters} WHERE expires_at <= $1::bigint RETURNING 1),
+           f AS (DELETE FROM ${t.families} WHERE idle_until <= $1::bigint RETURNING 1),
+           r AS (DELETE FROM ${t.revocations} WHERE expires_at <= $1::bigint RETURNING 1),
+           d AS (DELETE FROM ${t.denied} WHERE expires_at <= $1::bigint RETURNING 1),
+           s AS (DELETE FROM ${t.sources} WHERE expires_at <= $1::bigint RETURNING 1)
+      SELECT (SELECT count(*) FROM c) AS counters, (SELECT count(*) FROM f) AS families,
+             (SELECT count(*) FROM r) AS revocations, (SELECT count(*) FROM d) AS denied_tokens,
+             (SELECT count(*) FROM s) AS known_sources`
+  }
+}
+
+/**
+ * A store in PostgreSQL, shared by every instance of an app: refresh-token families and
+ * revocations in durable tables (a restart of PostgreSQL logs no one out), login and per-IP
+ * counters in an UNLOGGED one. Every method is one parameterised statement, atomic on its own;
+ * every call fails within `queryTimeout` with `FST_JWT_AUTH_STORE_UNAVAILABLE`, which the
+ * plugin answers as 503, so an outage never hangs or crashes a request.
+ *
+ * The tables must exist first: `migratePostgresStore(pool, { schema, tablePrefix })`.
+ * Expired rows never count; `store.sweep()` deletes them, on a schedule the host chooses.
+ */
+export function createPostgresStore (options: PostgresStoreOptions): PostgresStore {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('createPostgresStore', 'needs an options object { pool, schema?, tablePrefix?, queryTimeout? }')
+  const { pool } = options
+  if (typeof pool?.query !== 'function') throw new InvalidOptionError('createPostgresStore: pool', 'must be a pg Pool or Client (anything with query(text, values))')
+  const queryTimeout = options.queryTimeout ?? 1000
+  if (!Number.isInteger(queryTimeout) || queryTimeout < 1) {
+    throw new InvalidOptionError('createPostgresStore: queryTimeout', 'must be a whole number of milliseconds, at least 1')
+  }
+  const sql = statements(tablesOf('createPostgresStore', options))
+
+  /** Runs one statement, failing within `queryTimeout` with a StoreUnavailableError. */
+  async function query (text: string, values: unknown[]): Promise<{ rows: Array<Record<string, unknown>>, rowCount: number | null }> {
+    let timer: NodeJS.Timeout | undefined
+    // pool.query may throw rather than reject (a driver's argument checks); both count as failed.
+    const pending = (async () => await pool.query(text, values))()
+    // The race below may settle first; this one must never become an unhandled rejection.
+    pending.catch(() => {})
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${queryTimeout} ms`)), queryTimeout)
+    })
+    return await Promise.race([pending, timeout])
+      .catch((cause: unknown) => { throw new StoreUnavailableError({ cause }) })
+      .finally(() => clearTimeout(timer))
+  }
+
+  // bigint columns come back as strings from pg (they may pass 2^53; ours never do), and a
+  // missing bound as null, which is 0 here.
+  const int = (value: unknown): number => Number(value)
+
+  return {
+    async reserve (key, rule, now) {
+      const { rows } = await query(sql.reserve, [key, rule.limit, rule.windowMs, rule.backoff?.maxMs ?? -1, now])
+      const retryAfterMs = int(rows[0]!.retry_ms)
+      return { allowed: retryAfterMs === 0, retryAfterMs }
+    },
+    async release (key) {
+      await query(sql.release, [key])
+    },
+    async reset (key) {
+      await query(sql.reset, [key])
+    },
+    async hit (key, windowMs, now) {
+      const { rows } = await query(sql.hit, [key, windowMs, now])
+      return { count: int(rows[0]!.count), ttlMs: int(rows[0]!.ttl_ms) }
+    },
+
+    async rememberSource (account, source, ttlMs, now) {
+      await query(sql.rememberSource, [account, source, Math.max(1, ttlMs), now])
+    },
+    async isKnownSource (account, source, now) {
+      const { rows } = await query(sql.isKnownSource, [account, source, now])
+      return rows.length > 0
+    },
+
+    async createRefreshFamily (family, tokenHash, idleMs, now) {
+      await query(sql.createFamily, [family.userKey, family.id, family.sub, family.username, family.clientId,
+        family.scope, family.createdAt, family.expiresAt, tokenHash, now, idleMs])
+    },
+    async getRefreshFamily (userKey, familyId, tokenHash, now) {
+      const { rows } = await query(sql.getFamily, [userKey, familyId, now])
+      const row = rows[0]
+      if (row === undefined) return undefined
+      const family: RefreshFamily = {
+        id: familyId,
+        userKey,
+        sub: row.sub as string,
+        username: row.username as string,
+        clientId: row.client_id as string,
+        scope: row.scope as string[],
+        createdAt: int(row.created_at),
+        expiresAt: int(row.expires_at)
+      }
+      return { family, current: row.hash !== '' && row.hash === tokenHash }
+    },
+    async rotateRefreshToken (userKey, familyId, tokenHash, nextHash, idleMs, now) {
+      const { rows } = await query(sql.rotate, [userKey, familyId, tokenHash, nextHash, idleMs, now])
+      if (rows[0] === undefined) return 'invalid'
+      return rows[0].rotated === true ? 'rotated' : 'reused'
+    },
+    async revokeRefreshFamily (userKey, familyId) {
+      const { rowCount } = await query(sql.revokeFamily, [userKey, familyId])
+      // A driver may give null for "no count"; Number(null) is 0.
+      return Number(rowCount) > 0
+    },
+    async revokeUser (userKey, revokedBefore, ttlMs, now) {
+      await query(sql.revokeUser, [userKey, revokedBefore, Math.max(1, ttlMs), now])
+    },
+    async revokeAccessToken (userKey, jti, ttlMs, now) {
+      await query(sql.revokeAccessToken, [userKey, jti, Math.max(1, ttlMs), now])
+    },
+    async revocationState (userKey, jti, now) {
+      const { rows } = await query(sql.revocationState, [userKey, jti ?? null, now])
+      return { revokedBefore: int(rows[0]!.revoked_before), jtiDenied: rows[0]!.denied === true }
+    },
+
+    async sweep (now = Date.now()) {
+      const { rows } = await query(sql.sweep, [now])
+      const row = rows[0]!
+      return { counters: int(row.counters), families: int(row.families), revocations: int(row.revocations), deniedTokens: int(row.denied_tokens), knownSources: int(row.known_sources) }
+    }
+  }
+}
