@@ -109,6 +109,9 @@ export function methodNotAllowed (endpoint: string): OAuthError {
   return error
 }
 
+/** The description of the answer to a body that is not a form. */
+const FORM_REQUIRED = 'The request body must be application/x-www-form-urlencoded'
+
 /** How an endpoint must treat an error before answering it. */
 export type ErrorOrigin = 'client' | 'store' | 'fault'
 
@@ -129,6 +132,10 @@ export function toOAuthError (error: unknown): { error: OAuthError, origin: Erro
   // Fastify's own errors for what the client sent (400, 413, 415) are malformed requests to
   // OAuth2 (RFC 6749 §5.2); anything else is a fault, never described to the client.
   const status = typeof raised.statusCode === 'number' ? raised.statusCode : 500
+  // 415: only the form parser is registered on these endpoints, so any other body (JSON above
+  // all, which clients often send) lands here; say what the client must send (RFC 6749 §4.3.2,
+  // §6; RFC 7009 §2.1: "application/x-www-form-urlencoded").
+  if (status === 415) return { error: oauthError('invalid_request', FORM_REQUIRED), origin: 'client' }
   if (status >= 400 && status < 500) return { error: oauthError('invalid_request', 'The request is malformed or too large'), origin: 'client' }
   return { error: oauthError('server_error', 'The server could not process the request'), origin: 'fault' }
 }
