@@ -14,6 +14,15 @@ import createError, { type FastifyErrorConstructor } from '@fastify/error'
 /** Thrown at registration when an option is missing or wrong. */
 export const InvalidOptionError = createError('FST_JWT_AUTH_INVALID_OPTION', 'fastify-jwt-auth: option "%s" %s', 500)
 
+/**
+ * Thrown at registration when the plugin is registered a second time in the same scope (or in a
+ * scope below one that has it): its decorators are already there, and a second token endpoint
+ * with other options would be ambiguous. Register it once; child scopes see its decorators.
+ */
+export const AlreadyRegisteredError = createError('FST_JWT_AUTH_ALREADY_REGISTERED',
+  'fastify-jwt-auth: the plugin is already registered in this scope or a parent scope; register it once ' +
+  '(its decorators reach every child scope), or register each instance in a sibling scope of its own', 500)
+
 /** Thrown at registration when an HMAC secret (`secret`, or an HS* entry of `keys`) is short or a well-known placeholder. */
 export const WeakSecretError = createError('FST_JWT_AUTH_WEAK_SECRET', 'fastify-jwt-auth: option "%s" %s', 500)
 

@@ -24,6 +24,7 @@ import { revokeEndpoint } from './endpoints/revoke.js'
 import { jwksEndpoint } from './endpoints/jwks.js'
 import { createApiDocs, tagScopes } from './openapi.js'
 import type { AuthUser } from './tokens/claims.js'
+import { AlreadyRegisteredError } from './errors.js'
 
 /** The parts every instance of the plugin has, whether it issues tokens or only verifies them. */
 interface Parts {
@@ -34,7 +35,17 @@ interface Parts {
   revocation: Revocation
 }
 
+/**
+ * Marks a scope the plugin is registered in. A registry-wide symbol, so that the ESM and the
+ * CommonJS builds, should a host load both, see each other's mark.
+ */
+const kRegistered = Symbol.for('fastify-jwt-auth.registered')
+
 const plugin: FastifyPluginAsync<FastifyJwtAuthOptions> = async function fastifyJwtAuth (fastify, opts) {
+  // A second registration would otherwise fail on its first decorator with Fastify's
+  // FST_ERR_DEC_ALREADY_PRESENT, which names neither the plugin nor the way out.
+  if (fastify.hasDecorator(kRegistered)) throw new AlreadyRegisteredError()
+  fastify.decorate(kRegistered, true)
   const options = resolveOptions(opts)
   const emit = createEventEmitter(options.onAuthEvent)
   const tokens = await createTokenService(fastify, options)
