@@ -134,7 +134,7 @@ export { createMemoryStore, type MemoryStoreOptions } from './stores/memory.js'
 export { requestLogSerializer, type RequestLogFields } from './logging/request-log.js'
 /** What a custom store throws when its backend cannot be reached: the plugin answers 503. */
 export { StoreUnavailableError } from './errors.js'
-export { createRedisStore, type RedisStoreOptions } from './stores/redis.js'
+export { createRedisStore, type RedisStoreOptions, type RedisClient } from './stores/redis.js'
 export type {
   AuthStore, ThrottleRule, ReserveResult, HitResult, RefreshFamily, RefreshLookup, RotateResult, RevocationState
 } from './stores/types.js'
