@@ -24,7 +24,7 @@ t.test('so does a registration in a child of a scope that has it', async (t) => 
   t.teardown(() => app.close())
   await app.register(jwtAuth, { secret: SECRET })
   app.register(async (child) => { await child.register(jwtAuth, { secret: SECRET }) })
-  await t.rejects(app.ready(), { code: 'FST_JWT_AUTH_ALREADY_REGISTERED' })
+  await t.rejects(async () => { await app.ready() }, { code: 'FST_JWT_AUTH_ALREADY_REGISTERED' })
 })
 
 t.test('sibling scopes may each have their own', async (t) => {
