@@ -244,8 +244,7 @@ t.test('the built binary', { skip: built ? false : 'dist/esm/cli/bin.js is missi
     t.match(error, { code: 2, stdout: '', stderr: /hash-password/ })
   })
 
-  t.test('--version and --help, as installed', async (t) => {
+  t.test('--version, as installed: the version read from the package.json next to dist/', async (t) => {
     t.equal((await promisify(execFile)(process.execPath, [BIN, '--version'])).stdout, pkg.version + '\n')
-    t.match((await promisify(execFile)(process.execPath, [BIN, '--help'])).stdout, /^Usage: /)
   })
 })
