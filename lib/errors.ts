@@ -14,6 +14,15 @@ import createError, { type FastifyErrorConstructor } from '@fastify/error'
 /** Thrown at registration when an option is missing or wrong. */
 export const InvalidOptionError = createError('FST_JWT_AUTH_INVALID_OPTION', 'fastify-jwt-auth: option "%s" %s', 500)
 
+/**
+ * Thrown at registration when the plugin is registered a second time in the same scope (or in a
+ * scope below one that has it): its decorators are already there, and a second token endpoint
+ * with other options would be ambiguous. Register it once; child scopes see its decorators.
+ */
+export const AlreadyRegisteredError = createError('FST_JWT_AUTH_ALREADY_REGISTERED',
+  'fastify-jwt-auth: the plugin is already registered in this scope or a parent scope; register it once ' +
+  '(its decorators reach every child scope), or register each instance in a sibling scope of its own', 500)
+
 /** Thrown at registration when an HMAC secret (`secret`, or an HS* entry of `keys`) is short or a well-known placeholder. */
 export const WeakSecretError = createError('FST_JWT_AUTH_WEAK_SECRET', 'fastify-jwt-auth: option "%s" %s', 500)
 
@@ -124,6 +133,8 @@ export function methodNotAllowed (endpoint: string): OAuthError {
 
 /** Seconds a client is told to wait when the store is full (`Retry-After`). */
 export const STORE_FULL_RETRY_AFTER = 60
+/** The description of the answer to a body that is not a form. */
+const FORM_REQUIRED = 'The request body must be application/x-www-form-urlencoded'
 
 /** How an endpoint must treat an error before answering it. */
 export type ErrorOrigin = 'client' | 'store' | 'full' | 'fault'
@@ -150,6 +161,10 @@ export function toOAuthError (error: unknown): { error: OAuthError, origin: Erro
   // Fastify's own errors for what the client sent (400, 413, 415) are malformed requests to
   // OAuth2 (RFC 6749 §5.2); anything else is a fault, never described to the client.
   const status = typeof raised.statusCode === 'number' ? raised.statusCode : 500
+  // 415: only the form parser is registered on these endpoints, so any other body (JSON above
+  // all, which clients often send) lands here; say what the client must send (RFC 6749 §4.3.2,
+  // §6; RFC 7009 §2.1: "application/x-www-form-urlencoded").
+  if (status === 415) return { error: oauthError('invalid_request', FORM_REQUIRED), origin: 'client' }
   if (status >= 400 && status < 500) return { error: oauthError('invalid_request', 'The request is malformed or too large'), origin: 'client' }
   return { error: oauthError('server_error', 'The server could not process the request'), origin: 'fault' }
 }

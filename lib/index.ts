@@ -24,6 +24,7 @@ import { revokeEndpoint } from './endpoints/revoke.js'
 import { jwksEndpoint } from './endpoints/jwks.js'
 import { createApiDocs, tagScopes } from './openapi.js'
 import type { AuthUser } from './tokens/claims.js'
+import { AlreadyRegisteredError } from './errors.js'
 
 /** The parts every instance of the plugin has, whether it issues tokens or only verifies them. */
 interface Parts {
@@ -35,7 +36,17 @@ interface Parts {
   offeredScopes: ReadonlySet<string> | undefined
 }
 
+/**
+ * Marks a scope the plugin is registered in. A registry-wide symbol, so that the ESM and the
+ * CommonJS builds, should a host load both, see each other's mark.
+ */
+const kRegistered = Symbol.for('fastify-jwt-auth.registered')
+
 const plugin: FastifyPluginAsync<FastifyJwtAuthOptions> = async function fastifyJwtAuth (fastify, opts) {
+  // A second registration would otherwise fail on its first decorator with Fastify's
+  // FST_ERR_DEC_ALREADY_PRESENT, which names neither the plugin nor the way out.
+  if (fastify.hasDecorator(kRegistered)) throw new AlreadyRegisteredError()
+  fastify.decorate(kRegistered, true)
   const options = resolveOptions(opts)
   const emit = createEventEmitter(options.onAuthEvent)
   const tokens = await createTokenService(fastify, options)
@@ -135,12 +146,12 @@ export { requestLogSerializer, type RequestLogFields } from './logging/request-l
 export { StoreUnavailableError } from './errors.js'
 /** What a store throws when it has no room for a new key and will not forget live state to make some: the plugin answers 503. */
 export { StoreFullError } from './errors.js'
-export { createRedisStore, type RedisStoreOptions } from './stores/redis.js'
 export {
   createPostgresStore, migratePostgresStore, postgresStoreMigrationSql,
   type PostgresStore, type PostgresStoreOptions, type PostgresStoreLocation, type PostgresQueryable, type PostgresSweepResult
 } from './stores/postgres.js'
 export { createSplitStore, type SplitStoreOptions } from './stores/split.js'
+export { createRedisStore, type RedisStoreOptions, type RedisClient } from './stores/redis.js'
 export type {
   AuthStore, ThrottleRule, ReserveResult, HitResult, RefreshFamily, RefreshLookup, RotateResult, RevocationState
 } from './stores/types.js'

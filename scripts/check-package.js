@@ -1,6 +1,7 @@
-// Packs the built package as npm would publish it and checks the tarball: @arethetypeswrong/cli
-// resolves `import` and `require` (node10, node16 from CJS and ESM, bundler) to their JS and
-// .d.ts, and publint checks package.json against the files shipped. Run after `npm run build`.
+// Checks the package as npm would publish it: @arethetypeswrong/cli resolves `import` and
+// `require` (node10, node16 from CJS and ESM, bundler) to their JS and .d.ts, and publint checks
+// package.json against the files shipped. Run after `npm run build`; packs the package itself,
+// or checks the tarball given as its argument (scripts/release-check.js passes the one it made).
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -8,9 +9,12 @@ import { join } from 'node:path'
 
 const dir = mkdtempSync(join(tmpdir(), 'fastify-jwt-auth-pack-'))
 try {
-  // --ignore-scripts: `prepare` would build again; the tarball holds the dist/ just built.
-  execFileSync('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', dir], { stdio: ['ignore', 'ignore', 'inherit'] })
-  const tarball = join(dir, readdirSync(dir).find((name) => name.endsWith('.tgz')))
+  let tarball = process.argv[2]
+  if (tarball === undefined) {
+    // --ignore-scripts: `prepare` would build again; the tarball holds the dist/ just built.
+    execFileSync('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', dir], { stdio: ['ignore', 'ignore', 'inherit'] })
+    tarball = join(dir, readdirSync(dir).find((name) => name.endsWith('.tgz')))
+  }
   execFileSync('npx', ['--no-install', 'attw', tarball, '--format', 'table-flipped'], { stdio: 'inherit' })
   execFileSync('npx', ['--no-install', 'publint', '--strict', tarball], { stdio: 'inherit' })
 } catch (error) {

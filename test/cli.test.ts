@@ -1,6 +1,6 @@
 import t from 'tap'
 import { execFile, spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { PassThrough, Readable } from 'node:stream'
 import { promisify } from 'node:util'
@@ -176,20 +176,46 @@ t.test('hash-password on a terminal', async (t) => {
   })
 })
 
-t.test('usage', async (t) => {
-  for (const args of [['frobnicate'], [], ['generate-secrets'], ['--version']]) {
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { name: string, version: string }
+
+t.test('--help and help print the usage on stdout and exit 0; it names every command and option', async (t) => {
+  for (const args of [['--help'], ['-h'], ['help'], ['generate-key', '--help'], ['hash-password', '-h']]) {
     const io = fakeIo(Readable.from([]))
-    t.equal(await runCli(args, io), 1, `${JSON.stringify(args)} exits 1`)
-    t.equal(io.out(), '')
-    t.match(io.err(), /hash-password/)
-    t.match(io.err(), /generate-secret/)
-  }
-  for (const flag of ['--help', '-h', 'help']) {
-    const io = fakeIo(Readable.from([]))
-    t.equal(await runCli([flag], io), 0, `${flag} exits 0`)
+    t.equal(await runCli(args, io), 0, `${JSON.stringify(args)} exits 0`)
     t.equal(io.err(), '')
-    t.match(io.out(), /hash-password/)
-    t.match(io.out(), /generate-secret/)
+    t.match(io.out(), new RegExp(`^Usage: ${pkg.name} <command>`))
+    for (const word of ['hash-password', 'generate-secret', 'generate-key', '--alg', '--format', '--help', '--version']) {
+      t.match(io.out(), word, `documents ${word}`)
+    }
+  }
+})
+
+t.test('--version prints the package version and exits 0', async (t) => {
+  for (const flag of ['--version', '-v']) {
+    const io = fakeIo(Readable.from([]))
+    t.equal(await runCli([flag], io), 0)
+    t.equal(io.out(), pkg.version + '\n')
+    t.equal(io.err(), '')
+  }
+})
+
+t.test('a command line it does not understand: why and the usage on stderr, exit 2', async (t) => {
+  const cases: Array<[args: string[], why: RegExp]> = [
+    [[], /no command given/],
+    [['frobnicate'], /unknown command "frobnicate"/],
+    [['generate-secrets'], /unknown command "generate-secrets"/],
+    [['--frob'], /unknown option "--frob"/],
+    [['generate-secret', '--length', '64'], /unknown option "--length" for generate-secret/],
+    [['hash-password', 'my-password'], /unexpected argument "my-password"/],
+    [['generate-key', '--alg', 'ES256', '--curve=P-384'], /unknown option "--curve" for generate-key/],
+    [['generate-key', '--alg', 'ES256', 'extra'], /unexpected argument "extra"/]
+  ]
+  for (const [args, why] of cases) {
+    const io = fakeIo(Readable.from(['never read\n']))
+    t.equal(await runCli(args, io), 2, `${JSON.stringify(args)} exits 2`)
+    t.equal(io.out(), '', 'nothing on stdout')
+    t.match(io.err(), why)
+    t.match(io.err(), /Usage: .*\n[\s\S]*hash-password[\s\S]*generate-key/)
   }
 })
 
@@ -213,8 +239,12 @@ t.test('the built binary', { skip: built ? false : 'dist/esm/cli/bin.js is missi
     t.equal(await verifyPassword(stdout.trimEnd(), 'from-a-pipe'), true)
   })
 
-  t.test('an unknown command exits 1', async (t) => {
+  t.test('an unknown command exits 2 with the usage on stderr', async (t) => {
     const error = await promisify(execFile)(process.execPath, [BIN, 'nope']).then(() => undefined, (e: unknown) => e)
-    t.match(error, { code: 1, stdout: '', stderr: /hash-password/ })
+    t.match(error, { code: 2, stdout: '', stderr: /hash-password/ })
+  })
+
+  t.test('--version, as installed: the version read from the package.json next to dist/', async (t) => {
+    t.equal((await promisify(execFile)(process.execPath, [BIN, '--version'])).stdout, pkg.version + '\n')
   })
 })

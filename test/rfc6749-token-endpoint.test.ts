@@ -113,8 +113,17 @@ t.test('body format', async (t) => {
       const app = await buildApp(t)
       const res = await app.inject({ method: 'POST', url: '/token', headers, payload })
       assertOAuthError(t, res, 400, 'invalid_request')
+      // RFC 6749 §4.3.2: the client is told which encoding the endpoint takes.
+      t.match(res.json().error_description, /must be application\/x-www-form-urlencoded/)
     })
   }
+
+  t.test('a form past bodyLimit is still described as too large, not as the wrong encoding', async (t) => {
+    const app = await buildApp(t)
+    const res = await app.inject({ method: 'POST', url: '/token', headers: FORM, payload: form({ ...GOOD, password: 'x'.repeat(100_000) }) })
+    assertOAuthError(t, res, 400, 'invalid_request')
+    t.notMatch(res.json().error_description, /x-www-form-urlencoded/)
+  })
 
   t.test('no body at all is invalid_request', async (t) => {
     const app = await buildApp(t)
@@ -258,7 +267,8 @@ t.test('limits checked before any lookup or hashing', async (t) => {
 
 t.test('methods other than POST get 405 with Allow: POST', async (t) => {
   const app = await buildApp(t)
-  for (const method of ['GET', 'PUT', 'DELETE', 'PATCH'] as const) {
+  // OPTIONS too, rather than a bare 404: without CORS set up by the host only POST is supported.
+  for (const method of ['GET', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const) {
     const res = await app.inject({ method, url: '/token' })
     assertOAuthError(t, res, 405, 'invalid_request')
     t.equal(res.headers.allow, 'POST', method)

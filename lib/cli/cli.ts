@@ -1,4 +1,5 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
+import { createRequire } from 'node:module'
 import { hashPassword } from '../password/hasher.js'
 import { jwkThumbprint } from '../options/keys.js'
 
@@ -9,16 +10,49 @@ export interface CliIo {
   stderr: { write: (text: string) => unknown }
 }
 
-const USAGE = `Usage: fastify-jwt-auth <command>
+// Read through the package's own name (self-reference through `exports`), the same from lib/
+// in the repository and from dist/ once installed. `name` is also the command's name (`bin`).
+const { name: COMMAND, version: VERSION } = createRequire(import.meta.url)('fastify-jwt-auth/package.json') as { name: string, version: string }
+
+const USAGE = `Usage: ${COMMAND} <command> [options]
 
 Commands:
-  hash-password     read a password from standard input and print its argon2id hash
+  hash-password     read a password from standard input (hidden when typed at a terminal)
+                    and print its argon2id hash, for a user record's passwordHash
   generate-secret   print a random 256-bit secret for the "secret" option (base64url)
   generate-key --alg ES256|RS256|PS256|EdDSA [--format jwk|jwks|pem]
                     print a new private key with a fresh kid: as a JWK (for a JWK Set such
                     as JWT_KEYS_FILE's "keys") and as a PEM pair; --format prints one form:
                     jwk, jwks (a whole JWK Set) or pem
+
+Options:
+  -h, --help        print this help
+  -v, --version     print the version
+
+Exit status: 0 done, 1 failed, 2 wrong usage (this help is then printed on standard error).
 `
+
+/** The exit status of a command line the CLI does not understand (as getopt-based tools do). */
+const USAGE_ERROR = 2
+
+/** The options each command takes, each with a value (`--name value` or `--name=value`). */
+const COMMAND_OPTIONS: Record<string, readonly string[]> = {
+  'hash-password': [],
+  'generate-secret': [],
+  'generate-key': ['--alg', '--format']
+}
+
+/** What is wrong with a command's arguments, or undefined when every one is known. */
+function unknownArgument (command: string, args: readonly string[]): string | undefined {
+  const known = COMMAND_OPTIONS[command] as readonly string[]
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string
+    const name = arg.split('=', 1)[0] as string
+    if (!known.includes(name)) return arg.startsWith('-') ? `unknown option "${name}" for ${command}` : `unexpected argument "${arg}"`
+    if (name === arg) i++
+  }
+  return undefined
+}
 
 /** Reads a password typed at a terminal, without echoing it. */
 async function readHidden (io: CliIo): Promise<string> {
@@ -99,30 +133,47 @@ function generateKey (args: readonly string[], io: CliIo): number {
   return 0
 }
 
+/** Prints why the command line is wrong, then the usage, on standard error. */
+function usageError (io: CliIo, problem: string): number {
+  io.stderr.write(`${COMMAND}: ${problem}\n\n${USAGE}`)
+  return USAGE_ERROR
+}
+
 /** Runs the CLI and resolves the process exit code. */
 export async function runCli (args: readonly string[], io: CliIo): Promise<number> {
-  const [command] = args
+  const [command, ...rest] = args
+  if (args.some((arg) => arg === '--help' || arg === '-h') || command === 'help') {
+    io.stdout.write(USAGE)
+    return 0
+  }
+  if (command === '--version' || command === '-v') {
+    io.stdout.write(VERSION + '\n')
+    return 0
+  }
+  if (command === undefined) return usageError(io, 'no command given')
+  if (!Object.hasOwn(COMMAND_OPTIONS, command)) {
+    return usageError(io, command.startsWith('-') ? `unknown option "${command}"` : `unknown command "${command}"`)
+  }
+  const problem = unknownArgument(command, rest)
+  if (problem !== undefined) return usageError(io, problem)
+
   if (command === 'generate-secret') {
     io.stdout.write(randomBytes(32).toString('base64url') + '\n')
     return 0
   }
-  if (command === 'generate-key') return generateKey(args.slice(1), io)
-  if (command === 'hash-password') {
-    let password: string
-    try {
-      password = io.stdin.isTTY === true ? await readHidden(io) : await readPiped(io)
-    } catch {
-      io.stderr.write('Cancelled.\n')
-      return 130
-    }
-    if (password.length === 0) {
-      io.stderr.write('No password given on standard input.\n')
-      return 1
-    }
-    io.stdout.write(await hashPassword(password) + '\n')
-    return 0
+  if (command === 'generate-key') return generateKey(rest, io)
+  // hash-password, the one command left.
+  let password: string
+  try {
+    password = io.stdin.isTTY === true ? await readHidden(io) : await readPiped(io)
+  } catch {
+    io.stderr.write('Cancelled.\n')
+    return 130
   }
-  const help = command === '--help' || command === '-h' || command === 'help'
-  ;(help ? io.stdout : io.stderr).write(USAGE)
-  return help ? 0 : 1
+  if (password.length === 0) {
+    io.stderr.write('No password given on standard input.\n')
+    return 1
+  }
+  io.stdout.write(await hashPassword(password) + '\n')
+  return 0
 }

@@ -65,10 +65,17 @@ export async function setUpEndpointScope (fastify: FastifyInstance, { bodyLimit,
   maskRequestLogs(fastify)
 }
 
-/** RFC 6749 §3.2 and RFC 7009 §2.1: these endpoints take POST only; other methods get 405. */
+/**
+ * RFC 6749 §3.2 and RFC 7009 §2.1: these endpoints take POST only; other methods get 405.
+ *
+ * OPTIONS too: without CORS set up by the host, the endpoint supports POST alone, so `Allow: POST`
+ * stays true (RFC 9110 §15.5.6) and a browser's preflight from another origin fails visibly
+ * instead of meeting a bare 404. A host that registers @fastify/cors gets its preflights answered
+ * by cors's onRequest hook, which runs before this route (docs/browsers-and-cors.md).
+ */
 export function refuseOtherMethods (fastify: FastifyInstance, path: string, endpoint: string): void {
   fastify.route({
-    method: ['GET', 'PUT', 'PATCH', 'DELETE'],
+    method: ['GET', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
     url: path,
     config: documentRoute(null),
     handler: async () => { throw methodNotAllowed(endpoint) }

@@ -1,7 +1,23 @@
-import type { Cluster, Redis } from 'ioredis'
 import { createHash } from 'node:crypto'
 import { InvalidOptionError, StoreUnavailableError } from '../errors.js'
 import type { AuthStore, RefreshFamily, RotateResult } from './types.js'
+
+/**
+ * The part of an `ioredis` client (or Cluster) the store calls. Written out here rather than
+ * imported from ioredis, an optional peer: an app that never uses this store compiles without
+ * ioredis installed, even with `skipLibCheck: false`. ioredis's `Redis` and `Cluster` fit it.
+ */
+export interface RedisClient {
+  /** Defines a Lua script as a command (ioredis sends EVALSHA, then EVAL). */
+  defineCommand (name: string, definition: { numberOfKeys: number, lua: string }): void
+  hmget (key: string, ...fields: string[]): Promise<Array<string | null>>
+  mget (...keys: string[]): Promise<Array<string | null>>
+  set (key: string, value: string, mode: 'PX', milliseconds: number): Promise<unknown>
+  del (...keys: string[]): Promise<number>
+  exists (...keys: string[]): Promise<number>
+  /** Read once at registration (`CONFIG GET maxmemory-policy`), where the server allows it. */
+  config (subcommand: 'GET', parameter: string): Promise<unknown>
+}
 
 /** Options of the Redis store. */
 export interface RedisStoreOptions {
@@ -10,7 +26,7 @@ export interface RedisStoreOptions {
    * quits or listens to it. Give it `enableOfflineQueue: false` (or a low
    * `maxRetriesPerRequest`) so commands fail at once while Redis is away.
    */
-  client: Redis | Cluster
+  client: RedisClient
   /** Put before every key; default `fastify-jwt-auth:`. No `{` or `}`: they would change the Cluster hash slot. */
   prefix?: string
   /** Milliseconds a store call may take before it counts as failed (503); default 1000. */
@@ -250,7 +266,7 @@ export function createRedisStore (options: RedisStoreOptions): AuthStore {
     async checkSetup () {
       let policy: unknown
       try {
-        policy = (await call(() => client.config('GET', 'maxmemory-policy') as Promise<unknown>) as unknown[])[1]
+        policy = (await call(() => client.config('GET', 'maxmemory-policy')) as unknown[])[1]
       } catch {
         // Managed services often refuse CONFIG; nothing can be told then.
         return []

@@ -1,8 +1,10 @@
 import { expect, test } from 'tstyche'
 import Fastify, { type FastifyRequest, type preHandlerAsyncHookHandler } from 'fastify'
 // By name, as a user imports it: what is checked is the shipped .d.ts, not lib/.
+import { Cluster, Redis } from 'ioredis'
 import jwtAuth, {
   createMemoryStore,
+  createRedisStore,
   fastifyJwtAuth,
   hashPassword,
   needsRehash,
@@ -11,6 +13,7 @@ import jwtAuth, {
   type AuthStore,
   type AuthUser,
   type OAuthErrorCode,
+  type RedisClient,
   type TokenResponse,
   type UserRecord
 } from 'fastify-jwt-auth'
@@ -107,4 +110,13 @@ test('the exported helpers', () => {
   expect<TokenResponse['token_type']>().type.toBe<'Bearer'>()
   expect<'invalid_grant'>().type.toBeAssignableTo<OAuthErrorCode>()
   expect<'not_a_code'>().type.not.toBeAssignableTo<OAuthErrorCode>()
+})
+
+test('the Redis store takes an ioredis client or Cluster through a structural type', () => {
+  expect(createRedisStore({ client: new Redis({ lazyConnect: true }) })).type.toBe<AuthStore>()
+  expect(createRedisStore({ client: new Cluster([], { lazyConnect: true }), prefix: 'app:' })).type.toBe<AuthStore>()
+  expect<Redis>().type.toBeAssignableTo<RedisClient>()
+  expect<Cluster>().type.toBeAssignableTo<RedisClient>()
+  // Something that is not a Redis client is refused.
+  expect(createRedisStore({ client: { get: async () => null } })).type.toRaiseError()
 })
