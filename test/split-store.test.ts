@@ -46,8 +46,8 @@ t.test('counters go to the counters store, session state to the sessions store',
   const counters = recording()
   const app = await buildApp(t, { plugin: { ...PLUGIN, store: createSplitStore({ sessions: sessions.store, counters: counters.store }) } })
   await exercise(t, app)
-  t.same([...counters.calls].sort(), ['hit', 'reserve', 'reset'], 'the per-IP limit and the login counters')
-  t.same([...sessions.calls].sort(), ['createRefreshFamily', 'getRefreshFamily', 'revocationState', 'revokeAccessToken', 'rotateRefreshToken'],
+  t.same([...counters.calls].sort(), ['hit', 'release', 'reserve', 'reset'], 'the per-IP limit and the login counters')
+  t.same([...sessions.calls].sort(), ['createRefreshFamily', 'getRefreshFamily', 'rememberSource', 'revocationState', 'revokeAccessToken', 'rotateRefreshToken'],
     'refresh families and revocations')
 })
 
