@@ -14,6 +14,8 @@ export interface ClientAuthDeps {
   clients: ReadonlyMap<string, ClientRecord> | undefined
   /** The `client_id` of every request when client authentication is off. */
   defaultClientId: string
+  /** With `clients`: a request without client credentials is the default client rather than refused. */
+  publicClient: boolean
   passwords: PasswordHasher
   emit: EmitEvent
 }
@@ -61,16 +63,21 @@ function clientCredentials (request: FastifyRequest, form: Form): ClientCredenti
  * default public client. With them, a confidential client proves itself with its secret; a
  * public one is known by its id and must not send a secret it does not have.
  */
-export function createClientAuthenticator ({ clients, defaultClientId, passwords, emit }: ClientAuthDeps): AuthenticateClient {
+export function createClientAuthenticator ({ clients, defaultClientId, publicClient, passwords, emit }: ClientAuthDeps): AuthenticateClient {
   return async function authenticateClient (request, form) {
     if (clients === undefined) return defaultClientId
     const credentials = clientCredentials(request, form)
+    if (credentials === undefined && publicClient) return defaultClientId
     const client: ClientRecord | undefined = credentials === undefined ? undefined : clients.get(credentials.id)
     let ok = client !== undefined
     if (client !== undefined && credentials !== undefined) {
       ok = client.secretHash === undefined
         ? credentials.secret === undefined
         : credentials.secret !== undefined && await passwords.check(client.secretHash, credentials.secret)
+    } else if (credentials?.secret !== undefined) {
+      // An unknown client's secret is hashed too (against the dummy hash), so the time of the
+      // answer does not tell which client ids exist.
+      await passwords.check(undefined, credentials.secret)
     }
     if (!ok) {
       emit(request, { type: 'client.failure', ...(credentials === undefined ? {} : { clientId: credentials.id }) })
