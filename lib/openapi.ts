@@ -2,7 +2,7 @@ import type { FastifyInstance, RouteOptions } from 'fastify'
 import { SwaggerOrderError } from './errors.js'
 import type { OAuthErrorCode } from './errors.js'
 import type { ResolvedOptions } from './options/resolve.js'
-import { servesClientCredentials } from './options/clients.js'
+import { clientScopes, servesClientCredentials } from './options/clients.js'
 
 /*
  * The OpenAPI side of the plugin, for hosts that register @fastify/swagger (an optional peer).
@@ -258,7 +258,8 @@ function introspectDoc (options: ApiDocsOptions): OperationDoc {
         iat: { type: 'integer' },
         nbf: { type: 'integer' },
         sub: { type: 'string' },
-        aud: { oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] },
+        // A string or a list of them; Swagger 2 has no oneOf to say so.
+        aud: { description: 'The audience: a string, or an array of strings.' },
         iss: { type: 'string' },
         jti: { type: 'string' }
       },
@@ -364,7 +365,7 @@ export function createApiDocs (fastify: FastifyInstance, options: ApiDocsOptions
   function scheme (tokenUrl: string, swagger2: boolean): Json {
     // A Map, then fromEntries: a scope may be named `__proto__`.
     const scopes = new Map(Object.entries(options.scopes))
-    for (const scope of required) if (!scopes.has(scope)) scopes.set(scope, '')
+    for (const scope of [...required, ...clientScopes(options.clients)]) if (!scopes.has(scope)) scopes.set(scope, '')
     const clientCredentials = servesClientCredentials(options.clients)
     const description = 'Log in with a username and password' + (clientCredentials ? ' (or, as a confidential client, with client credentials)' : '') +
       '; the access token is then sent as a bearer token (RFC 6750).'

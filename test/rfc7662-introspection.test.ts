@@ -128,7 +128,7 @@ t.test('a refresh token is judged as the refresh grant would: the user as they a
   const admin = await login(app, 'admin', 'admin-password')
   users.set('admin', { ...users.get('admin') as UserRecord, scopes: ['profile'] })
   t.equal((await introspect(app, { token: admin.refresh_token })).json().scope, 'profile', 'a scope the user lost is not reported')
-  users.set('admin', { ...users.get('admin') as UserRecord, scopes: [] })
+  users.set('admin', { username: 'admin', id: 42, passwordHash: (users.get('admin') as UserRecord).passwordHash })
   t.notOk('scope' in (await introspect(app, { token: admin.refresh_token })).json(), 'no scope left')
   users.set('user1', { ...users.get('user1') as UserRecord, disabled: true })
   assertInactive(t, await introspect(app, { token: session.refresh_token }), 'a disabled user')
@@ -263,5 +263,15 @@ t.test('the endpoint is served only when a client may introspect, at introspecti
     [{ introspectionRateLimit: { max: 0 } }, /introspectionRateLimit/]
   ] as Array<[LooseOptions, RegExp]>) {
     await t.rejects(serve(t, plugin), { code: 'FST_JWT_AUTH_INVALID_OPTION', message })
+  }
+})
+
+t.test('without issuer or audience configured, the answers carry neither', async (t) => {
+  const app = await serve(t, { issuer: undefined, audience: undefined })
+  const session = await login(app, 'admin', 'admin-password')
+  for (const token of [session.access_token, session.refresh_token]) {
+    const body = (await introspect(app, { token })).json()
+    t.match(body, { active: true, sub: '42' })
+    t.notOk('iss' in body || 'aud' in body)
   }
 })
