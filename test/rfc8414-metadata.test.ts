@@ -56,11 +56,12 @@ t.test('every member derived from the options, the issuer exactly as configured,
 t.test('the URLs come from the issuer, never from Host or X-Forwarded-* (a client chooses those)', async (t) => {
   const app = await buildApp(t, { plugin: { issuer: 'https://auth.example' }, server: { trustProxy: true } })
   const honest = await metadata(app)
-  for (const headers of [
+  const attempts: Array<Record<string, string>> = [
     { host: 'evil.example' },
     { host: 'evil.example', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'http' },
     { 'x-forwarded-host': 'evil.example:8443' }
-  ]) {
+  ]
+  for (const headers of attempts) {
     const doc = await metadata(app, WELL_KNOWN, headers)
     t.same(doc, honest)
     t.notOk(JSON.stringify(doc).includes('evil'))
