@@ -152,7 +152,10 @@ t.test('publicClient: requests without client credentials are the default client
   // A listed client's refresh token is bound to it (§10.4), not usable as the default client.
   const web = await tokenRequest(app, GOOD_LOGIN, basic('web', 'web-secret'))
   assertError(t, await tokenRequest(app, { grant_type: 'refresh_token', refresh_token: web.json().refresh_token }), 400, 'invalid_grant')
-  t.equal(claimsOf(await tokenRequest(app, GOOD_LOGIN, {})).client_id, 'public')
+  // A public client that names itself (as OAuth2 libraries do) is the default client too, without a secret only.
+  t.equal(claimsOf(await tokenRequest(app, { ...GOOD_LOGIN, client_id: 'public' })).client_id, 'public')
+  t.equal(claimsOf(await tokenRequest(app, GOOD_LOGIN, basic('public', ''))).client_id, 'public')
+  assertError(t, await tokenRequest(app, { ...GOOD_LOGIN, client_id: 'public', client_secret: 'x' }), 401, 'invalid_client')
 })
 
 t.test('without publicClient, every request must still authenticate when clients are set', async (t) => {

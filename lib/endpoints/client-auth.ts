@@ -67,7 +67,9 @@ export function createClientAuthenticator ({ clients, defaultClientId, publicCli
   return async function authenticateClient (request, form) {
     if (clients === undefined) return defaultClientId
     const credentials = clientCredentials(request, form)
-    if (credentials === undefined && publicClient) return defaultClientId
+    // The default public client is known by its id alone, or by nothing at all (RFC 6749 §2.3: a
+    // public client does not authenticate); its id is never a listed client's (checked in the options).
+    if (publicClient && (credentials === undefined || (credentials.id === defaultClientId && credentials.secret === undefined))) return defaultClientId
     const client: ClientRecord | undefined = credentials === undefined ? undefined : clients.get(credentials.id)
     let ok = client !== undefined
     if (client !== undefined && credentials !== undefined) {

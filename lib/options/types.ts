@@ -174,9 +174,9 @@ export interface FastifyJwtAuthBaseOptions {
   /** Clients allowed at the token endpoint. When set, every token request must authenticate as one (unless `publicClient`). */
   clients?: readonly ClientRecord[]
   /**
-   * With `clients`: a token or revocation request that carries no client credentials at all is the
-   * default public client (`defaultClientId`), which may use the password and refresh grants, as
-   * without `clients`. Default false: every request must authenticate as a listed client.
+   * With `clients`: a token or revocation request that carries no client credentials, or only
+   * `client_id` = `defaultClientId`, is the default public client, which may use the password and
+   * refresh grants, as without `clients`. Default false: every request must authenticate as a listed client.
    */
   publicClient?: boolean
   /**
