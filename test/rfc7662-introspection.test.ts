@@ -275,3 +275,24 @@ t.test('without issuer or audience configured, the answers carry neither', async
     t.notOk('iss' in body || 'aud' in body)
   }
 })
+
+t.test('a store that cannot answer is a 503, never "active" for a token that could not be checked', async (t) => {
+  const { createMemoryStore, StoreUnavailableError } = await import('../lib/index.js')
+  const memory = createMemoryStore()
+  t.teardown(() => memory.close?.())
+  let down = false
+  const store = {
+    ...memory,
+    revocationState: (...args: Parameters<typeof memory.revocationState>) => {
+      if (down) throw new StoreUnavailableError()
+      return memory.revocationState(...args)
+    }
+  }
+  const app = await serve(t, { store, revocableAccessTokens: { failOpen: true } })
+  const { access_token: token } = await login(app)
+  down = true
+  t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).statusCode, 200, 'authenticate fails open, as configured')
+  const res = await introspect(app, { token })
+  assertError(t, res, 503, 'temporarily_unavailable')
+  t.equal(res.headers['retry-after'], '1')
+})
