@@ -1,4 +1,3 @@
-import { DEFAULTS } from './defaults.js'
 import { fail } from './checks.js'
 import { SCOPE_TOKEN } from '../scope.js'
 import type { ClientGrantType, ClientRecord } from './types.js'
@@ -11,9 +10,16 @@ import type { ClientGrantType, ClientRecord } from './types.js'
 
 const GRANT_TYPES: readonly ClientGrantType[] = ['password', 'refresh_token', 'client_credentials']
 
-/** The grant types `client` may use; without a `grants` list, those every client could use before there was one. */
+/**
+ * What a `clients` entry without `grants` may use, and the default public client too: logging
+ * users in and refreshing their sessions, what every client could before `grants` existed. A
+ * rule about entries rather than an option, so not in DEFAULTS (whose leaves are option values).
+ */
+export const DEFAULT_CLIENT_GRANTS: readonly ClientGrantType[] = Object.freeze(['password', 'refresh_token'])
+
+/** The grant types `client` may use. */
 export function grantsOf (client: ClientRecord): readonly string[] {
-  return client.grants ?? DEFAULTS.clientGrants
+  return client.grants ?? DEFAULT_CLIENT_GRANTS
 }
 
 /** Checks the permission fields of one `clients` entry (its `id` and `secretHash` are checked by the caller). */

@@ -24,8 +24,6 @@ export const DEFAULTS = frozen({
   realm: 'api',
   defaultClientId: 'public',
   publicClient: false,
-  /** What a `clients` entry without `grants` may use: what every client could before `grants` existed. */
-  clientGrants: ['password', 'refresh_token'],
   metadata: true,
   bodyLimit: 4096,
   openapi: true,
