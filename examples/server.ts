@@ -10,7 +10,9 @@
  * (load tests only), TRUST_PROXY (behind reverse proxies: their number, e.g. 1, or their addresses
  * and CIDR ranges, comma-separated, e.g. 10.0.0.0/8,fd00::/8), LOG_LEVEL, REDIS_URL (share state with
  * other instances through Redis; in memory when unset), REDIS_PREFIX, STORE_DATABASE_URL (share it
- * through PostgreSQL instead; its tables are made at start), STORE_DATABASE_SCHEMA.
+ * through PostgreSQL instead; its tables are made at start), STORE_DATABASE_SCHEMA, DEMO_CLIENT_SECRET (registers the
+ * confidential client `demo-service`, which gets `reports` tokens by the client credentials grant and
+ * may introspect tokens; password, refresh and revoke requests without client credentials work as before).
  *
  * Swagger UI is at /docs (log in with its Authorize button) and the OpenAPI document at /docs/json.
  */
@@ -129,6 +131,16 @@ export async function buildServer (env: Env = process.env): Promise<FastifyInsta
     store = createPostgresStore({ pool, schema })
   }
 
+  // DEMO_CLIENT_SECRET: a service that calls /reports with a token of its own (client credentials)
+  // and may introspect tokens; logins without client credentials stay open beside it (publicClient).
+  const demoSecret = env.DEMO_CLIENT_SECRET === undefined || env.DEMO_CLIENT_SECRET === '' ? undefined : env.DEMO_CLIENT_SECRET
+  const services = demoSecret === undefined
+    ? {}
+    : {
+        clients: [{ id: 'demo-service', secretHash: await hashPassword(demoSecret), grants: ['client_credentials' as const], scopes: ['reports'], introspect: true }],
+        publicClient: true
+      }
+
   // Before the plugin: @fastify/swagger documents only the routes added after it.
   await app.register(swagger, {
     openapi: { info: { title: 'fastify-jwt-auth example', version: '1.0.0' } }
@@ -140,7 +152,8 @@ export async function buildServer (env: Env = process.env): Promise<FastifyInsta
     store,
     refreshTokens: true,
     revocableAccessTokens: true,
-    scopes: { profile: 'Read your own profile', admin: 'Administer the service' },
+    scopes: { profile: 'Read your own profile', admin: 'Administer the service', reports: 'Read the reports (services, by client credentials)' },
+    ...services,
     issuer: env.JWT_ISSUER ?? 'http://127.0.0.1:3000',
     audience: env.JWT_AUDIENCE ?? 'fastify-jwt-auth-example',
     accessTokenTtl: env.ACCESS_TOKEN_TTL === undefined ? 900 : Number(env.ACCESS_TOKEN_TTL),
@@ -155,6 +168,11 @@ export async function buildServer (env: Env = process.env): Promise<FastifyInsta
     scope: request.user.scope.join(' ')
   }))
   app.get('/admin', { schema: { summary: 'Needs the admin scope' }, preHandler: [app.authenticate, app.requireScopes('admin')] }, async () => ({ message: 'Hello, admin!' }))
+  // Registered with or without DEMO_CLIENT_SECRET: without it no token carries `reports`, so 401 or 403.
+  app.get('/reports', { schema: { summary: 'Needs the reports scope (a service token)' }, preHandler: [app.authenticate, app.requireScopes('reports')] }, async (request) => ({
+    client: request.user.clientId,
+    reports: [{ id: 1, title: 'Daily sign-ins' }]
+  }))
   return app
 }
 

@@ -16,6 +16,12 @@ import type { AuthStore } from './stores/types.js'
 import { createTokenIssuer } from './grants/issue.js'
 import { createPasswordGrant } from './grants/password.js'
 import { createRefreshGrant } from './grants/refresh.js'
+import { createClientCredentialsGrant } from './grants/client-credentials.js'
+import { restrictGrantsToClients } from './grants/client-grants.js'
+import { clientScopes, servesClientCredentials, servesIntrospection } from './options/clients.js'
+import { createIntrospector } from './tokens/introspect.js'
+import { introspectEndpoint } from './endpoints/introspect.js'
+import { metadataEndpoint, type EndpointPaths } from './endpoints/metadata.js'
 import type { GrantHandler } from './grants/grant.js'
 import { createClientAuthenticator } from './endpoints/client-auth.js'
 import { setUpEndpointScope } from './endpoints/endpoint-scope.js'
@@ -86,9 +92,10 @@ const plugin: FastifyPluginAsync<FastifyJwtAuthOptions> = async function fastify
   await registerEndpoints(fastify, prefix, { options, emit, tokens, store, revocation, offeredScopes })
 }
 
-/** The token endpoint, and the revocation and JWKS endpoints when they are on. */
+/** The token endpoint, and the revocation, introspection, JWKS and metadata endpoints when they are on. */
 async function registerEndpoints (fastify: FastifyInstance, prefix: string | undefined, parts: Parts): Promise<void> {
   const { options, emit, tokens, store, revocation, offeredScopes } = parts
+  const { clients } = options
   const findUser = options.findUser as NonNullable<ResolvedOptions['findUser']>
   const passwords = await createPasswordHasher(options.password, fastify.log)
   const docs = createApiDocs(fastify, options)
@@ -106,15 +113,19 @@ async function registerEndpoints (fastify: FastifyInstance, prefix: string | und
     emit
   })]])
   if (refreshTokens !== undefined) grants.set('refresh_token', createRefreshGrant({ refreshTokens, findUser, issue, emit }))
+  if (clients !== undefined && servesClientCredentials(clients)) grants.set('client_credentials', createClientCredentialsGrant({ clients, issue, emit }))
   const authenticateClient = createClientAuthenticator({ ...options, passwords, throttle: createClientThrottle({ ...options, store }), emit })
   const { bodyLimit } = options
+  const revocationServed = refreshTokens !== undefined || options.revocableAccessTokens !== false
+  const paths: EndpointPaths = { token: '', revocation: undefined, introspection: undefined, jwks: undefined }
 
   // An encapsulated child: the form parser, the limiter and the error handler stay on these
   // endpoints and never reach the host's other routes.
   await fastify.register(async function oauthEndpoints (scope) {
     await setUpEndpointScope(scope, { ...options, store, emit })
-    tokenEndpoint(scope, { path: options.tokenPath, bodyLimit, authenticateClient, grants, docs: docs.tokenRoute })
-    if (refreshTokens !== undefined || options.revocableAccessTokens !== false) {
+    tokenEndpoint(scope, { path: options.tokenPath, bodyLimit, authenticateClient, grants: restrictGrantsToClients(grants, clients), docs: docs.tokenRoute })
+    paths.token = scope.prefix + options.tokenPath
+    if (revocationServed) {
       revokeEndpoint(scope, {
         path: options.revocationPath,
         bodyLimit,
@@ -126,11 +137,51 @@ async function registerEndpoints (fastify: FastifyInstance, prefix: string | und
         emit,
         docs: docs.revokeRoute
       })
+      paths.revocation = scope.prefix + options.revocationPath
+    }
+    if (clients !== undefined && servesIntrospection(clients)) {
+      const introspect = createIntrospector({
+        tokens, refreshTokens, store, findUser, issuer: options.issuer, audience: options.audience, revocableAccessTokens: options.revocableAccessTokens !== false
+      })
+      introspectEndpoint(scope, {
+        path: options.introspectionPath,
+        bodyLimit,
+        authenticateClient,
+        clients,
+        introspect,
+        perClient: options.introspectionRateLimit,
+        store,
+        emit,
+        docs: docs.introspectRoute
+      })
+      paths.introspection = scope.prefix + options.introspectionPath
     }
   }, { prefix })
   // The public keys, for services that verify our tokens; an app with HMAC keys alone has none.
   if (options.jwksPath !== false && tokens.publicJwks.length > 0) {
-    await fastify.register(async (scope) => { jwksEndpoint(scope, { path: options.jwksPath as string, publicJwks: tokens.publicJwks }) }, { prefix })
+    const jwksPath = options.jwksPath
+    await fastify.register(async (scope) => {
+      jwksEndpoint(scope, { path: jwksPath, publicJwks: tokens.publicJwks })
+      paths.jwks = scope.prefix + jwksPath
+    }, { prefix })
+  }
+  // RFC 8414 §3.1: clients look for the metadata at a path derived from the issuer alone, so the
+  // plugin's prefix does not apply to it (it does to the endpoints, and to their URLs in it).
+  const { metadataIssuer } = options
+  if (metadataIssuer !== undefined) {
+    const scopes = [...new Set([...Object.keys(options.scopes), ...clientScopes(clients)])]
+    await fastify.register(async (scope) => {
+      metadataEndpoint(scope, {
+        issuer: options.issuer as string,
+        issuerUrl: metadataIssuer,
+        paths,
+        grantTypes: [...grants.keys()],
+        clients,
+        publicClient: options.publicClient,
+        scopes,
+        docs: docs.metadataRoute
+      })
+    })
   }
 }
 
@@ -156,11 +207,12 @@ export type {
   AuthStore, ThrottleRule, ReserveResult, HitResult, RefreshFamily, RefreshLookup, RotateResult, RevocationState
 } from './stores/types.js'
 export type {
-  FastifyJwtAuthOptions, FastifyJwtAuthBaseOptions, KeySourceOptions, UserRecord, ClientRecord, PasswordOptions, WindowLimit, BackoffLimit, LoginThrottleOptions,
+  FastifyJwtAuthOptions, FastifyJwtAuthBaseOptions, KeySourceOptions, UserRecord, ClientRecord, ClientGrantType, PasswordOptions, WindowLimit, BackoffLimit, LoginThrottleOptions,
   RefreshTokenOptions, RevocableAccessTokenOptions
 } from './options/types.js'
 export type { AuthUser, CustomClaims, AccessTokenClaims } from './tokens/claims.js'
 export type { KeyOption, KeyMaterial, SigningAlgorithm, JwksClientOptions } from './options/keys.js'
 export type { AuthEvent, AuthEventType } from './logging/events.js'
 export type { TokenResponse } from './grants/grant.js'
+export type { Introspection, ActiveToken } from './tokens/introspect.js'
 export type { OAuthErrorCode, BearerErrorCode } from './errors.js'

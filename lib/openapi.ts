@@ -2,6 +2,7 @@ import type { FastifyInstance, RouteOptions } from 'fastify'
 import { SwaggerOrderError } from './errors.js'
 import type { OAuthErrorCode } from './errors.js'
 import type { ResolvedOptions } from './options/resolve.js'
+import { clientScopes, servesClientCredentials } from './options/clients.js'
 
 /*
  * The OpenAPI side of the plugin, for hosts that register @fastify/swagger (an optional peer).
@@ -133,13 +134,15 @@ const UNAVAILABLE = 'The server is busy or its store is unavailable; retry later
 function tokenDoc (options: ApiDocsOptions): OperationDoc {
   const clients = options.clients !== undefined
   const refresh = options.refreshTokens !== false
+  const clientCredentials = servesClientCredentials(options.clients)
+  const grantTypes = ['password', ...(refresh ? ['refresh_token'] : []), ...(clientCredentials ? ['client_credentials'] : [])]
   const limited = options.rateLimit !== false || options.perUsernameAndIp !== false || options.perUsername !== false
   const response: Record<string, Json> = {
     200: {
       description: 'An access token (RFC 6749 §5.1). Never cached.',
       type: 'object',
-      // With refresh tokens on, both grants always answer one.
-      required: ['access_token', 'token_type', 'expires_in', ...(refresh ? ['refresh_token'] : [])],
+      // With refresh tokens on, the user grants always answer one; the client credentials grant never does.
+      required: ['access_token', 'token_type', 'expires_in', ...(refresh && !clientCredentials ? ['refresh_token'] : [])],
       properties: {
         access_token: { type: 'string', description: 'A signed JWT access token (RFC 9068); send it as `Authorization: Bearer <token>`.' },
         token_type: { type: 'string', enum: ['Bearer'] },
@@ -156,7 +159,7 @@ function tokenDoc (options: ApiDocsOptions): OperationDoc {
     },
     400: oauthErrorBody('A malformed request, wrong credentials (one answer for a wrong password, an unknown user and a disabled one), ' +
       (refresh ? 'a refresh token that is invalid, expired, revoked or already used, ' : '') + 'or a scope the user may not have.',
-    ['invalid_request', 'invalid_grant', 'unsupported_grant_type', 'invalid_scope'])
+    ['invalid_request', 'invalid_grant', 'unsupported_grant_type', 'invalid_scope', ...(clients ? ['unauthorized_client' as const] : [])])
   }
   if (clients) response[401] = oauthErrorBody('Client authentication failed (with `WWW-Authenticate: Basic`).', ['invalid_client'])
   if (limited) response[429] = oauthErrorBody('Too many requests from this address, or too many failed logins.', ['too_many_requests'], true)
@@ -164,21 +167,22 @@ function tokenDoc (options: ApiDocsOptions): OperationDoc {
 
   // Only the password grant needs a username and password, so with two grants only grant_type
   // is required of every request (Swagger UI refuses to send a form missing a required field).
-  const passwordOnly = refresh ? { description: 'Required with `grant_type=password`.' } : {}
+  const passwordOnly = grantTypes.length > 1 ? { description: 'Required with `grant_type=password`.' } : {}
   return {
     summary: refresh
       ? 'Log in or refresh: get an access token with a username and password, or with a refresh token'
       : 'Log in: get an access token with a username and password',
     description: 'The OAuth2 resource owner password grant (RFC 6749 §4.3), for first-party clients. ' +
       (refresh ? 'With `grant_type=refresh_token`, a refresh token gets a new access token and a new refresh token (RFC 6749 §6); the one sent is spent. ' : '') +
+      (clientCredentials ? 'With `grant_type=client_credentials`, a confidential client allowed that grant gets an access token for itself, without a refresh token (RFC 6749 §4.4). ' : '') +
       'The body is a form, never JSON. Empty fields count as absent; a repeated field is an error.' +
       (clients ? CLIENT_AUTH : ''),
     consumes: ['application/x-www-form-urlencoded'],
     body: {
       type: 'object',
-      required: refresh ? ['grant_type'] : ['grant_type', 'username', 'password'],
+      required: grantTypes.length > 1 ? ['grant_type'] : ['grant_type', 'username', 'password'],
       properties: {
-        grant_type: { type: 'string', enum: refresh ? ['password', 'refresh_token'] : ['password'] },
+        grant_type: { type: 'string', enum: grantTypes },
         username: { type: 'string', ...passwordOnly },
         password: { type: 'string', format: 'password', ...passwordOnly },
         ...(refresh
@@ -186,9 +190,10 @@ function tokenDoc (options: ApiDocsOptions): OperationDoc {
           : {}),
         scope: {
           type: 'string',
-          description: refresh
+          description: (refresh
             ? 'Space-delimited scopes to ask for; all of the user\'s when absent. On refresh, at most those of the login.'
-            : 'Space-delimited scopes to ask for; all of the user\'s when absent.'
+            : 'Space-delimited scopes to ask for; all of the user\'s when absent.') +
+            (clientCredentials ? ' With client credentials: all of the client\'s when absent.' : '')
         },
         ...clientFields(options)
       }
@@ -235,16 +240,97 @@ function revokeDoc (options: ApiDocsOptions): OperationDoc {
   }
 }
 
+/** The introspection endpoint (RFC 7662 §2). */
+function introspectDoc (options: ApiDocsOptions): OperationDoc {
+  const response: Record<string, Json> = {
+    200: {
+      description: 'What the token is worth now (RFC 7662 §2.2). Any token that would not be accepted — expired, revoked, replaced, ' +
+        'forged, unknown, of another issuer — gets exactly `{"active": false}`, whatever the reason. Never cached.',
+      type: 'object',
+      required: ['active'],
+      properties: {
+        active: { type: 'boolean' },
+        scope: { type: 'string', description: 'The scopes of the token, space-delimited.' },
+        client_id: { type: 'string' },
+        username: { type: 'string', description: 'For a refresh token: the username of the login.' },
+        token_type: { type: 'string', enum: ['Bearer', 'refresh_token'] },
+        exp: { type: 'integer' },
+        iat: { type: 'integer' },
+        nbf: { type: 'integer' },
+        sub: { type: 'string' },
+        // A string or a list of them; Swagger 2 has no oneOf to say so.
+        aud: { description: 'The audience: a string, or an array of strings.' },
+        iss: { type: 'string' },
+        jti: { type: 'string' }
+      },
+      headers: NO_STORE
+    },
+    400: oauthErrorBody('A malformed request, or no `token`.', ['invalid_request']),
+    401: oauthErrorBody('Client authentication failed, or the client may not introspect (with `WWW-Authenticate: Basic`).', ['invalid_client']),
+    429: oauthErrorBody('Too many requests from this address or this client.', ['too_many_requests'], true),
+    503: oauthErrorBody(UNAVAILABLE, ['temporarily_unavailable'], true)
+  }
+  if (options.rateLimit === false && options.introspectionRateLimit === false) delete response[429]
+  return {
+    summary: 'Introspect a token (for resource servers)',
+    description: 'Token introspection (RFC 7662): whether an access or refresh token is active, and what it says. Only clients ' +
+      'allowed to introspect are answered.' + CLIENT_AUTH + ' The body is a form, never JSON.',
+    consumes: ['application/x-www-form-urlencoded'],
+    body: {
+      type: 'object',
+      required: ['token'],
+      properties: {
+        token: { type: 'string', format: 'password', description: 'The token to introspect.' },
+        token_type_hint: { type: 'string', enum: ['access_token', 'refresh_token'], description: 'Optional; the type is told from the token.' },
+        ...clientFields(options)
+      }
+    },
+    response
+  }
+}
+
+/** The authorization server metadata (RFC 8414 §3). */
+function metadataDoc (): OperationDoc {
+  return {
+    summary: 'Authorization server metadata',
+    description: 'The endpoints, grant types, client authentication methods and scopes of this server (RFC 8414), ' +
+      'for clients that configure themselves. Cacheable.',
+    response: {
+      200: {
+        description: 'The metadata (RFC 8414 §2).',
+        type: 'object',
+        required: ['issuer', 'token_endpoint', 'response_types_supported'],
+        additionalProperties: true,
+        properties: {
+          issuer: { type: 'string' },
+          token_endpoint: { type: 'string' },
+          revocation_endpoint: { type: 'string' },
+          introspection_endpoint: { type: 'string' },
+          jwks_uri: { type: 'string' },
+          grant_types_supported: { type: 'array', items: { type: 'string' } },
+          response_types_supported: { type: 'array', items: { type: 'string' } },
+          scopes_supported: { type: 'array', items: { type: 'string' } },
+          token_endpoint_auth_methods_supported: { type: 'array', items: { type: 'string' } }
+        }
+      }
+    }
+  }
+}
+
 /** What the plugin needs from this module. */
 /** The options the document is derived from. */
 export type ApiDocsOptions = Pick<ResolvedOptions,
-  'openapi' | 'scopes' | 'clients' | 'refreshTokens' | 'revocableAccessTokens' | 'rateLimit' | 'perUsernameAndIp' | 'perUsername'>
+  'openapi' | 'scopes' | 'clients' | 'refreshTokens' | 'revocableAccessTokens' | 'rateLimit' | 'perUsernameAndIp' | 'perUsername' | 'introspectionRateLimit'>
 
 export interface ApiDocs {
   /** The `config` of the token endpoint: documents it and carries the security scheme. */
   tokenRoute: RouteDocConfig
   /** The `config` of the revocation endpoint's POST route. */
   revokeRoute: RouteDocConfig
+  /** The `config` of the introspection endpoint's POST route. */
+  introspectRoute: RouteDocConfig
+  /** The `config` of the metadata route. */
+  metadataRoute: RouteDocConfig
 }
 
 /**
@@ -252,14 +338,15 @@ export interface ApiDocs {
  * plugin registers, before its routes.
  */
 export function createApiDocs (fastify: FastifyInstance, options: ApiDocsOptions): ApiDocs {
-  if (!options.openapi) return { tokenRoute: {}, revokeRoute: {} }
+  const none: ApiDocs = { tokenRoute: {}, revokeRoute: {}, introspectRoute: {}, metadataRoute: {} }
+  if (!options.openapi) return none
   // @fastify/swagger documents only routes added after it registered its hook.
   const swaggerFirst = fastify.hasPlugin('@fastify/swagger')
   if (!swaggerFirst) {
     fastify.addHook('onReady', async function checkSwaggerOrder () {
       if (fastify.hasPlugin('@fastify/swagger')) throw new SwaggerOrderError()
     })
-    return { tokenRoute: {}, revokeRoute: {} }
+    return none
   }
 
   // Every scope some route needs is listed in the flow, so each requirement names a known scope.
@@ -278,11 +365,15 @@ export function createApiDocs (fastify: FastifyInstance, options: ApiDocsOptions
   function scheme (tokenUrl: string, swagger2: boolean): Json {
     // A Map, then fromEntries: a scope may be named `__proto__`.
     const scopes = new Map(Object.entries(options.scopes))
-    for (const scope of required) if (!scopes.has(scope)) scopes.set(scope, '')
-    const description = 'Log in with a username and password; the access token is then sent as a bearer token (RFC 6750).'
+    for (const scope of [...required, ...clientScopes(options.clients)]) if (!scopes.has(scope)) scopes.set(scope, '')
+    const clientCredentials = servesClientCredentials(options.clients)
+    const description = 'Log in with a username and password' + (clientCredentials ? ' (or, as a confidential client, with client credentials)' : '') +
+      '; the access token is then sent as a bearer token (RFC 6750).'
+    const flow = { tokenUrl, scopes: Object.fromEntries(scopes) }
+    // Swagger 2 has one flow a scheme: there the password flow alone.
     return swagger2
-      ? { type: 'oauth2', flow: 'password', tokenUrl, scopes: Object.fromEntries(scopes), description }
-      : { type: 'oauth2', flows: { password: { tokenUrl, scopes: Object.fromEntries(scopes) } }, description }
+      ? { type: 'oauth2', flow: 'password', ...flow, description }
+      : { type: 'oauth2', flows: { password: flow, ...(clientCredentials ? { clientCredentials: { ...flow } } : {}) }, description }
   }
 
   const { swaggerTransform: documentToken } = documentRoute(() => tokenDoc(options)) as Required<RouteDocConfig>
@@ -302,6 +393,8 @@ export function createApiDocs (fastify: FastifyInstance, options: ApiDocsOptions
         return documentToken(args)
       }
     },
-    revokeRoute: documentRoute(() => revokeDoc(options))
+    revokeRoute: documentRoute(() => revokeDoc(options)),
+    introspectRoute: documentRoute(() => introspectDoc(options)),
+    metadataRoute: documentRoute(metadataDoc)
   }
 }

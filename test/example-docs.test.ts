@@ -24,13 +24,15 @@ t.test('Swagger UI at /docs, the OpenAPI document at /docs/json', async (t) => {
 
   const flow = doc.components.securitySchemes.OAuth2PasswordBearer.flows.password
   t.equal(flow.tokenUrl, '/token')
-  t.same(Object.keys(flow.scopes), ['profile', 'admin'])
+  t.same(Object.keys(flow.scopes), ['profile', 'admin', 'reports'])
   t.ok(doc.paths['/token'].post, 'the token endpoint is documented')
   t.same(doc.paths['/token'].post.requestBody.content['application/x-www-form-urlencoded'].schema.properties.grant_type.enum, ['password', 'refresh_token'])
   t.same(Object.keys(doc.paths['/revoke']), ['post'], 'and the revocation endpoint, without its 405 route')
   t.same(doc.paths['/protected'].get.security, [{ OAuth2PasswordBearer: [] }])
   t.same(doc.paths['/me'].get.security, [{ OAuth2PasswordBearer: [] }])
   t.same(doc.paths['/admin'].get.security, [{ OAuth2PasswordBearer: ['admin'] }])
+  t.same(doc.paths['/reports'].get.security, [{ OAuth2PasswordBearer: ['reports'] }])
+  t.notOk(doc.paths['/introspect'], 'no introspection without DEMO_CLIENT_SECRET')
   t.notOk(doc.paths['/public'].get.security)
   t.notOk(doc.paths['/docs'], 'Swagger UI\'s own routes are not in the document')
 })

@@ -6,8 +6,8 @@ import { buildApp, captureLogs, cheapHash, login, SECRET, type BuildOptions } fr
 
 /*
  * Property-based fuzzing of everything a client controls: the /token request (method, content
- * type, form fields, client credentials) for the password and refresh_token grants, the /revoke
- * request, the Authorization header, and the token string with arbitrary signed headers and claims. For every generated input: no 5xx, no error logged, and
+ * type, form fields, client credentials) for the password, refresh_token and client_credentials grants,
+ * the /revoke and /introspect requests, the Authorization header, and the token string with arbitrary signed headers and claims. For every generated input: no 5xx, no error logged, and
  * every refusal in its documented shape.
  *
  * `npm test` runs a bounded number of inputs from a fixed seed, so CI is repeatable;
@@ -140,7 +140,7 @@ t.test('/token: any request gets a 200 or an RFC 6749 §5.2 error, never a 5xx',
 
 t.test('/token with client authentication and throttling on: the same holds', async (t) => {
   const { app, assertNoErrorLogged } = await fuzzApp(t, {
-    plugin: { rateLimit: { max: 1_000_000 }, clients: [{ id: 'web' }, { id: 'svc', secretHash: await cheapHash('svc-secret') }] }
+    plugin: { rateLimit: { max: 1_000_000 }, clients: [{ id: 'web' }, { id: 'svc', secretHash: await cheapHash('svc-secret'), grants: ['password', 'client_credentials'], scopes: ['profile'] }] }
   })
   await fc.assert(fc.asyncProperty(tokenRequest, async (input) => {
     checkTokenAnswer(await sendTokenRequest(app, input), input.method)
@@ -264,7 +264,11 @@ t.test('token string: arbitrary headers and claims signed with our secret are ac
  */
 async function sessionApp (t: Test) {
   const fuzz = await fuzzApp(t, {
-    plugin: { rateLimit: false, refreshTokens: true, clients: [{ id: 'web' }, { id: 'svc', secretHash: await cheapHash('svc-secret') }] }
+    plugin: {
+      rateLimit: false,
+      refreshTokens: true,
+      clients: [{ id: 'web' }, { id: 'svc', secretHash: await cheapHash('svc-secret'), grants: ['password', 'refresh_token', 'client_credentials'], scopes: ['profile'], introspect: true }]
+    }
   })
   const refreshTokens: string[] = []
   const current: string[] = []
@@ -362,5 +366,29 @@ t.test('/revoke: any request gets an empty 200 or an RFC 6749 §5.2 error, never
   }), PARAMETERS)
   t.comment(`answers seen: ${[...seen].sort().join(', ')}`)
   t.ok(seen.has('200'), 'some generated requests revoked')
+  assertNoErrorLogged()
+})
+
+t.test('/introspect: any request gets {"active":false}, an active token\'s members, or an RFC 6749 §5.2 error, never a 5xx', async (t) => {
+  const { app, assertNoErrorLogged, token, request, settle } = await sessionApp(t)
+  const introspectForm = fc.record({
+    token: mostly(token),
+    token_type_hint: fc.oneof({ weight: 2, arbitrary: fc.constant(undefined) }, { weight: 2, arbitrary: fc.constantFrom('refresh_token', 'access_token') }, { weight: 1, arbitrary: anyText })
+  })
+  const seen = new Set<string>()
+  await fc.assert(fc.asyncProperty(request(introspectForm), async (input) => {
+    const res = await sendTokenRequest(app, input, '/introspect')
+    checkTokenAnswer(res, input.method, (res) => {
+      const body = res.json() as Record<string, unknown>
+      // RFC 7662 §2.2: an inactive token gets nothing but `active: false`.
+      check(res.body === '{"active":false}' || (body.active === true && typeof body.sub === 'string' && typeof body.client_id === 'string' &&
+        typeof body.exp === 'number' && typeof body.jti === 'string'), 'RFC 7662 §2.2 answer', res)
+      seen.add(body.active === true ? 'active' : 'inactive')
+    })
+    if (res.statusCode !== 200 && res.body !== '') seen.add(`${res.statusCode} ${res.json().error as string}`)
+    await settle(input.body)
+  }), PARAMETERS)
+  t.comment(`answers seen: ${[...seen].sort().join(', ')}`)
+  t.ok(seen.has('active') && seen.has('inactive'), 'both kinds of answer came up')
   assertNoErrorLogged()
 })

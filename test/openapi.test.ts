@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import swagger, { type SwaggerOptions } from '@fastify/swagger'
 import { validate } from '@readme/openapi-parser'
 import jwtAuth, { type FastifyJwtAuthOptions } from '../lib/index.js'
-import { bearer, buildApp, CHEAP, demoUsers, login, SECRET, tokenRequest, type LooseOptions } from './helper.js'
+import { bearer, buildApp, CHEAP, cheapHash, demoUsers, login, SECRET, tokenRequest, type LooseOptions } from './helper.js'
 
 /*
  * With @fastify/swagger registered, the plugin documents its token endpoint, adds the OAuth2
@@ -394,4 +394,66 @@ t.test('Swagger 2 documents get /revoke and the refresh grant too', async (t) =>
   t.notOk(doc.paths['/revoke'].post.responses['200'].schema, 'the 200 has no body')
   const grant = doc.paths['/token'].post.parameters.find((p: Doc) => p.name === 'grant_type')
   t.same(grant.enum, ['password', 'refresh_token'])
+})
+
+t.test('client credentials, introspection and metadata: documented as they answer, as valid OpenAPI 3', async (t) => {
+  const clients = [
+    { id: 'svc', secretHash: await cheapHash('svc-secret'), grants: ['client_credentials' as const], scopes: ['reports', 'audit'] },
+    { id: 'rs', secretHash: await cheapHash('rs-secret'), introspect: true }
+  ]
+  const app = await docsApp(t, {
+    plugin: { issuer: 'https://auth.example', clients, publicClient: true, refreshTokens: true, scopes: { reports: 'Read the reports' } }
+  })
+  const doc = await validDocument(t, app)
+  checkRequirements(t, doc)
+
+  // The OAuth2 scheme has a clientCredentials flow beside the password flow, on the same token URL.
+  const flows = doc.components.securitySchemes[SCHEME].flows
+  t.same(Object.keys(flows), ['password', 'clientCredentials'])
+  // Scopes that routes need and that clients may get are declared, described or not.
+  t.same(flows.clientCredentials, { tokenUrl: '/token', scopes: { reports: 'Read the reports', admin: '', audit: '' } })
+  t.match(doc.components.securitySchemes[SCHEME].description, /client credentials/)
+
+  const token = doc.paths['/token'].post
+  const form = token.requestBody.content['application/x-www-form-urlencoded'].schema
+  t.same(form.properties.grant_type.enum, ['password', 'refresh_token', 'client_credentials'])
+  t.same(form.required, ['grant_type'])
+  t.same(token.responses['200'].content['application/json'].schema.required, ['access_token', 'token_type', 'expires_in'],
+    'a client credentials answer has no refresh token')
+  t.ok(token.responses['400'].content['application/json'].schema.properties.error.enum.includes('unauthorized_client'))
+  const svc = await tokenRequest(app, { grant_type: 'client_credentials', client_id: 'svc', client_secret: 'svc-secret' })
+  t.equal(svc.statusCode, 200)
+  const refused = await tokenRequest(app, { grant_type: 'client_credentials' })
+  t.ok(token.responses['400'].content['application/json'].schema.properties.error.enum.includes(refused.json().error), 'unauthorized_client is documented')
+
+  // /introspect: POST only, its form, its answers.
+  t.same(Object.keys(doc.paths['/introspect']), ['post'])
+  const introspect = doc.paths['/introspect'].post
+  t.notOk(introspect.security)
+  const introspectForm = introspect.requestBody.content['application/x-www-form-urlencoded'].schema
+  t.same(introspectForm.required, ['token'])
+  t.same(Object.keys(introspectForm.properties), ['token', 'token_type_hint', 'client_id', 'client_secret'])
+  t.same(Object.keys(introspect.responses).sort(), ['200', '400', '401', '429', '503'])
+  const active = await tokenRequest(app, { token: svc.json().access_token, client_id: 'rs', client_secret: 'rs-secret' }, {}, '/introspect')
+  const documented = Object.keys(introspect.responses['200'].content['application/json'].schema.properties)
+  t.same(Object.keys(active.json()).filter((key) => !documented.includes(key)), [], 'every member of the answer is documented')
+  t.same(introspect.responses['200'].headers['cache-control'].schema.enum, ['no-store'])
+
+  // The metadata route: a GET with its members.
+  const metadata = doc.paths['/.well-known/oauth-authorization-server'].get
+  const members = Object.keys(metadata.responses['200'].content['application/json'].schema.properties)
+  const served = await app.inject('/.well-known/oauth-authorization-server')
+  t.same(['issuer', 'token_endpoint', 'response_types_supported', 'grant_types_supported'].filter((key) => !members.includes(key)), [])
+  t.same(Object.keys(served.json()).filter((key) => !members.includes(key) && !key.endsWith('_auth_methods_supported')), [])
+})
+
+t.test('introspection without any limit documents no 429; Swagger 2 keeps the password flow alone', async (t) => {
+  const clients = [{ id: 'rs', secretHash: await cheapHash('rs-secret'), introspect: true }, { id: 'svc', secretHash: await cheapHash('svc-secret'), grants: ['client_credentials' as const] }]
+  const app = await docsApp(t, { plugin: { clients, rateLimit: false, introspectionRateLimit: false } })
+  const doc = await validDocument(t, app)
+  t.notOk(doc.paths['/introspect'].post.responses['429'])
+  const swagger2 = await docsApp(t, { swaggerOptions: { swagger: { info: { title: 'test', version: '1.0.0' } } }, plugin: { clients } })
+  const doc2 = await validDocument(t, swagger2)
+  t.equal(doc2.securityDefinitions[SCHEME].flow, 'password')
+  t.ok(doc2.paths['/introspect'].post)
 })

@@ -16,6 +16,8 @@ export interface ClientAuthDeps {
   clients: ReadonlyMap<string, ClientRecord> | undefined
   /** The `client_id` of every request when client authentication is off. */
   defaultClientId: string
+  /** With `clients`: a request without client credentials is the default client rather than refused. */
+  publicClient: boolean
   passwords: PasswordHasher
   /** Failed client authentications per (client_id, source); `undefined` when login throttling is off. */
   throttle: ClientThrottle | undefined
@@ -70,7 +72,7 @@ function clientCredentials (request: FastifyRequest, form: Form): ClientCredenti
  * as a known one with a wrong secret (ASVS 6.3.8), and neither can be guessed at faster than
  * the throttle allows.
  */
-export function createClientAuthenticator ({ clients, defaultClientId, passwords, throttle, emit }: ClientAuthDeps): AuthenticateClient {
+export function createClientAuthenticator ({ clients, defaultClientId, publicClient, passwords, throttle, emit }: ClientAuthDeps): AuthenticateClient {
   function failure (request: FastifyRequest, credentials: ClientCredentials | undefined): never {
     emit(request, { type: 'client.failure', ...(credentials === undefined ? {} : { clientId: credentials.id }) })
     throw oauthError('invalid_client', credentials === undefined ? 'Client authentication is required' : 'Client authentication failed')
@@ -98,6 +100,9 @@ export function createClientAuthenticator ({ clients, defaultClientId, passwords
   return async function authenticateClient (request, form) {
     if (clients === undefined) return defaultClientId
     const credentials = clientCredentials(request, form)
+    // The default public client is known by its id alone, or by nothing at all (RFC 6749 §2.3: a
+    // public client does not authenticate); its id is never a listed client's (checked in the options).
+    if (publicClient && (credentials === undefined || (credentials.id === defaultClientId && credentials.secret === undefined))) return defaultClientId
     if (credentials === undefined) return failure(request, credentials)
     const client = clients.get(credentials.id)
     const { secret } = credentials

@@ -18,11 +18,8 @@ export interface TokenResponse {
   scope?: string
 }
 
-/** What a grant decided: who gets tokens, for which client, with which scopes. */
-export interface Grant {
-  user: UserRecord
-  /** The name `findUser` found the user by; a refresh looks the user up by it again. */
-  username: string
+/** What every grant decides: the subject, the client and the scopes. */
+interface GrantBase {
   /** The access token's `sub`. */
   sub: string
   clientId: string
@@ -30,12 +27,32 @@ export interface Grant {
   scope: readonly string[]
   /** The scopes the client asked for, when it asked (RFC 6749 §5.1 then needs `scope` only when they differ). */
   requested: readonly string[] | undefined
+}
+
+/** What a grant for a user decided: who gets tokens, for which client, with which scopes. */
+export interface UserGrant extends GrantBase {
+  kind?: 'user'
+  user: UserRecord
+  /** The name `findUser` found the user by; a refresh looks the user up by it again. */
+  username: string
   /**
    * The refresh token to hand out: the successor a refresh grant rotated in, or `undefined` to
    * start a new family (when refresh tokens are on).
    */
   refreshToken?: string
 }
+
+/**
+ * What the client credentials grant decided: a token a client gets for itself (`sub` = its
+ * id). No user, so no host claims; and never a refresh token (RFC 6749 §4.4.3): the client
+ * can always ask again with its credentials.
+ */
+export interface ClientGrant extends GrantBase {
+  kind: 'client'
+}
+
+/** What a grant decided, which the one issuing step turns into tokens. */
+export type Grant = UserGrant | ClientGrant
 
 /** A grant type's handler, for a request whose client has already authenticated. */
 export type GrantHandler = (request: FastifyRequest, form: Form, clientId: string) => Promise<TokenResponse>

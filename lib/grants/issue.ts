@@ -22,16 +22,18 @@ export interface TokenIssuerDeps {
 /** The one step that every grant ends with: the access token, the refresh token, the answer. */
 export function createTokenIssuer ({ tokens, revocation, refreshTokens, claims }: TokenIssuerDeps): IssueTokens {
   return async function issue (request, grant) {
-    const { user, username, sub, clientId, scope, requested } = grant
-    // The host's own claims are computed from the user as they are now, on every grant.
-    const extra = await claims?.(user, request)
+    const { sub, clientId, scope, requested } = grant
+    // The host's own claims are computed from the user as they are now, on every grant for a user.
+    const extra = grant.kind === 'client' ? undefined : await claims?.(grant.user, request)
     await revocation.beforeSign(sub)
     const { token, expiresIn } = tokens.sign({ sub, scope, clientId, extra })
     const body: TokenResponse = { access_token: token, token_type: 'Bearer', expires_in: expiresIn }
     // RFC 6749 §5.1: scope is required in the answer when it differs from the request (narrowed
     // to nothing, it is the empty string: the client must not think it got what it asked).
     if (requested === undefined ? scope.length > 0 : scope.length !== requested.length) body.scope = scope.join(' ')
-    const refreshToken = grant.refreshToken ?? await refreshTokens?.start({ sub, username, clientId, scope })
+    // RFC 6749 §4.4.3: no refresh token for a client's own token.
+    if (grant.kind === 'client') return body
+    const refreshToken = grant.refreshToken ?? await refreshTokens?.start({ sub, username: grant.username, clientId, scope })
     if (refreshToken !== undefined) body.refresh_token = refreshToken
     return body
   }

@@ -8,6 +8,8 @@ export type AuthEventType =
   | 'login.throttled'
   | 'client.failure'
   | 'client.throttled'
+  | 'client.token'
+  | 'introspection.throttled'
   | 'token.rejected'
   | 'password.rehashed'
   | 'refresh.success'
@@ -31,7 +33,7 @@ export interface AuthEvent {
 }
 
 // Routine events; every other one is worth a warning.
-const INFO = new Set<AuthEventType>(['login.success', 'password.rehashed', 'refresh.success', 'token.revoked'])
+const INFO = new Set<AuthEventType>(['login.success', 'password.rehashed', 'refresh.success', 'token.revoked', 'client.token'])
 
 /** Reports an event to the request logger and to the host's `onAuthEvent`. */
 export type EmitEvent = (request: FastifyRequest, event: Omit<AuthEvent, 'ip' | 'requestId'>) => void

@@ -17,17 +17,22 @@ const DAY_SECONDS = 24 * 3600
 export const DEFAULTS = frozen({
   tokenPath: '/token',
   revocationPath: '/revoke',
+  introspectionPath: '/introspect',
   jwksPath: '/.well-known/jwks.json',
   accessTokenTtl: 900,
   clockTolerance: 5,
   realm: 'api',
   defaultClientId: 'public',
+  publicClient: false,
+  metadata: true,
   bodyLimit: 4096,
   openapi: true,
   /** OWASP Password Storage Cheat Sheet: argon2id with m = 19 MiB, t = 2, p = 1 at least. */
   password: { memoryCost: 19456, timeCost: 2, parallelism: 1, maxLength: 1024 },
   /** Per client address on the token endpoints, counted before the body is read. */
   rateLimit: { max: 30, timeWindow: MINUTE },
+  /** Per introspecting client (RFC 7662 §4: token scanning); the per-IP limit applies as well. */
+  introspectionRateLimit: { max: 600, timeWindow: MINUTE },
   loginThrottle: {
     /** Also the limit on failed client authentications per (client_id, source). */
     perUsernameAndIp: { max: 5, timeWindow: 15 * MINUTE },

@@ -2,6 +2,7 @@ import { resolveKeySource, type KeySource } from './keys.js'
 import { DEFAULTS, defaultHashingConcurrency, QUEUED_PER_HASHING_SLOT } from './defaults.js'
 import { fail, objectOrFalse, optionalString, path, wholeNumber } from './checks.js'
 import { SCOPE_TOKEN } from '../scope.js'
+import { checkClientPermissions } from './clients.js'
 import type { AuthStore } from '../stores/types.js'
 import type {
   BackoffLimit, ClientRecord, FastifyJwtAuthOptions, PasswordOptions, RefreshTokenOptions, RevocableAccessTokenOptions, WindowLimit
@@ -20,6 +21,11 @@ export interface ResolvedOptions {
   realm: string
   defaultClientId: string
   clients: ReadonlyMap<string, ClientRecord> | undefined
+  publicClient: boolean
+  introspectionPath: string
+  introspectionRateLimit: Required<WindowLimit> | false
+  /** The issuer as a URL when the RFC 8414 metadata is served; `undefined` when it is not. */
+  metadataIssuer: URL | undefined
   password: Required<PasswordOptions>
   onPasswordRehash: FastifyJwtAuthOptions['onPasswordRehash']
   rateLimit: Required<WindowLimit> | false
@@ -58,6 +64,7 @@ function checkClients (clients: unknown): ReadonlyMap<string, ClientRecord> | un
       fail('clients', `client "${client.id}" needs an argon2 \`secretHash\` (hashPassword makes one)`)
     }
     if (map.has(client.id)) fail('clients', `lists client "${client.id}" twice`)
+    checkClientPermissions(client)
     map.set(client.id, { ...client })
   }
   return map
@@ -172,6 +179,7 @@ export function resolveOptions (options: FastifyJwtAuthOptions): ResolvedOptions
     realm: checkRealm(options.realm ?? DEFAULTS.realm),
     defaultClientId: optionalString('defaultClientId', options.defaultClientId) ?? DEFAULTS.defaultClientId,
     clients: checkClients(options.clients),
+    ...clientOptions(options, tokenPath),
     password: checkPassword(options.password),
     onPasswordRehash,
     rateLimit: windowLimit('rateLimit', options.rateLimit, DEFAULTS.rateLimit),
@@ -207,4 +215,41 @@ function sessionOptions (options: FastifyJwtAuthOptions, tokenPath: string): Pic
   const revocationPath = path('revocationPath', options.revocationPath ?? DEFAULTS.revocationPath)
   if (revocationPath === tokenPath) fail('revocationPath', 'must differ from tokenPath')
   return { refreshTokens, revocableAccessTokens: revocable === false ? false : { failOpen }, revocationPath }
+}
+
+/** The options of the client-facing standards: a public client beside registered ones, introspection, metadata. */
+function clientOptions (options: FastifyJwtAuthOptions, tokenPath: string): Pick<ResolvedOptions, 'publicClient' | 'introspectionPath' | 'introspectionRateLimit' | 'metadataIssuer'> {
+  const publicClient = options.publicClient ?? DEFAULTS.publicClient
+  if (typeof publicClient !== 'boolean') fail('publicClient', 'must be true or false')
+  const defaultClientId = options.defaultClientId ?? DEFAULTS.defaultClientId
+  // A request without credentials would be that client without its secret.
+  if (publicClient && options.clients?.some((client) => client?.id === defaultClientId) === true) {
+    fail('publicClient', `cannot be on while \`clients\` lists the default client "${defaultClientId}"`)
+  }
+  const introspectionPath = path('introspectionPath', options.introspectionPath ?? DEFAULTS.introspectionPath)
+  if (introspectionPath === tokenPath || introspectionPath === (options.revocationPath ?? DEFAULTS.revocationPath)) {
+    fail('introspectionPath', 'must differ from tokenPath and revocationPath')
+  }
+  const metadata = options.metadata ?? DEFAULTS.metadata
+  if (typeof metadata !== 'boolean') fail('metadata', 'must be true or false')
+  return {
+    publicClient,
+    introspectionPath,
+    introspectionRateLimit: windowLimit('introspectionRateLimit', options.introspectionRateLimit, DEFAULTS.introspectionRateLimit),
+    metadataIssuer: metadata ? issuerUrl(options.issuer, options.metadata === true) : undefined
+  }
+}
+
+/**
+ * The issuer as the URL the metadata is built from (RFC 8414 §2: a URL with no query or
+ * fragment). An issuer that is not one only turns the metadata off, unless it was asked for.
+ */
+function issuerUrl (issuer: unknown, required: boolean): URL | undefined {
+  let url: URL | undefined
+  try {
+    url = typeof issuer === 'string' ? new URL(issuer) : undefined
+  } catch {}
+  if (url !== undefined && (url.protocol === 'https:' || url.protocol === 'http:') && !/[?#]/.test(issuer as string)) return url
+  if (required) fail('metadata', 'needs `issuer` to be an http(s) URL without query or fragment (RFC 8414 §2)')
+  return undefined
 }

@@ -25,12 +25,30 @@ export interface UserRecord {
   scopes?: readonly string[]
 }
 
+/** The grant types a client may be allowed to use at the token endpoint. */
+export type ClientGrantType = 'password' | 'refresh_token' | 'client_credentials'
+
 /** A client allowed at the token endpoint (RFC 6749 §2). */
 export interface ClientRecord {
   /** The `client_id`. */
   id: string
   /** An argon2 hash of the client secret; absent for a public client, which is known by its id alone. */
   secretHash?: string
+  /**
+   * The grant types this client may use; default `['password', 'refresh_token']`. Another one
+   * is answered `unauthorized_client` (RFC 6749 §5.2). `client_credentials` needs a `secretHash`.
+   */
+  grants?: readonly ClientGrantType[]
+  /**
+   * The scopes this client may get for itself with the client credentials grant; default none.
+   * They do not limit what users logging in through this client are granted.
+   */
+  scopes?: readonly string[]
+  /**
+   * May call the introspection endpoint (RFC 7662) about any token this server issued; default
+   * false. Needs a `secretHash`: introspection answers only clients that authenticate.
+   */
+  introspect?: boolean
 }
 
 /** argon2id parameters and the bounds on password hashing. */
@@ -171,8 +189,27 @@ export interface FastifyJwtAuthBaseOptions {
   realm?: string
   /** The `client_id` claim when no client authenticated; default `public`. */
   defaultClientId?: string
-  /** Clients allowed at the token endpoint. When set, every token request must authenticate as one. */
+  /** Clients allowed at the token endpoint. When set, every token request must authenticate as one (unless `publicClient`). */
   clients?: readonly ClientRecord[]
+  /**
+   * With `clients`: a token or revocation request that carries no client credentials, or only
+   * `client_id` = `defaultClientId`, is the default public client, which may use the password and
+   * refresh grants, as without `clients`. Default false: every request must authenticate as a listed client.
+   */
+  publicClient?: boolean
+  /**
+   * Path of the token introspection endpoint (RFC 7662), served when a client has `introspect: true`;
+   * default `/introspect`. The registration prefix applies.
+   */
+  introspectionPath?: string
+  /** Introspection requests per client; default 600 a minute; `false` for no limit. */
+  introspectionRateLimit?: WindowLimit | false
+  /**
+   * Serve the authorization server metadata (RFC 8414) at `/.well-known/oauth-authorization-server`
+   * (followed by the issuer's path, RFC 8414 §3.1). Default true; served only when `issuer` is an
+   * http(s) URL, from which every URL in it is built.
+   */
+  metadata?: boolean
   /** argon2id parameters and hashing bounds. */
   password?: PasswordOptions
   /** Receives a fresh hash after a login with an outdated one, so the host can store it. */
