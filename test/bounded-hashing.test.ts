@@ -100,8 +100,13 @@ t.test('a login that waited maxWait for a slot gets 503 with Retry-After, and is
   let release!: () => void
   const held = new Promise<void>((resolve) => { release = resolve })
   let hashes = 0
+  let holding!: () => void
+  const holdingSlot = new Promise<void>((resolve) => { holding = resolve })
   t.capture(argon2, 'verify', async (...args: Parameters<typeof verify>) => {
-    if (++hashes === 1) await held
+    if (++hashes === 1) {
+      holding()
+      await held
+    }
     return await verify(...args)
   })
   const app = await buildApp(t, {
@@ -114,7 +119,7 @@ t.test('a login that waited maxWait for a slot gets 503 with Retry-After, and is
   })
   const login = { grant_type: 'password', username: 'user', password: 'right-password' }
   const first = tokenRequest(app, login)
-  while (hashes === 0) await new Promise((resolve) => setImmediate(resolve))
+  await holdingSlot
   const started = performance.now()
   const waited = await tokenRequest(app, login)
   t.ok(performance.now() - started >= 90, 'it waited for a slot first')
