@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import fs from 'node:fs'
 import os from 'node:os'
 import { availableCpus, defaultHashingConcurrency } from '../lib/options/defaults.js'
@@ -15,7 +15,7 @@ const V1_QUOTA = '/sys/fs/cgroup/cpu/cpu.cfs_quota_us'
 const V1_PERIOD = '/sys/fs/cgroup/cpu/cpu.cfs_period_us'
 
 /** Makes the cgroup files read as `files` (absent when not listed); every other file reads as usual. */
-function cgroupFiles (t: Tap.Test, files: Record<string, string | Error>): void {
+function cgroupFiles (t: Test, files: Partial<Record<string, string | Error>>): void {
   const real = fs.readFileSync
   t.capture(fs, 'readFileSync', ((path: fs.PathOrFileDescriptor, options?: unknown) => {
     if (typeof path === 'string' && path.startsWith('/sys/fs/cgroup/')) {
@@ -79,14 +79,15 @@ t.test('a quota above the affinity: the affinity', async (t) => {
 })
 
 t.test('unreadable or odd files never fail: no quota', async (t) => {
-  for (const files of [
+  const cases: Array<Partial<Record<string, string | Error>>> = [
     { [V2]: new Error('EACCES') },
     { [V2]: '' },
     { [V2]: 'garbage' },
     { [V2]: '100000 0' },
     { [V1_QUOTA]: '100000' },
     { [V1_QUOTA]: 'x', [V1_PERIOD]: 'y' }
-  ]) {
+  ]
+  for (const files of cases) {
     cgroupFiles(t, files)
     t.equal(availableCpus(), 16, JSON.stringify(Object.values(files).map(String)))
   }
