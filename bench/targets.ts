@@ -89,7 +89,16 @@ export function notes (r: Results): string[] {
     lines.push(`NOTE 429 answers/s during brute force from many addresses: ${ratio(rate(r.bruteForceManyIps, '429') / base)} × GET /public; ` +
       `a bare Fastify form POST answered 429: ${ratio(rate(r.formFloor, '429') / base)} × GET /public (not a target: the username is in the body)`)
   }
-  if (r.overhead !== undefined && r.overhead.pinning !== 'one core') lines.push(`NOTE GET /protected and /public ran unpinned: ${r.overhead.pinning}`)
+  const o = r.overhead
+  if (o !== undefined) {
+    if (o.pinning !== 'one core') lines.push(`NOTE GET /protected and /public ran unpinned: ${o.pinning}`)
+    // req/s compares servers only when the server, not the client, was the bottleneck: server
+    // CPU time per answer does not depend on who was.
+    const busy = Math.min(o.bare.serverCpu, o.protected.serverCpu)
+    lines.push(`NOTE server CPU per answer: GET /protected ${int(o.protected.cpuPerRequest)} µs, GET /public ${int(o.public.cpuPerRequest)} µs, ` +
+      `bare GET /public ${int(o.bare.cpuPerRequest)} µs: bare ÷ /protected ${ratio(o.bare.cpuPerRequest / o.protected.cpuPerRequest)}` +
+      (busy < 0.9 ? ` (the servers were busy ${Math.round(busy * 100)} % of a core at least: the client was the bottleneck, and req/s measures it too)` : ''))
+  }
   if (r.flood50Pinned !== undefined && 'skipped' in r.flood50Pinned) lines.push(`NOTE the ${FLOOD_CONNECTIONS}-connection flood with the server on one core was skipped: ${r.flood50Pinned.skipped}`)
   return lines
 }

@@ -7,6 +7,7 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ServerMessage, ServerStats } from '../server.js'
 import { SERVER_CPU } from './pinning.js'
@@ -40,8 +41,9 @@ export interface ServerOptions {
 }
 
 /**
- * BENCH_CPU_PROF=<dir>: every server writes a V8 CPU profile (`--cpu-prof`) there when it stops,
- * named after the server; bench/README.md says how to read one.
+ * BENCH_CPU_PROF=<dir>: every server writes V8 CPU profiles (`--cpu-prof`) when it stops, one per
+ * thread (the main thread's is the largest), in a folder named after the server;
+ * bench/README.md says how to read one.
  */
 const CPU_PROF_DIR = process.env.BENCH_CPU_PROF
 
@@ -53,8 +55,9 @@ export async function startServer (name: string, env: Record<string, string>, { 
   const script = fileURLToPath(new URL('../server.ts', import.meta.url))
   const execArgv = ['--import', 'tsx', '--expose-gc']
   if (CPU_PROF_DIR !== undefined && CPU_PROF_DIR !== '') {
-    mkdirSync(CPU_PROF_DIR, { recursive: true })
-    execArgv.push('--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`, `--cpu-prof-name=${name}-${app}-${Date.now()}.cpuprofile`)
+    const dir = join(CPU_PROF_DIR, `${name}-${app}`)
+    mkdirSync(dir, { recursive: true })
+    execArgv.push('--cpu-prof', `--cpu-prof-dir=${dir}`)
   }
   const options = {
     // Request logs off (they would measure pino), security events (warn) on, as in production.
