@@ -9,7 +9,8 @@
  *
  *   npm run bench                    # the full run (bench/README.md says how long)
  *   BENCH_SMOKE=1 npm run bench      # a second or so per part: checks the script, not the numbers
- *   BENCH_ONLY=open,memory npm run bench             # some parts only: open, throttled, memory, redis, postgres
+ *   BENCH_ONLY=overhead,flood npm run bench  # some parts only: overhead, open, flood, throttled, memory, redis, postgres
+ *   BENCH_CPU_PROF=some/dir npm run bench    # every server writes a CPU profile there (--cpu-prof)
  *   REDIS_URL=redis://127.0.0.1:6379 npm run bench   # adds the Redis store, where the build has one
  *   DATABASE_URL=postgres://… npm run bench          # adds the PostgreSQL store, where the build has one
  *   BENCH_OUT=some/dir npm run bench                 # where the JSON goes (default bench-results)
@@ -19,22 +20,25 @@
  *
  * Exit status: 0 when the bench ran (whether or not every target was met), 1 when it could not.
  */
-import { defaultHashingConcurrency } from './harness/internals.js'
+import { DEFAULTS, defaultHashingConcurrency } from './harness/internals.js'
 import { log } from './harness/log.js'
 import { machine } from './harness/machine.js'
 import { killServers } from './harness/server-process.js'
 import { settings } from './harness/settings.js'
-import { render, targets, writeResults } from './report.js'
+import { render, writeResults } from './report.js'
 import type { Results } from './results.js'
+import { runFlood } from './scenarios/flood.js'
 import { runMemory } from './scenarios/memory.js'
 import { runOpen } from './scenarios/open.js'
 import { runPostgres } from './scenarios/postgres.js'
+import { runOverhead } from './scenarios/overhead.js'
 import { runRedis } from './scenarios/redis.js'
 import { runThrottled } from './scenarios/throttled.js'
+import { targets } from './targets.js'
 
 const SETTINGS = settings(process.env.BENCH_SMOKE === '1')
-/** BENCH_ONLY=open,throttled,memory,redis,postgres runs some parts only (for working on one of them). */
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'open,throttled,memory,redis,postgres').split(',').map((part) => part.trim()))
+/** BENCH_ONLY=overhead,open,flood,throttled,memory,redis,postgres runs some parts only (for working on one of them). */
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'overhead,open,flood,throttled,memory,redis,postgres').split(',').map((part) => part.trim()))
 const OUT_DIR = process.env.BENCH_OUT ?? 'bench-results'
 
 async function main (): Promise<number> {
@@ -48,25 +52,29 @@ async function main (): Promise<number> {
   const results: Results = {
     machine: machine(),
     smoke: SETTINGS.smoke,
-    // The example server uses the plugin's defaults: these are the bounds it runs with (the
-    // queue's default is documented as 8 × maxConcurrent).
-    hashing: { maxConcurrent, maxQueue: 8 * maxConcurrent, parameters: 'the plugin\'s defaults' },
+    // The example server uses the plugin's defaults: these are the bounds it runs with.
+    hashing: { maxConcurrent, maxQueue: DEFAULTS.password.maxQueue, maxWait: DEFAULTS.password.maxWait, parameters: 'the plugin\'s defaults' },
     targets: []
   }
+  if (ONLY.has('overhead')) results.overhead = await runOverhead(SETTINGS)
   if (ONLY.has('open')) {
     const { figures, argon2Parameters } = await runOpen(SETTINGS, results.hashing)
     Object.assign(results, figures)
     results.hashing.parameters = argon2Parameters
   }
+  if (ONLY.has('flood')) {
+    results.flood50 = await runFlood(SETTINGS, results.hashing, false, results.rawArgon2PerSecond)
+    results.flood50Pinned = await runFlood(SETTINGS, results.hashing, true)
+  }
   if (ONLY.has('throttled')) Object.assign(results, await runThrottled(SETTINGS))
-  if (ONLY.has('memory')) results.memory = await runMemory(SETTINGS)
+  if (ONLY.has('memory')) results.memory = await runMemory(SETTINGS, results.hashing)
   if (ONLY.has('redis')) results.redis = await runRedis(SETTINGS, results.hashing)
   if (ONLY.has('postgres')) results.postgres = await runPostgres(SETTINGS, results.hashing)
   results.targets = targets(results)
 
   process.stdout.write(render(results) + '\n')
   const file = writeResults(results, OUT_DIR)
-  log(`results written to ${file}`)
+  log(`results written to ${file}, the chart beside it (.svg)`)
   return [results.redis, results.postgres].some((part) => part !== undefined && 'error' in part) ? 1 : 0
 }
 

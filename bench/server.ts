@@ -1,6 +1,8 @@
 /*
- * The server under benchmark: the example server (examples/server.ts, built by the same
- * `buildServer(env)`), in a process of its own, on 127.0.0.1 and a free port.
+ * The server under benchmark, in a process of its own, on 127.0.0.1 and a free port: by default
+ * the example server (examples/server.ts, built by the same `buildServer(env)`); with
+ * BENCH_APP=bare the bare Fastify app (bench/bare-server.ts), with BENCH_APP=peer the
+ * hand-written peer (bench/peer-server.ts).
  *
  * The bench talks to it over the IPC channel of `child_process.fork`, not over HTTP, so that
  * reading its figures adds no route and no request to what is measured:
@@ -12,6 +14,8 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import formbody from '@fastify/formbody'
 import { buildServer } from '../examples/server.js'
+import { buildBare } from './bare-server.js'
+import { buildPeer } from './peer-server.js'
 
 /** How often the event-loop delay is sampled, in ms; Node records the whole interval, this included. */
 export const ELD_RESOLUTION_MS = 1
@@ -35,7 +39,8 @@ export type ServerMessage =
 
 const send = (message: ServerMessage): void => { process.send?.(message) }
 
-const app = await buildServer(process.env)
+const builders = { bare: buildBare, peer: buildPeer, example: buildServer }
+const app = await builders[(process.env.BENCH_APP ?? 'example') as keyof typeof builders](process.env)
 if (process.env.BENCH_FLOOR === '1') {
   // The floor for any answer that needs the body: a form POST that a bare handler answers with
   // the same 429 as the token endpoint, without the plugin, the limiter or an error handler.

@@ -273,7 +273,8 @@ t.test('defaults and accepted edge values', async (t) => {
     bodyLimit: 4096
   })
   t.match(resolveOptions({ secret: SECRET, loginThrottle: { knownSourceTtl: 3600, caseSensitiveUsernames: true } }), { knownSourceTtl: 3_600_000, caseSensitiveUsernames: true })
-  t.equal(resolved.password.maxQueue, 8 * resolved.password.maxConcurrent)
+  t.equal(resolved.password.maxQueue, 1000, 'waiting logins hold requests, not argon2 memory: bounded by memory, not by the CPUs')
+  t.equal(resolved.password.maxWait, 2000)
   t.same(resolveOptions({ secret: SECRET, clockTolerance: 0 }).clockTolerance, 0)
   t.same(resolveOptions({ secret: SECRET, clockTolerance: 300 }).clockTolerance, 300)
   t.equal(resolveOptions({ secret: SECRET, password: { maxQueue: 0 } }).password.maxQueue, 0, 'no queue at all is allowed')
@@ -300,7 +301,7 @@ t.test('maxConcurrent follows UV_THREADPOOL_SIZE when set, leaving one CPU to th
   // argon2 keeps a CPU busy: a hash on every CPU would leave the event loop waiting for one.
   cpus = 4
   t.equal(resolveOptions({ secret: SECRET }).password.maxConcurrent, 3)
-  t.equal(resolveOptions({ secret: SECRET }).password.maxQueue, 24)
+  t.equal(resolveOptions({ secret: SECRET }).password.maxQueue, 1000, 'the queue does not follow the CPUs')
   cpus = 2
   t.equal(resolveOptions({ secret: SECRET }).password.maxConcurrent, 1)
   cpus = 1

@@ -432,7 +432,7 @@ t.test('a findUser that throws: 500 server_error, and the attempt is not counted
 })
 
 t.test('createLimiter: slots, a FIFO queue, and a refusal when both are full', async (t) => {
-  const limiter = createLimiter(1, 2)
+  const limiter = createLimiter(1, 2, 60_000)
   const order: string[] = []
   let release!: () => void
   const held = new Promise<void>((resolve) => { release = resolve })

@@ -27,6 +27,8 @@ export interface LoadResult {
 }
 
 export interface LoadOptions extends autocannon.Options {
+  /** The server whose CPU time is read around this load, when not the one `alternate` was given. */
+  server?: BenchServer
   /** Collect response times here (off for floods run in a worker thread). */
   latencies?: boolean
   /**
@@ -49,7 +51,7 @@ async function measure (server: BenchServer | undefined, options: LoadOptions): 
   const before = await server?.stats()
   const started = process.hrtime.bigint()
   const times: number[] = []
-  const { latencies, responses: stopAfter, ...cannon } = options
+  const { latencies, responses: stopAfter, server: _server, ...cannon } = options
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     // autocannon looks at stop() once per sample interval (1 s by default): sample more often
     // when the run is to stop after a number of responses.
@@ -113,7 +115,7 @@ export async function load (server: BenchServer | undefined, options: LoadOption
 export async function alternate (server: BenchServer, loads: LoadOptions[], seconds: number, rounds: number): Promise<LoadResult[]> {
   const runs: Measure[][] = loads.map(() => [])
   for (let round = 0; round < rounds; round++) {
-    for (const [i, options] of loads.entries()) runs[i]?.push(await measure(server, { ...options, duration: seconds / rounds }))
+    for (const [i, options] of loads.entries()) runs[i]?.push(await measure(options.server ?? server, { ...options, duration: seconds / rounds }))
   }
   return runs.map(summarize)
 }

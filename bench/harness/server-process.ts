@@ -4,10 +4,13 @@
  * (CPU time, memory, event-loop delay) over the IPC channel, so that reading them adds no
  * request to what is measured.
  */
-import { fork, type ChildProcess } from 'node:child_process'
+import { fork, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ServerMessage, ServerStats } from '../server.js'
+import { SERVER_CPU } from './pinning.js'
 
 export interface BenchServer {
   url: string
@@ -27,17 +30,45 @@ export function killServers (): void {
   for (const child of children) child.kill('SIGKILL')
 }
 
+export interface ServerOptions {
+  /** Which app: the example server (the default), the bare Fastify app, or the hand-written peer. */
+  app?: 'example' | 'bare' | 'peer'
+  /**
+   * Runs the server, every thread of it, on one core (SERVER_CPU) from its start, so that it
+   * sizes its hashing pool from that one core as it would in a one-CPU container.
+   */
+  pinned?: boolean
+}
+
+/**
+ * BENCH_CPU_PROF=<dir>: every server writes V8 CPU profiles (`--cpu-prof`) when it stops, one per
+ * thread (the main thread's is the largest), in a folder named after the server;
+ * bench/README.md says how to read one.
+ */
+const CPU_PROF_DIR = process.env.BENCH_CPU_PROF
+
 /** Starts bench/server.ts with the example server's environment variables. */
-export async function startServer (name: string, env: Record<string, string>): Promise<BenchServer> {
+export async function startServer (name: string, env: Record<string, string>, { app = 'example', pinned = false }: ServerOptions = {}): Promise<BenchServer> {
   const base = { ...process.env }
   // The Redis part passes REDIS_URL on purpose; everything else runs on the memory store.
   delete base.REDIS_URL
-  const child = fork(fileURLToPath(new URL('../server.ts', import.meta.url)), [], {
-    execArgv: ['--import', 'tsx', '--expose-gc'],
+  delete base.STORE_DATABASE_URL
+  const script = fileURLToPath(new URL('../server.ts', import.meta.url))
+  const execArgv = ['--import', 'tsx', '--expose-gc']
+  if (CPU_PROF_DIR !== undefined && CPU_PROF_DIR !== '') {
+    const dir = join(CPU_PROF_DIR, `${name}-${app}`)
+    mkdirSync(dir, { recursive: true })
+    execArgv.push('--cpu-prof', `--cpu-prof-dir=${dir}`)
+  }
+  const options = {
     // Request logs off (they would measure pino), security events (warn) on, as in production.
-    env: { ...base, LOG_LEVEL: 'warn', JWT_SECRET: SECRET, ...env },
-    stdio: ['ignore', 'ignore', 'pipe', 'ipc']
-  })
+    env: { ...base, LOG_LEVEL: 'warn', JWT_SECRET: SECRET, BENCH_APP: app, ...env },
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'] as Array<'ignore' | 'pipe' | 'ipc'>
+  }
+  // taskset execs node in its place, so the IPC channel reaches node as it would through fork().
+  const child = pinned
+    ? spawn('taskset', ['-c', String(SERVER_CPU), process.execPath, ...execArgv, script], options)
+    : fork(script, [], { ...options, execArgv })
   children.add(child)
   let stderr = ''
   child.stderr?.on('data', (chunk: Buffer) => { stderr = (stderr + chunk.toString()).slice(-4000) })
@@ -90,11 +121,24 @@ export async function startServer (name: string, env: Record<string, string>): P
 }
 
 /** Runs `fn` against a fresh server and always stops it. */
-export async function withServer<T> (name: string, env: Record<string, string>, fn: (server: BenchServer) => Promise<T>): Promise<T> {
-  const server = await startServer(name, env)
+export async function withServer<T> (name: string, env: Record<string, string>, fn: (server: BenchServer) => Promise<T>, options: ServerOptions = {}): Promise<T> {
+  const server = await startServer(name, env, options)
   try {
     return await fn(server)
   } finally {
     await server.stop()
+  }
+}
+
+/** Runs `fn` against fresh servers, started side by side (a start is mostly waiting), and always stops them. */
+export async function withServers<T> (specs: Array<[name: string, env: Record<string, string>, options: ServerOptions]>, fn: (servers: BenchServer[]) => Promise<T>): Promise<T> {
+  const started = await Promise.allSettled(specs.map(async ([name, env, options]) => await startServer(name, env, options)))
+  const servers = started.flatMap((s) => s.status === 'fulfilled' ? [s.value] : [])
+  try {
+    const failed = started.find((s) => s.status === 'rejected')
+    if (failed !== undefined) throw failed.reason
+    return await fn(servers)
+  } finally {
+    await Promise.all(servers.map(async (server) => await server.stop()))
   }
 }

@@ -30,6 +30,8 @@ export interface Settings {
 export interface HashingBounds {
   maxConcurrent: number
   maxQueue: number
+  /** Milliseconds a login may wait for a slot. */
+  maxWait: number
 }
 
 /** A smoke run only proves that every part still runs. */
@@ -37,8 +39,8 @@ export function settings (smoke: boolean): Settings {
   return {
     smoke,
     time: smoke
-      ? { warm: 0.5, run: 1, raw: 1, memoryRequests: 2_000, memoryWarm: 500, deadline: 120 }
-      : { warm: 3, run: 12, raw: 6, memoryRequests: 100_000, memoryWarm: 5_000, deadline: 300 },
+      ? { warm: 0.5, run: 1, raw: 1, memoryRequests: 2_000, memoryWarm: 500, deadline: 180 }
+      : { warm: 3, run: 10, raw: 5, memoryRequests: 100_000, memoryWarm: 5_000, deadline: 480 },
     rounds: smoke ? 1 : 8
   }
 }

@@ -4,9 +4,10 @@
  * counters (per username, per username and address) to the memory store.
  *
  * Which body: a password login for an unknown user, sent by more connections than the hashing
- * pool has slots and queue places. The pool stays full, so nearly every request passes the
- * per-address limit and reserves its login counters, then finds no slot and gets 503 at once,
- * without hashing; the few that find a slot verify the dummy hash and get 400. Both paths go
+ * pool has slots and queue places. The pool and its queue stay full, so nearly every request
+ * passes the per-address limit and reserves its login counters, then finds no place and gets 503
+ * at once, without hashing; the few that find a slot verify the dummy hash and get 400, and those
+ * that find a queue place wait for one or get 503 when their wait runs out. Every path goes
  * through every per-key structure, which a body refused earlier (bad form, missing field) would
  * not. A warm-up of the same traffic comes first, so that argon2's memory for a full pool and
  * the JIT are in the "before" figure, not counted as growth.
@@ -17,9 +18,9 @@ import { load, type LoadResult } from '../harness/load.js'
 import { log } from '../harness/log.js'
 import { FORM, nextAddress } from '../harness/requests.js'
 import { withServer } from '../harness/server-process.js'
-import type { Settings } from '../harness/settings.js'
+import type { HashingBounds, Settings } from '../harness/settings.js'
 
-/** Distinct client addresses and usernames, none repeated, from this many connections. */
+/** Connections beyond those the pool and its queue hold: these get their 503 at once. */
 const MEMORY_CONNECTIONS = 100
 
 export interface MemoryFigures {
@@ -34,7 +35,9 @@ export interface MemoryFigures {
   peakRss: number
 }
 
-export async function runMemory ({ time }: Settings): Promise<MemoryFigures> {
+export async function runMemory ({ time }: Settings, { maxConcurrent, maxQueue }: HashingBounds): Promise<MemoryFigures> {
+  // The queue full all along, and its memory (requests held while they wait) in every reading.
+  const connections = maxConcurrent + maxQueue + MEMORY_CONNECTIONS
   return await withServer('memory', { TRUST_PROXY: '1' }, async (server) => {
     const { url } = server
     let user = 0
@@ -47,7 +50,7 @@ export async function runMemory ({ time }: Settings): Promise<MemoryFigures> {
       })
     }]
     log(`memory: warm-up, ${time.memoryWarm} requests`)
-    await load(undefined, { url: `${url}/token`, connections: MEMORY_CONNECTIONS, duration: time.deadline, responses: time.memoryWarm, requests: distinct('warm'), latencies: false })
+    await load(undefined, { url: `${url}/token`, connections, duration: time.deadline, responses: time.memoryWarm, requests: distinct('warm'), latencies: false })
     await server.command('gc')
     const before = await server.stats()
     log(`memory: ${time.memoryRequests} requests from distinct addresses for distinct usernames`)
@@ -60,7 +63,7 @@ export async function runMemory ({ time }: Settings): Promise<MemoryFigures> {
     try {
       for (const share of [0.5, 0.5]) {
         const responses = Math.round(share * time.memoryRequests)
-        halves.push(await load(undefined, { url: `${url}/token`, connections: MEMORY_CONNECTIONS, duration: time.deadline, responses, requests: distinct('user'), latencies: false }))
+        halves.push(await load(undefined, { url: `${url}/token`, connections, duration: time.deadline, responses, requests: distinct('user'), latencies: false }))
         if (halves.length === 1) {
           await server.command('gc')
           half = await server.stats()

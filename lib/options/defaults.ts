@@ -1,3 +1,4 @@
+import fs from 'node:fs'
 import os from 'node:os'
 
 /** Deep-freezes a plain object of defaults, so no caller can change one by accident. */
@@ -27,8 +28,27 @@ export const DEFAULTS = frozen({
   metadata: true,
   bodyLimit: 4096,
   openapi: true,
-  /** OWASP Password Storage Cheat Sheet: argon2id with m = 19 MiB, t = 2, p = 1 at least. */
-  password: { memoryCost: 19456, timeCost: 2, parallelism: 1, maxLength: 1024 },
+  password: {
+    /** OWASP Password Storage Cheat Sheet: argon2id with m = 19 MiB, t = 2, p = 1 at least. */
+    memoryCost: 19456,
+    timeCost: 2,
+    parallelism: 1,
+    maxLength: 1024,
+    /**
+     * Logins that may wait for a hashing slot. argon2's memory is taken only by a running hash;
+     * a waiting login holds its request (a body within `bodyLimit`) and a closure, a few KB. So
+     * the bound is set by memory: all of them together hold less than one running hash does,
+     * and a flood of a few hundred connections waits its turn instead of being refused at once,
+     * which would only make each client send again at once.
+     */
+    maxQueue: 1000,
+    /**
+     * Milliseconds a login may wait for a hashing slot before it is answered 503 with
+     * `Retry-After`, without having been hashed. Waiting costs the server nothing; a refusal costs
+     * it a whole request, and invites the next one at once.
+     */
+    maxWait: 2000
+  },
   /** Per client address on the token endpoints, counted before the body is read. */
   rateLimit: { max: 30, timeWindow: MINUTE },
   /** Per introspecting client (RFC 7662 §4: token scanning); the per-IP limit applies as well. */
@@ -67,18 +87,48 @@ export const STORE_DEFAULTS = frozen({
   redisCommandTimeout: 1000
 })
 
-/** Verifications that may wait for a hashing slot, per slot (`password.maxQueue` = this × `maxConcurrent`). */
-export const QUEUED_PER_HASHING_SLOT = 8
+/**
+ * The CPU time the process may use, in CPUs, from its cgroup's quota (v2 `cpu.max`, else v1
+ * `cpu.cfs_quota_us` over `cpu.cfs_period_us`); `undefined` when there is none or it cannot be
+ * read. A container limited to one CPU on a large host sees every host CPU in
+ * `os.availableParallelism()`, but gets only its quota's worth of time.
+ */
+function cgroupCpuQuota (): number | undefined {
+  const read = (file: string): string | undefined => {
+    try {
+      return fs.readFileSync(file, 'utf8').trim()
+    } catch {
+      return undefined
+    }
+  }
+  const v2 = read('/sys/fs/cgroup/cpu.max')?.split(/\s+/)
+  const [quota, period] = v2 ?? [read('/sys/fs/cgroup/cpu/cpu.cfs_quota_us'), read('/sys/fs/cgroup/cpu/cpu.cfs_period_us')]
+  // "max" (v2) and -1 (v1) mean no quota; anything unreadable counts as none.
+  const cpus = Number(quota) / Number(period)
+  return Number.isFinite(cpus) && cpus > 0 ? cpus : undefined
+}
+
+/**
+ * The CPUs this process can keep busy at once: the ones it may run on (its affinity, through
+ * `os.availableParallelism()`), and no more than its cgroup's CPU quota, rounded down, but one at
+ * least.
+ */
+export function availableCpus (): number {
+  const quota = cgroupCpuQuota()
+  const cpus = os.availableParallelism()
+  return Math.max(1, quota === undefined ? cpus : Math.min(cpus, Math.floor(quota)))
+}
 
 /**
  * The default `password.maxConcurrent`: the size of libuv's thread pool (`UV_THREADPOOL_SIZE`,
- * 4 unless set), where argon2 runs, but at most one less than the CPUs the process may use, and
- * at least one. argon2 keeps a CPU busy for the whole hash: with one running on every CPU the
- * event loop must win CPU time from them, and every request the app serves waits while a login
- * flood is hashed. More hashes than CPUs add no throughput, only memory and a longer wait.
+ * 4 unless set), where argon2 runs, but at most one less than the CPUs the process can keep busy
+ * (`availableCpus`), and at least one. argon2 keeps a CPU busy for the whole hash: with one
+ * running on every CPU the event loop must win CPU time from them, and every request the app
+ * serves waits while a login flood is hashed. More hashes than CPUs add no throughput, only
+ * memory and a longer wait.
  */
 export function defaultHashingConcurrency (): number {
   // libuv reads the variable as a whole number, as atoi does.
   const poolSize = Math.floor(Number(process.env.UV_THREADPOOL_SIZE))
-  return Math.max(1, Math.min(poolSize > 0 ? poolSize : 4, os.availableParallelism() - 1))
+  return Math.max(1, Math.min(poolSize > 0 ? poolSize : 4, availableCpus() - 1))
 }

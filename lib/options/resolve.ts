@@ -1,5 +1,5 @@
 import { resolveKeySource, type KeySource } from './keys.js'
-import { DEFAULTS, defaultHashingConcurrency, QUEUED_PER_HASHING_SLOT } from './defaults.js'
+import { DEFAULTS, defaultHashingConcurrency } from './defaults.js'
 import { fail, objectOrFalse, optionalString, path, wholeNumber } from './checks.js'
 import { SCOPE_TOKEN } from '../scope.js'
 import { checkClientPermissions } from './clients.js'
@@ -97,8 +97,10 @@ function checkPassword (value: PasswordOptions | undefined): Required<PasswordOp
     parallelism: wholeNumber('password.parallelism', password.parallelism, defaults.parallelism, 64),
     maxLength: wholeNumber('password.maxLength', password.maxLength, defaults.maxLength, 65536),
     maxConcurrent,
-    // 0 is meaningful: no waiting at all, a full pool answers 503 at once.
-    maxQueue: wholeNumber('password.maxQueue', password.maxQueue, QUEUED_PER_HASHING_SLOT * maxConcurrent, Number.MAX_SAFE_INTEGER, 0)
+    // 0 is meaningful for both: no waiting at all, a full pool answers 503 at once.
+    maxQueue: wholeNumber('password.maxQueue', password.maxQueue, defaults.maxQueue, Number.MAX_SAFE_INTEGER, 0),
+    // A login that waits longer than a client does is work for nobody.
+    maxWait: wholeNumber('password.maxWait', password.maxWait, defaults.maxWait, 60_000, 0)
   }
 }
 

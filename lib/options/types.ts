@@ -61,10 +61,21 @@ export interface PasswordOptions {
   parallelism?: number
   /** Longest password accepted, in characters; longer ones are refused before any hashing. Default 1024. */
   maxLength?: number
-  /** Password verifications that run at once; default the libuv thread-pool size. */
+  /**
+   * Password verifications that run at once; default the libuv thread-pool size, but one less
+   * than the CPUs the process can keep busy (its CPU affinity and cgroup quota), and one at least.
+   */
   maxConcurrent?: number
-  /** Verifications that may wait for a turn; past that the token endpoint answers 503. Default 8 × maxConcurrent. */
+  /**
+   * Verifications that may wait for a turn; past that the token endpoint answers 503 with
+   * `Retry-After` at once. A waiting login holds its request, not argon2's memory. Default 1000.
+   */
   maxQueue?: number
+  /**
+   * Milliseconds a verification may wait for a turn; a login still waiting then is answered 503
+   * with `Retry-After`, without being hashed. Default 2000.
+   */
+  maxWait?: number
 }
 
 /** A fixed window: at most `max` attempts in `timeWindow` milliseconds. */

@@ -64,7 +64,8 @@ export interface PasswordHasher {
   /**
    * Verifies `password` against `hash`; with no hash (unknown user) it verifies against a
    * dummy hash of the same parameters, so the answer takes as long either way (OWASP
-   * Authentication Cheat Sheet; ASVS 6.3.8). Rejects with `LimiterFullError` when saturated.
+   * Authentication Cheat Sheet; ASVS 6.3.8). Rejects with `LimiterFullError` when saturated,
+   * or when it waited `maxWait` for a slot.
    */
   verify: (hash: string | undefined, password: string) => Promise<boolean>
   /**
@@ -84,7 +85,7 @@ export interface PasswordHasher {
  */
 export async function createPasswordHasher (options: Required<PasswordOptions>, log: FastifyBaseLogger): Promise<PasswordHasher> {
   const parameters = { memoryCost: options.memoryCost, timeCost: options.timeCost, parallelism: options.parallelism }
-  const limiter = createLimiter(options.maxConcurrent, options.maxQueue)
+  const limiter = createLimiter(options.maxConcurrent, options.maxQueue, options.maxWait)
   const dummyHash = await hashPassword(randomBytes(16).toString('base64url'), parameters)
   const verifyBcrypt = createBcryptVerifier(log)
   const verify = (hash: string | undefined, password: string): Promise<boolean> => limiter.run(async () => {

@@ -1,36 +1,97 @@
-/** Thrown by a limiter whose running slots and queue are all taken. */
+/** Thrown by a limiter whose running slots and queue are all taken, or whose wait ran out. */
 export class LimiterFullError extends Error {
   override name = 'LimiterFullError'
 }
 
-/** Runs at most `maxConcurrent` tasks at once, with at most `maxQueue` waiting. */
+/**
+ * Runs at most `maxConcurrent` tasks at once, with at most `maxQueue` waiting, each for at most
+ * `maxWait` ms: a task still waiting then is refused without having run.
+ */
 export interface Limiter {
   run: <T>(task: () => Promise<T>) => Promise<T>
   /** True when neither a slot nor a queue place is free. */
   readonly full: boolean
 }
 
-export function createLimiter (maxConcurrent: number, maxQueue: number): Limiter {
+interface Waiter {
+  /** `performance.now()` past which the task is refused rather than started. */
+  deadline: number
+  start: () => void
+  refuse: (error: LimiterFullError) => void
+}
+
+/**
+ * Compacting the queue's array once its consumed head is this long (and at least half of it)
+ * keeps every operation O(1) amortised without `shift`, which copies the whole array.
+ */
+const COMPACT_AFTER = 1024
+
+export function createLimiter (maxConcurrent: number, maxQueue: number, maxWait: number): Limiter {
   let running = 0
-  const waiting: Array<() => void> = []
+  // A FIFO: queue[head] is the oldest waiter. Every waiter waits the same `maxWait`, so the
+  // deadlines are in queue order, and one timer, set for the oldest, serves the whole queue.
+  let queue: Waiter[] = []
+  let head = 0
+  let timer: NodeJS.Timeout | undefined
+
+  const waiting = (): number => queue.length - head
+
+  function take (): Waiter | undefined {
+    const waiter = queue[head]
+    if (waiter === undefined) return undefined
+    queue[head++] = undefined as unknown as Waiter
+    if (head === queue.length) {
+      queue = []
+      head = 0
+    } else if (head >= COMPACT_AFTER && head * 2 >= queue.length) {
+      queue = queue.slice(head)
+      head = 0
+    }
+    return waiter
+  }
+
+  /** Refuses every waiter whose time ran out, then sets the timer for the oldest one left. */
+  function expire (): void {
+    timer = undefined
+    const now = performance.now()
+    while (head < queue.length && (queue[head] as Waiter).deadline <= now) {
+      (take() as Waiter).refuse(new LimiterFullError('waited too long for a slot'))
+    }
+    arm()
+  }
+
+  function arm (): void {
+    const oldest = queue[head]
+    if (timer !== undefined || oldest === undefined) return
+    // Not unref'd: a waiting login is owed an answer, and the wait is bounded.
+    timer = setTimeout(expire, Math.max(0, oldest.deadline - performance.now()))
+  }
 
   function next (): void {
     running -= 1
-    const start = waiting.shift()
-    if (start !== undefined) {
-      running += 1
-      start()
+    const waiter = take()
+    if (waiter === undefined) {
+      if (timer !== undefined) {
+        clearTimeout(timer)
+        timer = undefined
+      }
+      return
     }
+    running += 1
+    waiter.start()
   }
 
   return {
     get full () {
-      return running >= maxConcurrent && waiting.length >= maxQueue
+      return running >= maxConcurrent && waiting() >= maxQueue
     },
     async run (task) {
       if (running >= maxConcurrent) {
-        if (waiting.length >= maxQueue) throw new LimiterFullError('too many tasks waiting')
-        await new Promise<void>((resolve) => waiting.push(resolve))
+        if (waiting() >= maxQueue) throw new LimiterFullError('too many tasks waiting')
+        await new Promise<void>((resolve, reject) => {
+          queue.push({ deadline: performance.now() + maxWait, start: resolve, refuse: reject })
+          arm()
+        })
       } else {
         running += 1
       }
