@@ -94,7 +94,7 @@ t.test('every default the README states is one of lib/options/defaults.ts', asyn
 t.test('options without a plain default say so in words', async (t) => {
   const byOption = new Map(rows.map((r) => [r.option, r]))
   for (const option of ['secret', 'keys', 'jwksUrl', 'findUser', 'issuer', 'audience', 'clients', 'store', 'onAuthEvent',
-    'onPasswordRehash', 'claims', 'scopes', 'password.maxConcurrent', 'password.maxQueue']) {
+    'onPasswordRehash', 'claims', 'scopes', 'password.maxConcurrent']) {
     const row = byOption.get(option)
     t.ok(row, `${option} has a row`)
     if (row !== undefined) t.equal(leadingCode(row.defaultCell), undefined, `${option}: ${row.defaultCell}`)
