@@ -4,7 +4,7 @@
  * GET /protected on the example server is held to.
  */
 import Fastify, { type FastifyInstance } from 'fastify'
-import { requestLogSerializer } from 'fastify-jwt-auth'
+import { requestLogSerializer } from 'fastify-token-auth'
 
 type Env = Record<string, string | undefined>
 

@@ -35,7 +35,7 @@ export function chart (results: Results): string {
   const height = TOP + list.length * ROW + 16
   const line = LABEL + BAR_AREA / SCALE_MAX
   const m = results.machine
-  const title = `fastify-jwt-auth bench${results.smoke ? ' (smoke run: the figures mean nothing)' : ''}`
+  const title = `fastify-token-auth bench${results.smoke ? ' (smoke run: the figures mean nothing)' : ''}`
   const subtitle = `${String(m.cpus)} CPUs, ${String(m.node)}, load ${(m.loadAverageAtStart as number[]).join(' ')}, ${String(m.date)}; each bar is its figure over its bound`
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="sans-serif" font-size="12">`,

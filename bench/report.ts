@@ -130,7 +130,7 @@ function floodRows (row: Row, mode: string, f: FloodFigures): void {
 export function render (results: Results): string {
   const m = results.machine
   return [
-    `## fastify-jwt-auth bench${results.smoke ? ' (smoke run: a second per part; the figures mean nothing)' : ''}`,
+    `## fastify-token-auth bench${results.smoke ? ' (smoke run: a second per part; the figures mean nothing)' : ''}`,
     '',
     `${String(m.cpus)} × ${String(m.cpu)}, Node ${String(m.node)}, ${String(m.platform)}; load average at start ${(m.loadAverageAtStart as number[]).join(' ')}; ${String(m.date)}`,
     '',

@@ -2,7 +2,7 @@
 // Run it with `node quick-start.ts` (Node.js 22.18+) or `npx tsx quick-start.ts`.
 import Fastify from 'fastify'
 import { randomBytes } from 'node:crypto'
-import jwtAuth, { hashPassword, type UserRecord } from 'fastify-jwt-auth'
+import tokenAuth, { hashPassword, type UserRecord } from 'fastify-token-auth'
 
 // Your users, wherever they live; here one in memory, its password hashed with argon2id.
 const users = new Map<string, UserRecord>([
@@ -11,7 +11,7 @@ const users = new Map<string, UserRecord>([
 
 const app = Fastify({ logger: true })
 
-// In production, set JWT_SECRET (make one with `npx fastify-jwt-auth generate-secret`).
+// In production, set JWT_SECRET (make one with `npx fastify-token-auth generate-secret`).
 // Without it this demo signs with a random secret, and its tokens end with the process.
 let secret = process.env.JWT_SECRET
 if (secret === undefined || secret === '') {
@@ -19,7 +19,7 @@ if (secret === undefined || secret === '') {
   app.log.warn('JWT_SECRET is not set: using a random secret for this run')
 }
 
-await app.register(jwtAuth, {
+await app.register(tokenAuth, {
   secret,
   findUser: async (username) => users.get(username) ?? null
 })

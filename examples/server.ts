@@ -25,7 +25,7 @@ import { isIP } from 'node:net'
 import { pathToFileURL } from 'node:url'
 import { Redis } from 'ioredis'
 import pg from 'pg'
-import jwtAuth, { createPostgresStore, createRedisStore, hashPassword, migratePostgresStore, requestLogSerializer, type AuthStore, type KeyOption, type UserRecord } from 'fastify-jwt-auth'
+import tokenAuth, { createPostgresStore, createRedisStore, hashPassword, migratePostgresStore, requestLogSerializer, type AuthStore, type KeyOption, type UserRecord } from 'fastify-token-auth'
 
 type Env = Record<string, string | undefined>
 
@@ -119,7 +119,7 @@ export async function buildServer (env: Env = process.env): Promise<FastifyInsta
       throw error
     })
     app.addHook('onClose', async () => { client.disconnect() })
-    store = createRedisStore({ client, prefix: env.REDIS_PREFIX ?? 'fastify-jwt-auth-example:' })
+    store = createRedisStore({ client, prefix: env.REDIS_PREFIX ?? 'fastify-token-auth-example:' })
   } else if (env.STORE_DATABASE_URL !== undefined && env.STORE_DATABASE_URL !== '') {
     // The same state in PostgreSQL (docs/stores.md). Not DATABASE_URL: that names the app's own database.
     const pool = new pg.Pool({ connectionString: env.STORE_DATABASE_URL, connectionTimeoutMillis: 2000, statement_timeout: 2000 })
@@ -143,11 +143,11 @@ export async function buildServer (env: Env = process.env): Promise<FastifyInsta
 
   // Before the plugin: @fastify/swagger documents only the routes added after it.
   await app.register(swagger, {
-    openapi: { info: { title: 'fastify-jwt-auth example', version: '1.0.0' } }
+    openapi: { info: { title: 'fastify-token-auth example', version: '1.0.0' } }
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
 
-  await app.register(jwtAuth, {
+  await app.register(tokenAuth, {
     ...(keys === undefined ? { secret } : { keys }),
     store,
     refreshTokens: true,
@@ -155,7 +155,7 @@ export async function buildServer (env: Env = process.env): Promise<FastifyInsta
     scopes: { profile: 'Read your own profile', admin: 'Administer the service', reports: 'Read the reports (services, by client credentials)' },
     ...services,
     issuer: env.JWT_ISSUER ?? 'http://127.0.0.1:3000',
-    audience: env.JWT_AUDIENCE ?? 'fastify-jwt-auth-example',
+    audience: env.JWT_AUDIENCE ?? 'fastify-token-auth-example',
     accessTokenTtl: env.ACCESS_TOKEN_TTL === undefined ? 900 : Number(env.ACCESS_TOKEN_TTL),
     findUser: (username) => users.get(username) ?? null,
     ...(throttling ? {} : { rateLimit: false, loginThrottle: false })

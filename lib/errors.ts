@@ -12,32 +12,32 @@ import createError, { type FastifyErrorConstructor } from '@fastify/error'
  */
 
 /** Thrown at registration when an option is missing or wrong. */
-export const InvalidOptionError = createError('FST_JWT_AUTH_INVALID_OPTION', 'fastify-jwt-auth: option "%s" %s', 500)
+export const InvalidOptionError = createError('FST_TOKEN_AUTH_INVALID_OPTION', 'fastify-token-auth: option "%s" %s', 500)
 
 /**
  * Thrown at registration when the plugin is registered a second time in the same scope (or in a
  * scope below one that has it): its decorators are already there, and a second token endpoint
  * with other options would be ambiguous. Register it once; child scopes see its decorators.
  */
-export const AlreadyRegisteredError = createError('FST_JWT_AUTH_ALREADY_REGISTERED',
-  'fastify-jwt-auth: the plugin is already registered in this scope or a parent scope; register it once ' +
+export const AlreadyRegisteredError = createError('FST_TOKEN_AUTH_ALREADY_REGISTERED',
+  'fastify-token-auth: the plugin is already registered in this scope or a parent scope; register it once ' +
   '(its decorators reach every child scope), or register each instance in a sibling scope of its own', 500)
 
 /** Thrown at registration when an HMAC secret (`secret`, or an HS* entry of `keys`) is short or a well-known placeholder. */
-export const WeakSecretError = createError('FST_JWT_AUTH_WEAK_SECRET', 'fastify-jwt-auth: option "%s" %s', 500)
+export const WeakSecretError = createError('FST_TOKEN_AUTH_WEAK_SECRET', 'fastify-token-auth: option "%s" %s', 500)
 
 /**
  * Thrown by `authenticate` when the keys that would check a token cannot be had (a JWKS endpoint
  * that is down or broken): the token may well be good, so 503 with `Retry-After`, not 401.
  */
-export const KeysUnavailableError = createError('FST_JWT_AUTH_KEYS_UNAVAILABLE', '%s', 503)
+export const KeysUnavailableError = createError('FST_TOKEN_AUTH_KEYS_UNAVAILABLE', '%s', 503)
 
 /**
  * Thrown at `ready` when @fastify/swagger was registered after this plugin: it documents only the
  * routes added after it, so the token endpoint and its security scheme would be missing.
  */
-export const SwaggerOrderError = createError('FST_JWT_AUTH_SWAGGER_ORDER',
-  'fastify-jwt-auth: @fastify/swagger was registered after this plugin and cannot document the token endpoint; ' +
+export const SwaggerOrderError = createError('FST_TOKEN_AUTH_SWAGGER_ORDER',
+  'fastify-token-auth: @fastify/swagger was registered after this plugin and cannot document the token endpoint; ' +
   'register @fastify/swagger first, or pass `openapi: false`', 500)
 
 /**
@@ -45,7 +45,7 @@ export const SwaggerOrderError = createError('FST_JWT_AUTH_SWAGGER_ORDER',
  * `temporarily_unavailable`; `authenticate` with `revocableAccessTokens` as 503 (fail closed).
  * The cause stays on `error.cause` for the logs and is never sent to a client.
  */
-export const StoreUnavailableError = createError('FST_JWT_AUTH_STORE_UNAVAILABLE', 'fastify-jwt-auth: the store is unavailable', 503)
+export const StoreUnavailableError = createError('FST_TOKEN_AUTH_STORE_UNAVAILABLE', 'fastify-token-auth: the store is unavailable', 503)
 
 /**
  * A table of the memory store is full of live entries, and the call would have added a key.
@@ -53,7 +53,7 @@ export const StoreUnavailableError = createError('FST_JWT_AUTH_STORE_UNAVAILABLE
  * room (fail closed); the endpoints answer 503 `temporarily_unavailable` with `Retry-After`.
  * Reads never raise it, so `authenticate` never does.
  */
-export const StoreFullError = createError('FST_JWT_AUTH_STORE_FULL', 'fastify-jwt-auth: the store\'s %s table is full', 503)
+export const StoreFullError = createError('FST_TOKEN_AUTH_STORE_FULL', 'fastify-token-auth: the store\'s %s table is full', 503)
 
 /** A `StoreFullError` for `table`, which it names in `error.table` (the `reason` of the `store.full` event). */
 export function storeFull (table: string): Error & { code: string, table: string } {
@@ -83,23 +83,23 @@ export type OAuthErrorCode =
   | 'server_error'
 
 const oauthErrors: Record<OAuthErrorCode, FastifyErrorConstructor> = {
-  invalid_request: clientError('FST_JWT_AUTH_INVALID_REQUEST', 400),
+  invalid_request: clientError('FST_TOKEN_AUTH_INVALID_REQUEST', 400),
   // RFC 6749 §5.2: 401 for a failed client authentication.
-  invalid_client: clientError('FST_JWT_AUTH_INVALID_CLIENT', 401),
-  invalid_grant: clientError('FST_JWT_AUTH_INVALID_GRANT', 400),
-  unauthorized_client: clientError('FST_JWT_AUTH_UNAUTHORIZED_CLIENT', 400),
-  unsupported_grant_type: clientError('FST_JWT_AUTH_UNSUPPORTED_GRANT_TYPE', 400),
-  invalid_scope: clientError('FST_JWT_AUTH_INVALID_SCOPE', 400),
+  invalid_client: clientError('FST_TOKEN_AUTH_INVALID_CLIENT', 401),
+  invalid_grant: clientError('FST_TOKEN_AUTH_INVALID_GRANT', 400),
+  unauthorized_client: clientError('FST_TOKEN_AUTH_UNAUTHORIZED_CLIENT', 400),
+  unsupported_grant_type: clientError('FST_TOKEN_AUTH_UNSUPPORTED_GRANT_TYPE', 400),
+  invalid_scope: clientError('FST_TOKEN_AUTH_INVALID_SCOPE', 400),
   // RFC 7009 §2.2.1: revocation of this kind of token is not supported.
-  unsupported_token_type: clientError('FST_JWT_AUTH_UNSUPPORTED_TOKEN_TYPE', 400),
+  unsupported_token_type: clientError('FST_TOKEN_AUTH_UNSUPPORTED_TOKEN_TYPE', 400),
   // RFC 6585 §4.
-  too_many_requests: clientError('FST_JWT_AUTH_TOO_MANY_REQUESTS', 429),
-  temporarily_unavailable: clientError('FST_JWT_AUTH_TEMPORARILY_UNAVAILABLE', 503),
-  server_error: clientError('FST_JWT_AUTH_SERVER_ERROR', 500)
+  too_many_requests: clientError('FST_TOKEN_AUTH_TOO_MANY_REQUESTS', 429),
+  temporarily_unavailable: clientError('FST_TOKEN_AUTH_TEMPORARILY_UNAVAILABLE', 503),
+  server_error: clientError('FST_TOKEN_AUTH_SERVER_ERROR', 500)
 }
 
 // RFC 9110 §15.5.6: a method the endpoint does not support, answered in the endpoint's error shape.
-const MethodNotAllowed = clientError('FST_JWT_AUTH_METHOD_NOT_ALLOWED', 405)
+const MethodNotAllowed = clientError('FST_TOKEN_AUTH_METHOD_NOT_ALLOWED', 405)
 
 /** An error raised by the token endpoint; `oauthError` is the RFC 6749 §5.2 `error` value. */
 export interface OAuthError extends Error {
@@ -155,7 +155,7 @@ export function toOAuthError (error: unknown): { error: OAuthError, origin: Erro
     return { error: oauthError('temporarily_unavailable', 'The service is temporarily unavailable; retry later', STORE_FULL_RETRY_AFTER), origin: 'full' }
   }
   // Built by `oauthError` or `methodNotAllowed` (the per-IP limiter's refusal too).
-  if (typeof raised.oauthError === 'string' && typeof raised.code === 'string' && raised.code.startsWith('FST_JWT_AUTH_')) {
+  if (typeof raised.oauthError === 'string' && typeof raised.code === 'string' && raised.code.startsWith('FST_TOKEN_AUTH_')) {
     return { error: error as OAuthError, origin: 'client' }
   }
   // Fastify's own errors for what the client sent (400, 413, 415) are malformed requests to
@@ -190,10 +190,10 @@ export function oauthErrorResponse (error: OAuthError, realm: string): OAuthErro
 export type BearerErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope'
 
 const bearerErrors = {
-  missing: clientError('FST_JWT_AUTH_NO_CREDENTIALS', 401),
-  invalid_request: clientError('FST_JWT_AUTH_BAD_AUTHORIZATION_HEADER', 400),
-  invalid_token: clientError('FST_JWT_AUTH_INVALID_TOKEN', 401),
-  insufficient_scope: clientError('FST_JWT_AUTH_INSUFFICIENT_SCOPE', 403)
+  missing: clientError('FST_TOKEN_AUTH_NO_CREDENTIALS', 401),
+  invalid_request: clientError('FST_TOKEN_AUTH_BAD_AUTHORIZATION_HEADER', 400),
+  invalid_token: clientError('FST_TOKEN_AUTH_INVALID_TOKEN', 401),
+  insufficient_scope: clientError('FST_TOKEN_AUTH_INSUFFICIENT_SCOPE', 403)
 }
 
 /** Quotes a value for an auth-param (RFC 9110 §5.6.4 quoted-string). */

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import './types.js'
 import { resolveOptions, type ResolvedOptions } from './options/resolve.js'
-import type { FastifyJwtAuthOptions } from './options/types.js'
+import type { FastifyTokenAuthOptions } from './options/types.js'
 import { createEventEmitter, type EmitEvent } from './logging/events.js'
 import { createAuthenticator } from './authenticate.js'
 import { createTokenService, type TokenService } from './tokens/token-service.js'
@@ -46,9 +46,9 @@ interface Parts {
  * Marks a scope the plugin is registered in. A registry-wide symbol, so that the ESM and the
  * CommonJS builds, should a host load both, see each other's mark.
  */
-const kRegistered = Symbol.for('fastify-jwt-auth.registered')
+const kRegistered = Symbol.for('fastify-token-auth.registered')
 
-const plugin: FastifyPluginAsync<FastifyJwtAuthOptions> = async function fastifyJwtAuth (fastify, opts) {
+const plugin: FastifyPluginAsync<FastifyTokenAuthOptions> = async function fastifyTokenAuth (fastify, opts) {
   // A second registration would otherwise fail on its first decorator with Fastify's
   // FST_ERR_DEC_ALREADY_PRESENT, which names neither the plugin nor the way out.
   if (fastify.hasDecorator(kRegistered)) throw new AlreadyRegisteredError()
@@ -186,10 +186,10 @@ async function registerEndpoints (fastify: FastifyInstance, prefix: string | und
 }
 
 /** The plugin: registers the `/token` route and the `authenticate` and `requireScopes` decorators. */
-const fastifyJwtAuth = fp(plugin, { fastify: '5.x', name: 'fastify-jwt-auth' })
+const fastifyTokenAuth = fp(plugin, { fastify: '5.x', name: 'fastify-token-auth' })
 
-export default fastifyJwtAuth
-export { fastifyJwtAuth }
+export default fastifyTokenAuth
+export { fastifyTokenAuth }
 export { hashPassword, verifyPassword, needsRehash, type HashParameters } from './password/hasher.js'
 export { createMemoryStore, type MemoryStoreOptions } from './stores/memory.js'
 export { requestLogSerializer, type RequestLogFields } from './logging/request-log.js'
@@ -207,7 +207,7 @@ export type {
   AuthStore, ThrottleRule, ReserveResult, HitResult, RefreshFamily, RefreshLookup, RotateResult, RevocationState
 } from './stores/types.js'
 export type {
-  FastifyJwtAuthOptions, FastifyJwtAuthBaseOptions, KeySourceOptions, UserRecord, ClientRecord, ClientGrantType, PasswordOptions, WindowLimit, BackoffLimit, LoginThrottleOptions,
+  FastifyTokenAuthOptions, FastifyTokenAuthBaseOptions, KeySourceOptions, UserRecord, ClientRecord, ClientGrantType, PasswordOptions, WindowLimit, BackoffLimit, LoginThrottleOptions,
   RefreshTokenOptions, RevocableAccessTokenOptions
 } from './options/types.js'
 export type { AuthUser, CustomClaims, AccessTokenClaims } from './tokens/claims.js'

@@ -28,7 +28,7 @@ export const SECURITY_SCHEME = 'OAuth2PasswordBearer'
 /** A JSON Schema, or a piece of an OpenAPI document. */
 type Json = Record<string, unknown>
 
-const kScopes = Symbol('fastify-jwt-auth.scopes')
+const kScopes = Symbol('fastify-token-auth.scopes')
 
 /**
  * Marks one of our preHandlers with the scopes it checks (none for `authenticate`), so that a

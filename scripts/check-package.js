@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-const dir = mkdtempSync(join(tmpdir(), 'fastify-jwt-auth-pack-'))
+const dir = mkdtempSync(join(tmpdir(), 'fastify-token-auth-pack-'))
 try {
   let tarball = process.argv[2]
   if (tarball === undefined) {

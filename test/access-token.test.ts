@@ -45,7 +45,7 @@ async function assertRejected (t: Test, app: FastifyInstance, token: string): Pr
   const res = await get(app, token)
   t.equal(res.statusCode, 401, 'rejected with 401')
   t.match(res.headers['www-authenticate'], /^Bearer realm="api", error="invalid_token"/)
-  t.equal(res.json().code, 'FST_JWT_AUTH_INVALID_TOKEN')
+  t.equal(res.json().code, 'FST_TOKEN_AUTH_INVALID_TOKEN')
 }
 
 const CONFIGURED: BuildOptions = { plugin: { issuer: ISSUER, audience: AUDIENCE } }

@@ -43,8 +43,8 @@ interface TokenAttack {
 async function assertRefused (t: Test, app: FastifyInstance, { attack, source, token, malformed }: TokenAttack): Promise<void> {
   const res = await app.inject({ method: 'GET', url: '/protected', headers: bearer(token) })
   const [status, error, code] = malformed === true
-    ? [400, 'invalid_request', 'FST_JWT_AUTH_BAD_AUTHORIZATION_HEADER']
-    : [401, 'invalid_token', 'FST_JWT_AUTH_INVALID_TOKEN']
+    ? [400, 'invalid_request', 'FST_TOKEN_AUTH_BAD_AUTHORIZATION_HEADER']
+    : [401, 'invalid_token', 'FST_TOKEN_AUTH_INVALID_TOKEN']
   t.equal(res.statusCode, status, `${attack} [${source}]`)
   t.match(res.headers['www-authenticate'], `Bearer realm="api", error="${error}"`)
   t.equal(res.json().code, code)

@@ -41,7 +41,7 @@ const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\
 t.setTimeout(240_000)
 
 t.test('the bench in smoke mode prints its table and every PASS/FAIL line, and writes them as JSON', async (t) => {
-  const out = mkdtempSync(join(tmpdir(), 'fastify-jwt-auth-bench-'))
+  const out = mkdtempSync(join(tmpdir(), 'fastify-token-auth-bench-'))
   t.teardown(() => rmSync(out, { recursive: true, force: true }))
   // Not coverage-tracked, like the example server: the bench is a separate program. REDIS_URL
   // and DATABASE_URL go through, so that the Redis and PostgreSQL parts run (or say why not)
@@ -75,7 +75,7 @@ t.test('the bench in smoke mode prints its table and every PASS/FAIL line, and w
     t.match(stdout, /^Redis store: skipped: REDIS_URL is not set\.$/m, 'the Redis part says why it did not run')
   } else {
     // Either the build has no Redis store yet and the bench says so, or both Redis rows are there.
-    t.match(stdout, /^(Redis store: skipped: this build of fastify-jwt-auth has no Redis store|\| Redis store: `POST \/token`, right credentials → 200 \|)/m,
+    t.match(stdout, /^(Redis store: skipped: this build of fastify-token-auth has no Redis store|\| Redis store: `POST \/token`, right credentials → 200 \|)/m,
       'the Redis part ran, or said why not')
     t.notMatch(stdout, /^Redis store: could not run/m)
   }

@@ -137,6 +137,6 @@ t.test('the wait and the queue are options, checked at registration', async (t) 
   t.equal(resolved.password.maxWait, DEFAULTS.password.maxWait)
   t.equal(resolveOptions({ secret: SECRET, password: { maxWait: 0 } }).password.maxWait, 0, 'no waiting at all is allowed')
   for (const maxWait of [-1, 1.5, 60_001, '100']) {
-    t.throws(() => resolveOptions({ secret: SECRET, password: { maxWait: maxWait as number } }), { code: 'FST_JWT_AUTH_INVALID_OPTION', message: /password\.maxWait/ })
+    t.throws(() => resolveOptions({ secret: SECRET, password: { maxWait: maxWait as number } }), { code: 'FST_TOKEN_AUTH_INVALID_OPTION', message: /password\.maxWait/ })
   }
 })

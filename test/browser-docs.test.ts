@@ -52,7 +52,7 @@ t.test('Swagger UI logs in with the Authorize button and calls the protected rou
   t.teardown(() => app.close())
   const { port } = app.server.address() as AddressInfo
 
-  const profile = mkdtempSync(join(tmpdir(), 'fastify-jwt-auth-chromium-'))
+  const profile = mkdtempSync(join(tmpdir(), 'fastify-token-auth-chromium-'))
   t.teardown(() => rmSync(profile, { recursive: true, force: true }))
   const browser = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -92,7 +92,7 @@ t.test('Swagger UI logs in with the Authorize button and calls the protected rou
 
   const refused = await tryItOut(page, '/admin')
   t.equal(refused.status, '403', 'user1 lacks the admin scope')
-  t.equal(refused.body.code, 'FST_JWT_AUTH_INSUFFICIENT_SCOPE')
+  t.equal(refused.body.code, 'FST_TOKEN_AUTH_INSUFFICIENT_SCOPE')
   await operation(page, '/admin').screenshot({ path: join(ARTIFACTS, 'docs-admin-403.png') })
   await page.screenshot({ path: join(ARTIFACTS, 'docs-full.png'), fullPage: true })
   t.ok(existsSync(join(ARTIFACTS, 'docs-authorized.png')), 'screenshots saved in test-artifacts/')

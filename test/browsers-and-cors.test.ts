@@ -1,7 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import cors from '@fastify/cors'
-import jwtAuth from '../lib/index.js'
+import tokenAuth from '../lib/index.js'
 import { CHEAP, SECRET, demoUsers, form } from './helper.js'
 
 /*
@@ -23,7 +23,7 @@ async function buildCorsApp (t: Tap) {
     exposedHeaders: ['WWW-Authenticate', 'Retry-After'],
     maxAge: 600
   })
-  await app.register(jwtAuth, {
+  await app.register(tokenAuth, {
     secret: SECRET,
     findUser: async (username) => users.get(username) ?? null,
     password: { ...CHEAP },
@@ -115,7 +115,7 @@ t.test('without @fastify/cors, OPTIONS /token is 405 with Allow: POST and no COR
   const users = await demoUsers()
   const app = Fastify()
   t.teardown(() => app.close())
-  await app.register(jwtAuth, { secret: SECRET, findUser: async (username) => users.get(username) ?? null, password: { ...CHEAP } })
+  await app.register(tokenAuth, { secret: SECRET, findUser: async (username) => users.get(username) ?? null, password: { ...CHEAP } })
   const res = await app.inject({ method: 'OPTIONS', url: '/token', headers: preflight('POST', 'content-type') })
   t.equal(res.statusCode, 405)
   t.equal(res.headers.allow, 'POST')

@@ -55,10 +55,10 @@ t.test('a claims function that returns a registered claim or no object is a serv
     t.equal(res.statusCode, 500, what)
     t.equal(res.json().error, 'server_error')
     t.notOk(res.json().access_token)
-    t.ok(logs.some((line) => line.includes('FST_JWT_AUTH_INVALID_OPTION')), `${what}: the cause is logged for the host`)
+    t.ok(logs.some((line) => line.includes('FST_TOKEN_AUTH_INVALID_OPTION')), `${what}: the cause is logged for the host`)
   }
 })
 
 t.test('claims must be a function', async (t) => {
-  await t.rejects(buildApp(t, { register: { claims: { tenant: 't1' } } }), { code: 'FST_JWT_AUTH_INVALID_OPTION', message: /option "claims"/ })
+  await t.rejects(buildApp(t, { register: { claims: { tenant: 't1' } } }), { code: 'FST_TOKEN_AUTH_INVALID_OPTION', message: /option "claims"/ })
 })

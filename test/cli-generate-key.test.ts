@@ -10,7 +10,7 @@ import { runCli } from '../lib/cli/cli.js'
 import { buildApp, login } from './helper.js'
 
 /*
- * `fastify-jwt-auth generate-key --alg …`: a fresh key, as a private JWK with kid and alg that
+ * `fastify-token-auth generate-key --alg …`: a fresh key, as a private JWK with kid and alg that
  * the `keys` option and JWT_KEYS_FILE take as they are, and as a PEM pair.
  */
 

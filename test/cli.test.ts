@@ -8,7 +8,7 @@ import { runCli, type CliIo } from '../lib/cli/cli.js'
 import { verifyPassword } from '../lib/index.js'
 
 /*
- * The `fastify-jwt-auth` command: `runCli` with fake streams, and once the built binary.
+ * The `fastify-token-auth` command: `runCli` with fake streams, and once the built binary.
  */
 
 /** A (sub)test: what `t.test` hands its callback. */

@@ -215,7 +215,7 @@ t.test('the example server keeps its sessions in PostgreSQL with STORE_DATABASE_
   t.teardown(() => app.close())
   const res = await app.inject({ method: 'POST', url: '/token', headers: FORM, payload: form({ grant_type: 'password', username: 'user1', password: 'password1' }) })
   t.equal(res.statusCode, 200)
-  const families = await pool.query(`SELECT sub FROM "${schema}".fastify_jwt_auth_families`)
+  const families = await pool.query(`SELECT sub FROM "${schema}".fastify_token_auth_families`)
   t.same(families.rows, [{ sub: 'user1' }], 'its tables were made at start, and the session is in them')
 })
 

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
 import { createLocalJWKSet, jwtVerify } from 'jose'
 import { buildServer, start } from '../examples/server.js'
-import jwtAuth from '../lib/index.js'
+import tokenAuth from '../lib/index.js'
 import { runCli } from '../lib/cli/cli.js'
 import { FORM, form } from './helper.js'
 
@@ -45,7 +45,7 @@ t.test('JWT_KEYS_FILE: the first key signs, every key is published, jose verifie
   t.same(jwks.keys.map((k: { kid: string }) => k.kid), [first.kid, second.kid])
   t.notMatch(jwksRes.body, /"d"/, 'no private part is served')
   const { protectedHeader, payload } = await jwtVerify(token, createLocalJWKSet(jwks), {
-    issuer: 'http://127.0.0.1:3000', audience: 'fastify-jwt-auth-example', typ: 'at+jwt', algorithms: ['ES256']
+    issuer: 'http://127.0.0.1:3000', audience: 'fastify-token-auth-example', typ: 'at+jwt', algorithms: ['ES256']
   })
   t.equal(protectedHeader.kid, first.kid, 'signed by the first key, not by JWT_SECRET')
   t.equal(payload.sub, 'user1')
@@ -61,7 +61,7 @@ t.test('`generate-key --format jwks` output is a JWT_KEYS_FILE as it is; a verif
 
   const resource = Fastify()
   t.teardown(() => resource.close())
-  await resource.register(jwtAuth, { jwksUrl: `http://127.0.0.1:${port}/.well-known/jwks.json`, issuer: 'http://127.0.0.1:3000', audience: 'fastify-jwt-auth-example' })
+  await resource.register(tokenAuth, { jwksUrl: `http://127.0.0.1:${port}/.well-known/jwks.json`, issuer: 'http://127.0.0.1:3000', audience: 'fastify-token-auth-example' })
   resource.get('/me', { preHandler: resource.authenticate }, async (request) => ({ sub: request.user.sub }))
   const res = await resource.inject({ url: '/me', headers: { authorization: `Bearer ${await tokenFor(issuer)}` } })
   t.same(res.json(), { sub: 'user1' })
@@ -87,6 +87,6 @@ t.test('a JWT_KEYS_FILE that is missing, not JSON, not a JWK Set, or holds a bad
   await t.rejects(buildServer({ ...QUIET, JWT_KEYS_FILE: `${dir}/garbage.json` }), { message: /JWT_KEYS_FILE/ })
   await t.rejects(buildServer({ ...QUIET, JWT_KEYS_FILE: `${dir}/empty.json` }), { message: /JWT_KEYS_FILE/ })
   await t.rejects(buildServer({ ...QUIET, JWT_KEYS_FILE: `${dir}/null.json` }), { message: /JWT_KEYS_FILE/ })
-  await t.rejects(buildServer({ ...QUIET, JWT_KEYS_FILE: `${dir}/no-alg.json` }), { code: 'FST_JWT_AUTH_INVALID_OPTION', message: /keys\[0\]/ })
+  await t.rejects(buildServer({ ...QUIET, JWT_KEYS_FILE: `${dir}/no-alg.json` }), { code: 'FST_TOKEN_AUTH_INVALID_OPTION', message: /keys\[0\]/ })
   await t.rejects(buildServer({ ...QUIET, JWT_KEYS_FILE: `${dir}/object.json` }), { message: /JWT_KEYS_FILE/ })
 })

@@ -94,7 +94,7 @@ t.test('JWT_SECRET signs the tokens; unset, a random one is used with a warning'
   t.ok(lines.some((l) => l.includes('JWT_SECRET is not set')), 'warns about the random secret')
   t.equal((await random.inject({ url: '/protected', headers: { authorization: `Bearer ${handMade}` } })).statusCode, 401)
 
-  await t.rejects(buildServer({ ...QUIET, JWT_SECRET: 'too-short' }), { code: 'FST_JWT_AUTH_WEAK_SECRET' })
+  await t.rejects(buildServer({ ...QUIET, JWT_SECRET: 'too-short' }), { code: 'FST_TOKEN_AUTH_WEAK_SECRET' })
 })
 
 t.test('throttling is on by default; RATE_LIMIT=off turns it off with a warning', async (t) => {

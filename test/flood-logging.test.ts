@@ -75,7 +75,7 @@ t.test('the errors behind 4xx answers carry no stack trace', async (t) => {
     }
   })
   const res = await app.inject({ url: '/protected', headers: bearer('not.a.token') })
-  t.same(res.json(), { code: 'FST_JWT_AUTH_INVALID_TOKEN' })
+  t.same(res.json(), { code: 'FST_TOKEN_AUTH_INVALID_TOKEN' })
   t.equal(seen?.stack, undefined)
   t.ok(seen instanceof Error, 'still an Error')
 })

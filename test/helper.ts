@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { createHmac } from 'node:crypto'
 import { Writable } from 'node:stream'
-import jwtAuth, { hashPassword, migratePostgresStore, type FastifyJwtAuthBaseOptions, type FastifyJwtAuthOptions, type KeyOption, type UserRecord } from '../lib/index.js'
+import tokenAuth, { hashPassword, migratePostgresStore, type FastifyTokenAuthBaseOptions, type FastifyTokenAuthOptions, type KeyOption, type UserRecord } from '../lib/index.js'
 import { Redis, type RedisOptions } from 'ioredis'
 import argon2 from 'argon2'
 import type { Test } from 'tap'
@@ -41,7 +41,7 @@ export async function demoUsers (): Promise<Map<string, UserRecord>> {
  * Plugin options as tests pass them: the key sources are not exclusive here, so that tests can
  * check the registration-time errors for combinations the types refuse.
  */
-export type LooseOptions = Partial<FastifyJwtAuthBaseOptions> & {
+export type LooseOptions = Partial<FastifyTokenAuthBaseOptions> & {
   secret?: string | Buffer | undefined
   keys?: readonly KeyOption[] | undefined
   jwksUrl?: string | URL | undefined
@@ -61,13 +61,13 @@ export async function buildApp (t: Tap, { plugin = {}, server = {}, register = {
   const app = Fastify(server)
   t.teardown(() => app.close())
   await before?.(app)
-  await app.register(jwtAuth, {
+  await app.register(tokenAuth, {
     secret: SECRET,
     findUser: async (username: string) => users.get(username) ?? null,
     password: { ...CHEAP },
     ...plugin,
     ...register
-  } as FastifyJwtAuthOptions)
+  } as FastifyTokenAuthOptions)
   app.get('/public', async () => ({ ok: true }))
   app.get('/protected', { preHandler: app.authenticate }, async (request) => ({ sub: request.user.sub, scope: request.user.scope }))
   app.get('/admin', { preHandler: [app.authenticate, app.requireScopes('admin')] }, async () => ({ admin: true }))

@@ -3,7 +3,7 @@ import Fastify from 'fastify'
 import { createServer } from 'node:net'
 import { ClientCredentials, ResourceOwnerPassword } from 'simple-oauth2'
 import * as oidc from 'openid-client'
-import jwtAuth, { hashPassword, type FastifyJwtAuthOptions } from '../lib/index.js'
+import tokenAuth, { hashPassword, type FastifyTokenAuthOptions } from '../lib/index.js'
 import { CHEAP, SECRET, demoUsers } from './helper.js'
 
 /*
@@ -31,7 +31,7 @@ async function serve (t: Test): Promise<string> {
   const users = await demoUsers()
   const app = Fastify()
   t.teardown(() => app.close())
-  await app.register(jwtAuth, {
+  await app.register(tokenAuth, {
     secret: SECRET,
     issuer: origin,
     audience: 'https://api.example',
@@ -43,7 +43,7 @@ async function serve (t: Test): Promise<string> {
       { id: SERVICE.id, secretHash: await hashPassword(SERVICE.secret, CHEAP), grants: ['client_credentials'], scopes: ['reports'] },
       { id: RESOURCE_SERVER.id, secretHash: await hashPassword(RESOURCE_SERVER.secret, CHEAP), introspect: true }
     ]
-  } satisfies FastifyJwtAuthOptions)
+  } satisfies FastifyTokenAuthOptions)
   app.get('/reports', { preHandler: [app.authenticate, app.requireScopes('reports')] }, async (request) => ({ client: request.user.clientId }))
   await app.listen({ port, host: '127.0.0.1' })
   return origin

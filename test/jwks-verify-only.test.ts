@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { AddressInfo } from 'node:net'
 import { generateKeyPairSync, randomUUID, type JsonWebKey } from 'node:crypto'
-import jwtAuth, { type FastifyJwtAuthOptions, type KeyOption } from '../lib/index.js'
+import tokenAuth, { type FastifyTokenAuthOptions, type KeyOption } from '../lib/index.js'
 import { bearer, buildApp, login, SECRET, validClaims, type LooseOptions } from './helper.js'
 import { countingServer, keyPair, signingKey, signJws, sleep, type CountingServer } from './key-fixtures.js'
 
@@ -13,7 +13,7 @@ import { countingServer, keyPair, signingKey, signJws, sleep, type CountingServe
 
 const ISSUER = 'https://issuer.example'
 const AUDIENCE = 'https://api.example'
-const INVALID = 'FST_JWT_AUTH_INVALID_OPTION'
+const INVALID = 'FST_TOKEN_AUTH_INVALID_OPTION'
 const claims = (overrides: Record<string, unknown> = {}): Record<string, unknown> => validClaims({ iss: ISSUER, aud: AUDIENCE, ...overrides })
 
 /** The issuer: an app with keys and findUser, listening on 127.0.0.1. */
@@ -28,7 +28,7 @@ async function issuerApp (t: Test, keys: KeyOption[]): Promise<{ app: FastifyIns
 async function resourceApp (t: Test, options: LooseOptions): Promise<FastifyInstance> {
   const app = Fastify()
   t.teardown(() => app.close())
-  await app.register(jwtAuth, { issuer: ISSUER, audience: AUDIENCE, ...options } as FastifyJwtAuthOptions)
+  await app.register(tokenAuth, { issuer: ISSUER, audience: AUDIENCE, ...options } as FastifyTokenAuthOptions)
   app.get('/protected', { preHandler: app.authenticate }, async (request) => ({ sub: request.user.sub }))
   app.get('/admin', { preHandler: app.requireScopes('admin') }, async () => ({ admin: true }))
   await app.ready()
@@ -77,7 +77,7 @@ t.test('a second app in verify-only mode accepts the first app\'s tokens over a 
   const expired = signJws({ alg: 'ES256', typ: 'at+jwt', kid: 'es-1' }, claims({ exp: 1000, iat: 900 }), 'ES256', keyPair('ES256', 'es-1').privateKey)
   const rejected = await get(resource, expired)
   t.equal(rejected.statusCode, 401)
-  t.equal(rejected.json().code, 'FST_JWT_AUTH_INVALID_TOKEN')
+  t.equal(rejected.json().code, 'FST_TOKEN_AUTH_INVALID_TOKEN')
   t.equal((await get(resource, token('ES256', 'es-1', 'intruder'))).statusCode, 401, 'a signature by another key under a published kid')
   t.equal((await get(resource, signJws({ alg: 'HS256', typ: 'at+jwt', kid: 'es-1' }, claims(), 'HS256', Buffer.from(SECRET)))).statusCode, 401, 'HS256 is never verified from a JWKS')
   t.equal((await get(resource, 'not.a.jwt')).statusCode, 401)
@@ -96,7 +96,7 @@ t.test('keys are cached, and an unknown kid triggers at most one refetch per coo
   for (let i = 0; i < 10; i++) {
     const res = await get(resource, forged())
     t.equal(res.statusCode, 401)
-    t.equal(res.json().code, 'FST_JWT_AUTH_INVALID_TOKEN')
+    t.equal(res.json().code, 'FST_TOKEN_AUTH_INVALID_TOKEN')
   }
   const parallel = await Promise.all(Array.from({ length: 30 }, () => get(resource, forged())))
   t.ok(parallel.every((res) => res.statusCode === 401))
@@ -149,7 +149,7 @@ t.test('a JWKS endpoint that is down: 503 with Retry-After, no crash, no token t
   const started = Date.now()
   const first = await get(resource, good)
   t.equal(first.statusCode, 503)
-  t.equal(first.json().code, 'FST_JWT_AUTH_KEYS_UNAVAILABLE')
+  t.equal(first.json().code, 'FST_TOKEN_AUTH_KEYS_UNAVAILABLE')
   t.match(first.headers['retry-after'], /^[1-9]\d*$/)
   t.notOk(first.headers['www-authenticate'], 'not a challenge: the token is not at fault')
   t.equal(events[0], 'keys_unavailable')
@@ -192,7 +192,7 @@ t.test('unreachable, hanging, or broken JWKS endpoints all answer 503, never 200
     const resource = await resourceApp(t, { jwksUrl, jwksClient: { timeout: 300 } })
     const res = await get(resource, token('ES256', kid))
     t.equal(res.statusCode, 503, name)
-    t.equal(res.json().code, 'FST_JWT_AUTH_KEYS_UNAVAILABLE', name)
+    t.equal(res.json().code, 'FST_TOKEN_AUTH_KEYS_UNAVAILABLE', name)
   }
 })
 

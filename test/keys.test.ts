@@ -14,8 +14,8 @@ import { ALL, countingServer, hmacSecret, keyPair, signingKey, signJws } from '.
 
 const ISSUER = 'https://issuer.example'
 const AUDIENCE = 'https://api.example'
-const INVALID = 'FST_JWT_AUTH_INVALID_OPTION'
-const WEAK = 'FST_JWT_AUTH_WEAK_SECRET'
+const INVALID = 'FST_TOKEN_AUTH_INVALID_OPTION'
+const WEAK = 'FST_TOKEN_AUTH_WEAK_SECRET'
 
 function withKeys (keys: unknown, extra: BuildOptions['plugin'] = {}): BuildOptions {
   return { plugin: { secret: undefined, keys: keys as KeyOption[], issuer: ISSUER, audience: AUDIENCE, ...extra } }
@@ -36,7 +36,7 @@ async function assertRejected (t: Test, app: FastifyInstance, token: string, mes
   const res = await app.inject({ url: '/protected', headers: bearer(token) })
   t.equal(res.statusCode, 401, message ?? 'rejected')
   t.match(res.headers['www-authenticate'], /error="invalid_token"/)
-  t.equal(res.json().code, 'FST_JWT_AUTH_INVALID_TOKEN')
+  t.equal(res.json().code, 'FST_TOKEN_AUTH_INVALID_TOKEN')
 }
 
 t.test('every algorithm round-trips: the token names its kid and alg, and is accepted', async (t) => {

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import { buildServer } from '../examples/server.js'
 import { bearer, buildApp, captureLogs, demoUsers, tokenRequest, forge, validClaims, SECRET, VALID_HEADER, CHEAP } from './helper.js'
-import jwtAuth, { hashPassword, requestLogSerializer, type UserRecord } from '../lib/index.js'
+import tokenAuth, { hashPassword, requestLogSerializer, type UserRecord } from '../lib/index.js'
 
 /*
  * Log hygiene: a whole session, logged at trace level into memory, must not leave a password,
@@ -196,7 +196,7 @@ t.test('the endpoints\' masking keeps the host\'s child-logger factory and its o
   })
   t.teardown(() => app.close())
   await app.register(async function hostScope (scope) {
-    await scope.register(jwtAuth, { secret: SECRET, findUser: (username) => users.get(username) ?? null, password: { ...CHEAP } })
+    await scope.register(tokenAuth, { secret: SECRET, findUser: (username) => users.get(username) ?? null, password: { ...CHEAP } })
   }, { logSerializers: { res: ((res: FastifyReply) => ({ statusCode: res.statusCode, marked: true })) as unknown as (value: unknown) => string } })
   const res = await app.inject({ method: 'POST', url: '/token?password=query-password-9e2b', payload: '' })
   t.equal(res.statusCode, 400)

@@ -108,7 +108,7 @@ t.test('maxEntries: a table full of live entries refuses a new key, and keeps ev
   const store = createMemoryStore({ maxEntries: max })
   const rule: ThrottleRule = { limit: 1, windowMs: 60_000 }
   for (let i = 0; i < max; i++) t.equal((await store.reserve(`k${i}`, rule, T0)).allowed, true)
-  await t.rejects(store.reserve('one-too-many', rule, T0), { code: 'FST_JWT_AUTH_STORE_FULL', statusCode: 503, table: 'login_counters' })
+  await t.rejects(store.reserve('one-too-many', rule, T0), { code: 'FST_TOKEN_AUTH_STORE_FULL', statusCode: 503, table: 'login_counters' })
   for (let i = 0; i < max; i++) {
     if ((await store.reserve(`k${i}`, rule, T0)).allowed) t.fail(`k${i} was dropped`)
   }
@@ -124,7 +124,7 @@ t.test('maxEntries: a key already held is updated in a full table', async (t) =>
   t.equal((await store.reserve('a', rule, T0)).allowed, true)
   t.equal((await store.reserve('a', rule, T0)).allowed, true)
   t.equal((await store.reserve('a', rule, T0)).allowed, false, 'a kept its count of 3')
-  await t.rejects(store.reserve('d', rule, T0), { code: 'FST_JWT_AUTH_STORE_FULL' })
+  await t.rejects(store.reserve('d', rule, T0), { code: 'FST_TOKEN_AUTH_STORE_FULL' })
 })
 
 t.test('a count taken back to zero decides nothing, and frees its place', async (t) => {
@@ -155,7 +155,7 @@ t.test('memory stays bounded under a flood of distinct keys, and the first ones 
 t.test('each kind of state has a table of its own', async (t) => {
   const store = createMemoryStore({ maxEntries: 10 })
   for (let i = 0; i < 10; i++) await store.hit(`ip:${i}`, 60_000, T0)
-  await t.rejects(store.hit('ip:new', 60_000, T0), { code: 'FST_JWT_AUTH_STORE_FULL', table: 'per_ip_counters' })
+  await t.rejects(store.hit('ip:new', 60_000, T0), { code: 'FST_TOKEN_AUTH_STORE_FULL', table: 'per_ip_counters' })
   t.equal((await store.reserve('login', { limit: 1, windowMs: 60_000 }, T0)).allowed, true, 'login counters have room')
   await store.rememberSource('account', '192.0.2.1', 60_000, T0)
   t.equal(store.isKnownSource('account', '192.0.2.1', T0), true)

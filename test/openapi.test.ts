@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import Fastify, { type FastifyInstance } from 'fastify'
 import swagger, { type SwaggerOptions } from '@fastify/swagger'
 import { validate } from '@readme/openapi-parser'
-import jwtAuth, { type FastifyJwtAuthOptions } from '../lib/index.js'
+import tokenAuth, { type FastifyTokenAuthOptions } from '../lib/index.js'
 import { bearer, buildApp, CHEAP, cheapHash, demoUsers, login, SECRET, tokenRequest, type LooseOptions } from './helper.js'
 
 /*
@@ -32,12 +32,12 @@ async function docsApp (t: Test, { swaggerOptions = OPENAPI, plugin = {}, scopeP
   t.teardown(() => app.close())
   if (swaggerOptions !== false) await app.register(swagger, swaggerOptions)
   async function api (scope: FastifyInstance): Promise<void> {
-    await scope.register(jwtAuth, {
+    await scope.register(tokenAuth, {
       secret: SECRET,
       findUser: async (username: string) => users.get(username) ?? null,
       password: { ...CHEAP },
       ...plugin
-    } as FastifyJwtAuthOptions)
+    } as FastifyTokenAuthOptions)
     scope.get('/public', async () => ({ ok: true }))
     scope.get('/protected', { preHandler: scope.authenticate }, async (request) => ({ sub: request.user.sub }))
     scope.get('/admin', { preHandler: [scope.authenticate, scope.requireScopes('admin')] }, async () => ({ admin: true }))
@@ -237,15 +237,15 @@ t.test('@fastify/swagger registered after the plugin is refused at start-up, wit
 
   const late = Fastify()
   t.teardown(() => late.close())
-  await late.register(jwtAuth, register)
+  await late.register(tokenAuth, register)
   await late.register(swagger, OPENAPI)
   late.get('/protected', { preHandler: late.authenticate }, async () => ({}))
-  await t.rejects(async () => { await late.ready() }, { code: 'FST_JWT_AUTH_SWAGGER_ORDER' })
+  await t.rejects(async () => { await late.ready() }, { code: 'FST_TOKEN_AUTH_SWAGGER_ORDER' })
 
   // `openapi: false` is the way out: the plugin leaves the document alone.
   const off = Fastify()
   t.teardown(() => off.close())
-  await off.register(jwtAuth, { ...register, openapi: false })
+  await off.register(tokenAuth, { ...register, openapi: false })
   await off.register(swagger, OPENAPI)
   off.get('/protected', { preHandler: off.authenticate }, async () => ({}))
   await off.ready()
@@ -275,7 +275,7 @@ t.test('without a token endpoint there is nothing to log in with, so nothing is 
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(swagger, OPENAPI)
-  await app.register(jwtAuth, { secret: SECRET })
+  await app.register(tokenAuth, { secret: SECRET })
   app.get('/protected', { preHandler: app.authenticate }, async () => ({}))
   await app.ready()
   const doc = await validDocument(t, app)
@@ -295,7 +295,7 @@ t.test('the scopes and openapi options are checked at registration', async (t) =
     [{ openapi: 'yes' }, 'openapi not a boolean']
   ] as const) {
     const option = Object.keys(register)[0] as string
-    await t.rejects(buildApp(t, { register }), { code: 'FST_JWT_AUTH_INVALID_OPTION', message: new RegExp(`option "${option}"`) }, problem)
+    await t.rejects(buildApp(t, { register }), { code: 'FST_TOKEN_AUTH_INVALID_OPTION', message: new RegExp(`option "${option}"`) }, problem)
   }
   const app = await buildApp(t, { register: { scopes: { admin: 'Administer', profile: '' }, openapi: true } })
   t.equal((await tokenRequest(app, { grant_type: 'password', username: 'user1', password: 'password1' })).statusCode, 200)

@@ -2,7 +2,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import { randomBytes } from 'node:crypto'
 import os from 'node:os'
-import jwtAuth, { createMemoryStore, type FastifyJwtAuthOptions } from '../lib/index.js'
+import tokenAuth, { createMemoryStore, type FastifyTokenAuthOptions } from '../lib/index.js'
 import { resolveOptions } from '../lib/options/resolve.js'
 import { bearer, buildApp, CHEAP, cheapHash, demoUsers, forge, login, SECRET, tokenRequest, validClaims, VALID_HEADER } from './helper.js'
 
@@ -23,8 +23,8 @@ async function refused (tt: Tap, register: Record<string, unknown>, code: string
   }, `${JSON.stringify(register, (_k, v: unknown) => (v === undefined ? '<undefined>' : Buffer.isBuffer(v) ? `<Buffer ${v.length}>` : v))} → ${code}`)
 }
 
-const INVALID = 'FST_JWT_AUTH_INVALID_OPTION'
-const WEAK = 'FST_JWT_AUTH_WEAK_SECRET'
+const INVALID = 'FST_TOKEN_AUTH_INVALID_OPTION'
+const WEAK = 'FST_TOKEN_AUTH_WEAK_SECRET'
 
 const invalid: Array<[option: string, register: Record<string, unknown>]> = [
   ['secret', { secret: undefined }],
@@ -117,25 +117,25 @@ const invalid: Array<[option: string, register: Record<string, unknown>]> = [
   ['store', { store: { ...createMemoryStore(), rememberSource: undefined, isKnownSource: undefined } }]
 ]
 
-t.test('every bad option is refused with FST_JWT_AUTH_INVALID_OPTION naming it', async (t) => {
+t.test('every bad option is refused with FST_TOKEN_AUTH_INVALID_OPTION naming it', async (t) => {
   for (const [option, register] of invalid) await refused(t, register, INVALID, option)
 })
 
 t.test('the error is a FastifyError thrown at registration, before the app is ready', async (t) => {
   const app = Fastify()
   t.teardown(() => app.close())
-  app.register(jwtAuth, { secret: SECRET, tokenPath: 'nope' })
+  app.register(tokenAuth, { secret: SECRET, tokenPath: 'nope' })
   const error = await app.ready().then(() => undefined, (e: unknown) => e)
   t.match(error, { name: 'FastifyError', code: INVALID, statusCode: 500 })
 })
 
 t.test('options that are not an object are refused', async (t) => {
   for (const options of [null, 'secret', 42]) {
-    t.throws(() => resolveOptions(options as unknown as FastifyJwtAuthOptions), { code: INVALID, message: /option "options"/ })
+    t.throws(() => resolveOptions(options as unknown as FastifyTokenAuthOptions), { code: INVALID, message: /option "options"/ })
   }
 })
 
-t.test('a weak secret is refused with FST_JWT_AUTH_WEAK_SECRET', async (t) => {
+t.test('a weak secret is refused with FST_TOKEN_AUTH_WEAK_SECRET', async (t) => {
   const weak: unknown[] = [
     'short',
     'x9$Kq2!vLp8#Zr4@Tm6&Wn1*Yb7^Hc3', // 31 bytes
@@ -210,7 +210,7 @@ t.test('the caller\'s options object is not mutated', async (t) => {
   // Every level frozen: a write anywhere throws (ES modules are strict), so registration fails.
   const app = Fastify()
   t.teardown(() => app.close())
-  await app.register(jwtAuth, options)
+  await app.register(tokenAuth, options)
   app.get('/protected', { preHandler: app.authenticate }, async (request) => ({ sub: request.user.sub }))
   await app.ready()
   const { findUser, ...rest } = options
@@ -228,7 +228,7 @@ t.test('the same frozen options serve two apps', async (t) => {
   for (let i = 0; i < 2; i++) {
     const app = Fastify()
     t.teardown(() => app.close())
-    await app.register(jwtAuth, options)
+    await app.register(tokenAuth, options)
     await app.ready()
     // Each app counts on its own store: the first app's failure does not throttle the second.
     t.equal((await tokenRequest(app, { grant_type: 'password', username: 'x', password: 'y' })).json().error, 'invalid_grant')

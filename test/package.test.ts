@@ -98,7 +98,7 @@ t.test('the built package', { skip: built ? false : 'dist/ is missing: run `npm 
           resolved: require.resolve(${JSON.stringify(pkg.name)}),
           type: typeof plugin,
           isDefault: plugin.default === plugin,
-          alias: plugin.fastifyJwtAuth === plugin,
+          alias: plugin.fastifyTokenAuth === plugin,
           name: meta.name,
           fastify: meta.fastify,
           named: Object.keys(plugin).sort(),
@@ -120,11 +120,11 @@ t.test('the built package', { skip: built ? false : 'dist/ is missing: run `npm 
 
   t.test('works from import', async (t) => {
     const out = runBuilt(`
-      import plugin, * as all from 'fastify-jwt-auth'
+      import plugin, * as all from 'fastify-token-auth'
       console.log(JSON.stringify({
-        url: import.meta.resolve('fastify-jwt-auth'),
+        url: import.meta.resolve('fastify-token-auth'),
         defaultType: typeof plugin,
-        alias: all.fastifyJwtAuth === plugin,
+        alias: all.fastifyTokenAuth === plugin,
         verifyPassword: typeof all.verifyPassword,
         createMemoryStore: typeof all.createMemoryStore
       }))`, 'module')

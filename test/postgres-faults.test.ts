@@ -98,7 +98,7 @@ t.test('PostgreSQL away and back', { skip: NO_POSTGRES }, async (t) => {
     assertUnavailable(t, await tokenRequest(app, { grant_type: 'refresh_token', refresh_token: session.refresh_token }), 'refresh grant')
     const guarded = await app.inject({ url: '/protected', headers: bearer(session.access_token) })
     t.equal(guarded.statusCode, 503, 'authenticate fails closed: revocationState cannot answer')
-    t.equal(guarded.json().code, 'FST_JWT_AUTH_STORE_UNAVAILABLE')
+    t.equal(guarded.json().code, 'FST_TOKEN_AUTH_STORE_UNAVAILABLE')
     t.equal(guarded.headers['retry-after'], '1')
     t.equal((await app.inject('/public')).statusCode, 200, 'routes without authenticate are untouched')
 
@@ -121,7 +121,7 @@ t.test('PostgreSQL away and back', { skip: NO_POSTGRES }, async (t) => {
       const holder = await admin.connect()
       try {
         await holder.query('BEGIN')
-        await holder.query(`SELECT 1 FROM "${schema}".fastify_jwt_auth_${table} FOR UPDATE`)
+        await holder.query(`SELECT 1 FROM "${schema}".fastify_token_auth_${table} FOR UPDATE`)
         const pending = request()
         t.ok(await eventually(async () => (await admin.query(
           "SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'", [name])).rowCount === 1), 'the app waits for the row')

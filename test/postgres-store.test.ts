@@ -13,13 +13,13 @@ import { NO_POSTGRES, postgresPool, testSchema } from './helper.js'
 
 const T0 = 1_700_000_000_000
 const MINUTE = 60_000
-const UNAVAILABLE = { code: 'FST_JWT_AUTH_STORE_UNAVAILABLE', statusCode: 503 }
+const UNAVAILABLE = { code: 'FST_TOKEN_AUTH_STORE_UNAVAILABLE', statusCode: 503 }
 
 /** A pool that must never be reached: the options are refused before it could be. */
 const unreachable: PostgresQueryable = { query: async () => { throw new Error('not reached') } }
 
 t.test('options are checked when the store is made, with the option named', async (t) => {
-  const invalid = { code: 'FST_JWT_AUTH_INVALID_OPTION' }
+  const invalid = { code: 'FST_TOKEN_AUTH_INVALID_OPTION' }
   t.throws(() => createPostgresStore(undefined as never), invalid)
   t.throws(() => createPostgresStore({} as never), { ...invalid, message: /createPostgresStore: pool/ })
   t.throws(() => createPostgresStore({ pool: { query: 'no' } as never }), { message: /pool/ })
@@ -42,8 +42,8 @@ t.test('the migration SQL names only the checked, quoted schema and prefix', asy
   const sql = postgresStoreMigrationSql({ schema: 'auth', tablePrefix: 'fja_' })
   t.match(sql, /CREATE UNLOGGED TABLE IF NOT EXISTS "auth"\."fja_counters"/)
   t.match(sql, /CREATE TABLE IF NOT EXISTS "auth"\."fja_families"/)
-  t.notMatch(sql, /fastify_jwt_auth_/)
-  t.match(postgresStoreMigrationSql(), /"public"\."fastify_jwt_auth_families"/, 'defaults: schema public, prefix fastify_jwt_auth_')
+  t.notMatch(sql, /fastify_token_auth_/)
+  t.match(postgresStoreMigrationSql(), /"public"\."fastify_token_auth_families"/, 'defaults: schema public, prefix fastify_token_auth_')
 })
 
 t.test('a store call that fails, throws, or takes too long rejects with StoreUnavailableError', async (t) => {
@@ -95,12 +95,12 @@ t.test('against a real PostgreSQL', { skip: NO_POSTGRES }, async (t) => {
       `SELECT c.relname, c.relpersistence FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
        WHERE n.nspname = $1 AND c.relkind = 'r' ORDER BY c.relname`, [schema])
     t.same(tables.rows, [
-      { relname: 'fastify_jwt_auth_counters', relpersistence: 'u' },
-      { relname: 'fastify_jwt_auth_denied_tokens', relpersistence: 'p' },
-      { relname: 'fastify_jwt_auth_families', relpersistence: 'p' },
-      { relname: 'fastify_jwt_auth_known_sources', relpersistence: 'p' },
-      { relname: 'fastify_jwt_auth_migrations', relpersistence: 'p' },
-      { relname: 'fastify_jwt_auth_revocations', relpersistence: 'p' }
+      { relname: 'fastify_token_auth_counters', relpersistence: 'u' },
+      { relname: 'fastify_token_auth_denied_tokens', relpersistence: 'p' },
+      { relname: 'fastify_token_auth_families', relpersistence: 'p' },
+      { relname: 'fastify_token_auth_known_sources', relpersistence: 'p' },
+      { relname: 'fastify_token_auth_migrations', relpersistence: 'p' },
+      { relname: 'fastify_token_auth_revocations', relpersistence: 'p' }
     ], 'counters are UNLOGGED; families, revocations and known sources are durable')
     const store = createPostgresStore({ pool, schema })
     const f = family()
@@ -108,7 +108,7 @@ t.test('against a real PostgreSQL', { skip: NO_POSTGRES }, async (t) => {
     // Five instances starting at once: they take turns on the advisory lock.
     await Promise.all(Array.from({ length: 5 }, () => migratePostgresStore(pool, { schema })))
     t.ok(await store.getRefreshFamily(f.userKey, f.id, 'h', T0), 'the data survived')
-    const applied = await pool.query(`SELECT id FROM "${schema}".fastify_jwt_auth_migrations`)
+    const applied = await pool.query(`SELECT id FROM "${schema}".fastify_token_auth_migrations`)
     t.same(applied.rows.map((row) => row.id).sort(), [1, 2])
   })
 
@@ -132,7 +132,7 @@ t.test('against a real PostgreSQL', { skip: NO_POSTGRES }, async (t) => {
   t.test('values travel as parameters: quotes, backslashes and SQL come back as they went in', async (t) => {
     const schema = await testSchema(t, pool)
     const store = createPostgresStore({ pool, schema })
-    const nasty = 'Robert\'); DROP TABLE fastify_jwt_auth_families; -- \\ "$1" \u00e9'
+    const nasty = 'Robert\'); DROP TABLE fastify_token_auth_families; -- \\ "$1" \u00e9'
     const f = family(`user'key"${nasty}`, { sub: nasty, username: nasty, clientId: nasty, scope: ['a', 'b"c', 'd\'e', '{f,g}'] })
     await store.createRefreshFamily(f, nasty, MINUTE, T0)
     t.same(await store.getRefreshFamily(f.userKey, f.id, nasty, T0), { family: f, current: true })
@@ -146,7 +146,7 @@ t.test('against a real PostgreSQL', { skip: NO_POSTGRES }, async (t) => {
     const schema = await testSchema(t, pool)
     const store = createPostgresStore({ pool, schema })
     const count = async (table: string): Promise<number> =>
-      Number((await pool.query(`SELECT count(*) AS n FROM "${schema}".fastify_jwt_auth_${table}`)).rows[0].n)
+      Number((await pool.query(`SELECT count(*) AS n FROM "${schema}".fastify_token_auth_${table}`)).rows[0].n)
 
     const short = family('userKeyShortAAAAAAAAAA')
     const long = family('userKeyLongAAAAAAAAAAA')
@@ -200,7 +200,7 @@ t.test('against a real PostgreSQL', { skip: NO_POSTGRES }, async (t) => {
     const holder = await pool.connect()
     t.teardown(() => holder.release())
     await holder.query('BEGIN')
-    await holder.query(`SELECT * FROM "${schema}".fastify_jwt_auth_counters WHERE key = 'ip' FOR UPDATE`)
+    await holder.query(`SELECT * FROM "${schema}".fastify_token_auth_counters WHERE key = 'ip' FOR UPDATE`)
     const started = Date.now()
     await t.rejects(store.hit('ip', MINUTE, T0), { ...UNAVAILABLE, cause: { message: 'no answer within 200 ms' } })
     t.ok(Date.now() - started < 1000)

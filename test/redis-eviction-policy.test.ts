@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import Fastify from 'fastify'
-import jwtAuth, { createRedisStore, type AuthStore } from '../lib/index.js'
+import tokenAuth, { createRedisStore, type AuthStore } from '../lib/index.js'
 import { captureLogs, NO_REDIS, redisClient, SECRET, testPrefix } from './helper.js'
 
 /*
@@ -13,7 +13,7 @@ async function warningsOf (t: Test, store: AuthStore): Promise<string[]> {
   const logs = captureLogs()
   const app = Fastify({ logger: { level: 'warn', stream: logs.stream } })
   t.teardown(() => app.close())
-  await app.register(jwtAuth, { secret: SECRET, store })
+  await app.register(tokenAuth, { secret: SECRET, store })
   await app.ready()
   return logs.entries().map((entry) => String(entry.msg))
 }

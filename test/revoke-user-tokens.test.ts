@@ -1,6 +1,6 @@
 import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
-import jwtAuth, { createMemoryStore } from '../lib/index.js'
+import tokenAuth, { createMemoryStore } from '../lib/index.js'
 import { bearer, buildApp, SECRET, tokenRequest, type BuildOptions } from './helper.js'
 
 /* `app.revokeUserTokens(userId)`: "log out everywhere", e.g. after a password change. */
@@ -70,7 +70,7 @@ t.test('a verifying-only instance (no findUser) sharing the store sees revocatio
   const issuer = await app(t, { store })
   const api = Fastify()
   t.teardown(() => api.close())
-  await api.register(jwtAuth, { secret: SECRET, store, revocableAccessTokens: true })
+  await api.register(tokenAuth, { secret: SECRET, store, revocableAccessTokens: true })
   api.get('/data', { preHandler: api.authenticate }, async () => ({ ok: true }))
   const session = await login(issuer)
   t.equal((await api.inject({ url: '/data', headers: bearer(session.access_token) })).statusCode, 200)

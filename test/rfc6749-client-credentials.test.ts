@@ -178,7 +178,7 @@ t.test('the permission fields are checked at registration', async (t) => {
     ['publicClient while a renamed default client is listed', { clients: [{ id: 'spa' }], defaultClientId: 'spa', publicClient: true }, /publicClient/]
   ]
   for (const [name, plugin, message] of cases) {
-    await t.rejects(buildApp(t, { plugin }), { code: 'FST_JWT_AUTH_INVALID_OPTION', message }, name)
+    await t.rejects(buildApp(t, { plugin }), { code: 'FST_TOKEN_AUTH_INVALID_OPTION', message }, name)
   }
 })
 

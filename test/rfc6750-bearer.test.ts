@@ -27,7 +27,7 @@ function challengeOf (header: unknown): Challenge {
 function assertNoCredentials (t: Test, res: LightMyRequestResponse, realm = 'api'): void {
   t.equal(res.statusCode, 401)
   t.equal(res.headers['www-authenticate'], `Bearer realm="${realm}"`)
-  t.equal(res.json().code, 'FST_JWT_AUTH_NO_CREDENTIALS')
+  t.equal(res.json().code, 'FST_TOKEN_AUTH_NO_CREDENTIALS')
 }
 
 /** Asserts a bearer error with the given status and RFC 6750 §3.1 code. */
@@ -121,7 +121,7 @@ t.test('Bearer with no token: 400 invalid_request', async (t) => {
   const app = await buildApp(t)
   for (const authorization of ['Bearer', 'bearer ', 'Bearer    ']) {
     const res = await app.inject({ method: 'GET', url: '/protected', headers: { authorization } })
-    assertBearerError(t, res, 400, 'invalid_request', 'FST_JWT_AUTH_BAD_AUTHORIZATION_HEADER')
+    assertBearerError(t, res, 400, 'invalid_request', 'FST_TOKEN_AUTH_BAD_AUTHORIZATION_HEADER')
   }
 })
 
@@ -130,7 +130,7 @@ t.test('regression: a tab after Bearer is a malformed header (400 invalid_reques
   const token = await login(app)
   for (const authorization of [`Bearer\t${token}`, `Bearer \t${token}`, `Bearer ${token}\tx`]) {
     const res = await app.inject({ method: 'GET', url: '/protected', headers: { authorization } })
-    assertBearerError(t, res, 400, 'invalid_request', 'FST_JWT_AUTH_BAD_AUTHORIZATION_HEADER')
+    assertBearerError(t, res, 400, 'invalid_request', 'FST_TOKEN_AUTH_BAD_AUTHORIZATION_HEADER')
   }
 })
 
@@ -147,7 +147,7 @@ t.test('characters outside b64token: 400 invalid_request', async (t) => {
   ]
   for (const credentials of bad) {
     const res = await app.inject({ method: 'GET', url: '/protected', headers: { authorization: `Bearer ${credentials}` } })
-    assertBearerError(t, res, 400, 'invalid_request', 'FST_JWT_AUTH_BAD_AUTHORIZATION_HEADER')
+    assertBearerError(t, res, 400, 'invalid_request', 'FST_TOKEN_AUTH_BAD_AUTHORIZATION_HEADER')
   }
 })
 
@@ -155,7 +155,7 @@ t.test('trailing "=" is part of b64token: parsed, then rejected as a token', asy
   const app = await buildApp(t)
   const token = await login(app)
   const res = await app.inject({ method: 'GET', url: '/protected', headers: bearer(`${token}==`) })
-  assertBearerError(t, res, 401, 'invalid_token', 'FST_JWT_AUTH_INVALID_TOKEN')
+  assertBearerError(t, res, 401, 'invalid_token', 'FST_TOKEN_AUTH_INVALID_TOKEN')
 })
 
 t.test('two Authorization headers (inject): 400 invalid_request', async (t) => {
@@ -167,7 +167,7 @@ t.test('two Authorization headers (inject): 400 invalid_request', async (t) => {
     url: '/protected',
     headers: { authorization: [`Bearer ${token}`, `Bearer ${admin}`] as unknown as string }
   })
-  assertBearerError(t, res, 400, 'invalid_request', 'FST_JWT_AUTH_BAD_AUTHORIZATION_HEADER')
+  assertBearerError(t, res, 400, 'invalid_request', 'FST_TOKEN_AUTH_BAD_AUTHORIZATION_HEADER')
 })
 
 t.test('two Authorization headers on a real socket: 400 invalid_request, though Node keeps the first', async (t) => {
@@ -183,7 +183,7 @@ t.test('two Authorization headers on a real socket: 400 invalid_request, though 
   t.equal(twice.status, 400)
   const challenge = challengeOf(twice.headers.get('www-authenticate'))
   t.equal(challenge.params.error, 'invalid_request')
-  t.equal(JSON.parse(twice.body).code, 'FST_JWT_AUTH_BAD_AUTHORIZATION_HEADER')
+  t.equal(JSON.parse(twice.body).code, 'FST_TOKEN_AUTH_BAD_AUTHORIZATION_HEADER')
   t.notOk(twice.body.includes(token), 'no token in the body')
 })
 
@@ -209,7 +209,7 @@ t.test('a garbage token: 401 invalid_token', async (t) => {
   const app = await buildApp(t)
   for (const token of ['garbage', 'a.b.c', 'eyJhbGciOiJIUzI1NiJ9.e30.abc']) {
     const res = await app.inject({ method: 'GET', url: '/protected', headers: bearer(token) })
-    assertBearerError(t, res, 401, 'invalid_token', 'FST_JWT_AUTH_INVALID_TOKEN')
+    assertBearerError(t, res, 401, 'invalid_token', 'FST_TOKEN_AUTH_INVALID_TOKEN')
   }
 })
 
@@ -218,7 +218,7 @@ t.test('an expired token: 401 invalid_token', async (t) => {
   const now = Math.floor(Date.now() / 1000)
   const token = forge(VALID_HEADER, validClaims({ iat: now - 1000, exp: now - 100 }))
   const res = await app.inject({ method: 'GET', url: '/protected', headers: bearer(token) })
-  assertBearerError(t, res, 401, 'invalid_token', 'FST_JWT_AUTH_INVALID_TOKEN')
+  assertBearerError(t, res, 401, 'invalid_token', 'FST_TOKEN_AUTH_INVALID_TOKEN')
 })
 
 t.test('a forged token that is valid gets through: the control for the tests above', async (t) => {
@@ -286,7 +286,7 @@ t.test('request.user.scope stays right for more distinct scope claims than are r
 t.test('requireScopes after authenticate: 403 insufficient_scope with the scope needed, 200 with it', async (t) => {
   const app = await buildApp(t)
   const user = await app.inject({ method: 'GET', url: '/admin', headers: bearer(await login(app)) })
-  const challenge = assertBearerError(t, user, 403, 'insufficient_scope', 'FST_JWT_AUTH_INSUFFICIENT_SCOPE')
+  const challenge = assertBearerError(t, user, 403, 'insufficient_scope', 'FST_TOKEN_AUTH_INSUFFICIENT_SCOPE')
   t.equal(challenge.params.scope, 'admin')
 
   const admin = await app.inject({ method: 'GET', url: '/admin', headers: bearer(await login(app, 'admin', 'admin-password')) })
@@ -306,10 +306,10 @@ t.test('requireScopes alone authenticates by itself', async (t) => {
   })
   assertNoCredentials(t, await app.inject({ method: 'GET', url: '/alone' }))
   assertBearerError(t, await app.inject({ method: 'GET', url: '/alone', headers: bearer('garbage') }),
-    401, 'invalid_token', 'FST_JWT_AUTH_INVALID_TOKEN')
+    401, 'invalid_token', 'FST_TOKEN_AUTH_INVALID_TOKEN')
 
   const user = await app.inject({ method: 'GET', url: '/alone', headers: bearer(await login(app)) })
-  t.equal(assertBearerError(t, user, 403, 'insufficient_scope', 'FST_JWT_AUTH_INSUFFICIENT_SCOPE').params.scope, 'admin')
+  t.equal(assertBearerError(t, user, 403, 'insufficient_scope', 'FST_TOKEN_AUTH_INSUFFICIENT_SCOPE').params.scope, 'admin')
 
   const admin = await login(app, 'admin', 'admin-password')
   const res = await app.inject({ method: 'GET', url: '/alone', headers: bearer(admin) })
@@ -318,15 +318,15 @@ t.test('requireScopes alone authenticates by itself', async (t) => {
 
   t.equal((await app.inject({ method: 'GET', url: '/both', headers: bearer(admin) })).statusCode, 200)
   const both = await app.inject({ method: 'GET', url: '/both', headers: bearer(await login(app)) })
-  t.equal(assertBearerError(t, both, 403, 'insufficient_scope', 'FST_JWT_AUTH_INSUFFICIENT_SCOPE').params.scope, 'profile admin')
+  t.equal(assertBearerError(t, both, 403, 'insufficient_scope', 'FST_TOKEN_AUTH_INSUFFICIENT_SCOPE').params.scope, 'profile admin')
 })
 
-t.test('requireScopes with no scope or a bad scope name throws FST_JWT_AUTH_INVALID_OPTION', async (t) => {
+t.test('requireScopes with no scope or a bad scope name throws FST_TOKEN_AUTH_INVALID_OPTION', async (t) => {
   const app = await buildApp(t)
   const requireScopes = app.requireScopes as (...scopes: unknown[]) => unknown
   const bad: unknown[][] = [[], [''], ['a b'], ['a"b'], ['a\\b'], ['é'], ['admin', 'x y'], [1], [null]]
   for (const args of bad) {
-    t.throws(() => requireScopes(...args), { code: 'FST_JWT_AUTH_INVALID_OPTION' }, JSON.stringify(args))
+    t.throws(() => requireScopes(...args), { code: 'FST_TOKEN_AUTH_INVALID_OPTION' }, JSON.stringify(args))
   }
   t.type(app.requireScopes('admin', 'read:all', 'a!#$%&\'()*+,-./:;<=>?@[]^_`{|}~'), 'function', 'every scope-token character is fine')
 })
@@ -343,9 +343,9 @@ t.test('regression: the host setErrorHandler receives bearer errors and WWW-Auth
   })
   const token = await login(app)
   const cases = [
-    { headers: {}, status: 401, code: 'FST_JWT_AUTH_NO_CREDENTIALS', error: undefined },
-    { headers: bearer('garbage'), status: 401, code: 'FST_JWT_AUTH_INVALID_TOKEN', error: 'invalid_token' },
-    { headers: { authorization: 'Bearer' }, status: 400, code: 'FST_JWT_AUTH_BAD_AUTHORIZATION_HEADER', error: 'invalid_request' }
+    { headers: {}, status: 401, code: 'FST_TOKEN_AUTH_NO_CREDENTIALS', error: undefined },
+    { headers: bearer('garbage'), status: 401, code: 'FST_TOKEN_AUTH_INVALID_TOKEN', error: 'invalid_token' },
+    { headers: { authorization: 'Bearer' }, status: 400, code: 'FST_TOKEN_AUTH_BAD_AUTHORIZATION_HEADER', error: 'invalid_request' }
   ]
   for (const { headers, status, code, error } of cases) {
     const res = await app.inject({ method: 'GET', url: '/protected', headers })
@@ -357,9 +357,9 @@ t.test('regression: the host setErrorHandler receives bearer errors and WWW-Auth
   }
   const res = await app.inject({ method: 'GET', url: '/admin', headers: bearer(token) })
   t.equal(res.statusCode, 403)
-  t.same(res.json(), { host: true, code: 'FST_JWT_AUTH_INSUFFICIENT_SCOPE' })
+  t.same(res.json(), { host: true, code: 'FST_TOKEN_AUTH_INSUFFICIENT_SCOPE' })
   t.equal(challengeOf(res.headers['www-authenticate']).params.scope, 'admin')
-  t.same(seen, ['FST_JWT_AUTH_NO_CREDENTIALS', 'FST_JWT_AUTH_INVALID_TOKEN', 'FST_JWT_AUTH_BAD_AUTHORIZATION_HEADER', 'FST_JWT_AUTH_INSUFFICIENT_SCOPE'])
+  t.same(seen, ['FST_TOKEN_AUTH_NO_CREDENTIALS', 'FST_TOKEN_AUTH_INVALID_TOKEN', 'FST_TOKEN_AUTH_BAD_AUTHORIZATION_HEADER', 'FST_TOKEN_AUTH_INSUFFICIENT_SCOPE'])
 })
 
 t.test('bearer errors never carry the token, in the body or in the challenge', async (t) => {

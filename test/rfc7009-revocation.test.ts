@@ -92,7 +92,7 @@ t.test('with revocableAccessTokens, a revoked access token is denied until it ex
   t.match(events.at(-1), { type: 'token.revoked', clientId: 'public', reason: 'access_token' })
   const denied = await a.inject({ url: '/protected', headers: bearer(access) })
   t.equal(denied.statusCode, 401)
-  t.equal(denied.json().code, 'FST_JWT_AUTH_INVALID_TOKEN')
+  t.equal(denied.json().code, 'FST_TOKEN_AUTH_INVALID_TOKEN')
   t.match(denied.headers['www-authenticate'], /^Bearer realm="api", error="invalid_token"/)
   t.match(events.at(-1), { type: 'token.rejected', reason: 'revoked' })
   t.equal((await a.inject({ url: '/admin', headers: bearer(access) })).statusCode, 401, 'requireScopes refuses it too')

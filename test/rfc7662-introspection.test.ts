@@ -262,7 +262,7 @@ t.test('the endpoint is served only when a client may introspect, at introspecti
     [{ introspectionPath: '/revoke' }, /introspectionPath/],
     [{ introspectionRateLimit: { max: 0 } }, /introspectionRateLimit/]
   ] as Array<[LooseOptions, RegExp]>) {
-    await t.rejects(serve(t, plugin), { code: 'FST_JWT_AUTH_INVALID_OPTION', message })
+    await t.rejects(serve(t, plugin), { code: 'FST_TOKEN_AUTH_INVALID_OPTION', message })
   }
 })
 

@@ -142,7 +142,7 @@ t.test('not served without an http(s) issuer, or with metadata: false', async (t
 
 t.test('metadata: true with an issuer it cannot be built from, or a metadata that is not a boolean, is refused', async (t) => {
   for (const plugin of [{ metadata: true }, { metadata: true, issuer: 'my-issuer' }, { metadata: true, issuer: 'ftp://auth.example' }, { metadata: 'yes' as never, issuer: 'https://auth.example' }] as LooseOptions[]) {
-    await t.rejects(buildApp(t, { plugin }), { code: 'FST_JWT_AUTH_INVALID_OPTION', message: /metadata/ }, JSON.stringify(plugin))
+    await t.rejects(buildApp(t, { plugin }), { code: 'FST_TOKEN_AUTH_INVALID_OPTION', message: /metadata/ }, JSON.stringify(plugin))
   }
 })
 

@@ -1,22 +1,22 @@
 import t from 'tap'
 import Fastify from 'fastify'
-import jwtAuth, { createMemoryStore, createRedisStore, type FastifyJwtAuthOptions } from '../lib/index.js'
+import tokenAuth, { createMemoryStore, createRedisStore, type FastifyTokenAuthOptions } from '../lib/index.js'
 import { rateLimitStore } from '../lib/endpoints/rate-limit-store.js'
 import { SECRET } from './helper.js'
 
 /* Registration-time checks of the refresh, revocation and store options, and store wiring details. */
 
-async function register (options: Partial<FastifyJwtAuthOptions>): Promise<void> {
+async function register (options: Partial<FastifyTokenAuthOptions>): Promise<void> {
   const app = Fastify()
   try {
-    await app.register(jwtAuth, { secret: SECRET, findUser: () => null, ...options } as FastifyJwtAuthOptions)
+    await app.register(tokenAuth, { secret: SECRET, findUser: () => null, ...options } as FastifyTokenAuthOptions)
     await app.ready()
   } finally {
     await app.close()
   }
 }
 
-const INVALID = { code: 'FST_JWT_AUTH_INVALID_OPTION' }
+const INVALID = { code: 'FST_TOKEN_AUTH_INVALID_OPTION' }
 
 t.test('refreshTokens', async (t) => {
   await t.rejects(register({ refreshTokens: 'yes' as never }), INVALID)

@@ -62,7 +62,7 @@ t.test('sessions in PostgreSQL, counters in memory: no counter row is written to
     }
   })
   await exercise(t, app)
-  const rows = async (table: string): Promise<number> => Number((await pool.query(`SELECT count(*) AS n FROM "${schema}".fastify_jwt_auth_${table}`)).rows[0].n)
+  const rows = async (table: string): Promise<number> => Number((await pool.query(`SELECT count(*) AS n FROM "${schema}".fastify_token_auth_${table}`)).rows[0].n)
   t.equal(await rows('families'), 1, 'the family is in PostgreSQL')
   t.equal(await rows('denied_tokens'), 1, 'and the revoked access token')
   t.equal(await rows('counters'), 0, 'no counter is')
@@ -72,7 +72,7 @@ t.test('sessions in PostgreSQL, counters in memory: no counter row is written to
 })
 
 t.test('the two stores are checked when the split store is made', async (t) => {
-  const invalid = { code: 'FST_JWT_AUTH_INVALID_OPTION' }
+  const invalid = { code: 'FST_TOKEN_AUTH_INVALID_OPTION' }
   t.throws(() => createSplitStore(null as never), { ...invalid, message: /createSplitStore/ })
   t.throws(() => createSplitStore({ counters: createMemoryStore() } as never), { ...invalid, message: /createSplitStore: sessions/ })
   const { hit, ...noHit } = createMemoryStore()

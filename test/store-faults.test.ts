@@ -107,7 +107,7 @@ t.test('Redis away and back', { skip: NO_REDIS }, async (t) => {
     assertUnavailable(t, await tokenRequest(app, { token: session.refresh_token }, {}, '/revoke'), 'revocation')
     const guarded = await app.inject({ url: '/protected', headers: bearer(session.access_token) })
     t.equal(guarded.statusCode, 503, 'authenticate fails closed')
-    t.equal(guarded.json().code, 'FST_JWT_AUTH_STORE_UNAVAILABLE')
+    t.equal(guarded.json().code, 'FST_TOKEN_AUTH_STORE_UNAVAILABLE')
     t.equal(guarded.headers['retry-after'], '1')
     t.notOk('stack' in guarded.json())
     t.equal((await app.inject('/public')).statusCode, 200, 'routes without authenticate are untouched')

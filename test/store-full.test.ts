@@ -112,12 +112,12 @@ t.test('the revocation-bounds table full: revokeUserTokens rejects and ends noth
   await app.revokeUserTokens('user1')
   await new Promise((resolve) => setTimeout(resolve, 1100))
   await app.revokeUserTokens('other')
-  await t.rejects(app.revokeUserTokens(42), { code: 'FST_JWT_AUTH_STORE_FULL', statusCode: 503 })
+  await t.rejects(app.revokeUserTokens(42), { code: 'FST_TOKEN_AUTH_STORE_FULL', statusCode: 503 })
   t.equal((await app.inject({ url: '/protected', headers: bearer(user.access_token) })).statusCode, 401, 'user1 revoked')
   t.equal((await post(app, { grant_type: 'refresh_token', refresh_token: admin.refresh_token }, '198.51.100.1')).statusCode, 200, 'the admin family was not ended half-way')
 })
 
 t.test('createMemoryStore: maxEntries must be a whole number, at least 1', async (t) => {
-  t.throws(() => createMemoryStore({ maxEntries: 0 }), { code: 'FST_JWT_AUTH_INVALID_OPTION' })
-  t.throws(() => createMemoryStore({ maxEntries: 1.5 }), { code: 'FST_JWT_AUTH_INVALID_OPTION' })
+  t.throws(() => createMemoryStore({ maxEntries: 0 }), { code: 'FST_TOKEN_AUTH_INVALID_OPTION' })
+  t.throws(() => createMemoryStore({ maxEntries: 1.5 }), { code: 'FST_TOKEN_AUTH_INVALID_OPTION' })
 })

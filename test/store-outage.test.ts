@@ -55,7 +55,7 @@ for (const mode of ['async', 'sync'] as const) {
     setDown(true)
     const res = await app.inject({ url: '/protected', headers: bearer(token) })
     t.equal(res.statusCode, 503)
-    t.equal(res.json().code, 'FST_JWT_AUTH_STORE_UNAVAILABLE')
+    t.equal(res.json().code, 'FST_TOKEN_AUTH_STORE_UNAVAILABLE')
     t.equal(res.headers['retry-after'], '1')
     setDown(false)
     t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).statusCode, 200)

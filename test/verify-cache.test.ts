@@ -1,6 +1,6 @@
 import t from 'tap'
 import Fastify from 'fastify'
-import jwtAuth, { type AccessTokenClaims } from '../lib/index.js'
+import tokenAuth, { type AccessTokenClaims } from '../lib/index.js'
 import { cacheVerifications } from '../lib/tokens/verify-cache.js'
 import type { TokenService } from '../lib/tokens/token-service.js'
 import { bearer, CHEAP, demoUsers, login, SECRET } from './helper.js'
@@ -19,7 +19,7 @@ async function claimsApp (tt: Tap) {
   const seen: AccessTokenClaims[] = []
   const app = Fastify()
   tt.teardown(() => app.close())
-  await app.register(jwtAuth, { secret: SECRET, findUser: (username) => users.get(username) ?? null, password: { ...CHEAP }, clockTolerance: 5 })
+  await app.register(tokenAuth, { secret: SECRET, findUser: (username) => users.get(username) ?? null, password: { ...CHEAP }, clockTolerance: 5 })
   app.get('/claims', { preHandler: app.authenticate }, async (request) => {
     seen.push(request.user.claims)
     let changed = true
@@ -49,7 +49,7 @@ t.test('a remembered token is accepted at once: no promise, no turn of the micro
   const users = await demoUsers()
   const app = Fastify()
   t.teardown(() => app.close())
-  await app.register(jwtAuth, { secret: SECRET, findUser: (username) => users.get(username) ?? null, password: { ...CHEAP }, revocableAccessTokens: true })
+  await app.register(tokenAuth, { secret: SECRET, findUser: (username) => users.get(username) ?? null, password: { ...CHEAP }, revocableAccessTokens: true })
   const queued = new WeakMap<object, { ran: boolean }>()
   app.get('/timing', {
     // A microtask queued before authenticate runs has run by the hook after it, unless

@@ -4,7 +4,7 @@
  */
 import argon2 from 'argon2'
 // The built package, as the server under test runs it (and as tap does not count for coverage).
-import { hashPassword } from 'fastify-jwt-auth'
+import { hashPassword } from 'fastify-token-auth'
 
 /** `argon2.verify` with the plugin's default parameters, `concurrency` at a time, for `seconds`. */
 export async function rawArgon2 (concurrency: number, seconds: number): Promise<{ perSecond: number, parameters: string }> {

@@ -34,8 +34,8 @@ async function admin (databaseUrl: string, sql: string): Promise<void> {
 export async function runPostgres ({ time, rounds }: Settings, { maxConcurrent }: HashingBounds): Promise<PostgresFigures> {
   const databaseUrl = process.env.DATABASE_URL
   if (databaseUrl === undefined || databaseUrl === '') return { skipped: 'DATABASE_URL is not set' }
-  const exported = Object.keys(await import('fastify-jwt-auth'))
-  if (!exported.includes('createPostgresStore')) return { skipped: 'this build of fastify-jwt-auth has no PostgreSQL store' }
+  const exported = Object.keys(await import('fastify-token-auth'))
+  if (!exported.includes('createPostgresStore')) return { skipped: 'this build of fastify-token-auth has no PostgreSQL store' }
   const schema = `fja_bench_${process.pid}`
   try {
     return await withServer('postgres', { TRUST_PROXY: '1', STORE_DATABASE_URL: databaseUrl, STORE_DATABASE_SCHEMA: schema }, async (server): Promise<PostgresFigures> => {

@@ -20,9 +20,9 @@ export async function runRedis ({ time }: Settings, { maxConcurrent }: HashingBo
   if (redisUrl === undefined || redisUrl === '') {
     return { skipped: 'REDIS_URL is not set' }
   }
-  const exported = Object.keys(await import('fastify-jwt-auth'))
+  const exported = Object.keys(await import('fastify-token-auth'))
   if (!exported.some((name) => /redis/i.test(name))) {
-    return { skipped: 'this build of fastify-jwt-auth has no Redis store (no Redis export)' }
+    return { skipped: 'this build of fastify-token-auth has no Redis store (no Redis export)' }
   }
   try {
     return await withServer('redis', { TRUST_PROXY: '1', REDIS_URL: redisUrl }, async (server): Promise<RedisFigures> => {

@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
-import { hashPassword, verifyPassword, type HashParameters } from 'fastify-jwt-auth'
+import { hashPassword, verifyPassword, type HashParameters } from 'fastify-token-auth'
 import { normalizeUsername, passwordProblem, type Users } from './users.js'
 
 export interface AccountOptions {

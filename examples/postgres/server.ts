@@ -13,7 +13,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { randomBytes } from 'node:crypto'
 import { pathToFileURL } from 'node:url'
 import pg from 'pg'
-import jwtAuth, { createPostgresStore, hashPassword, migratePostgresStore, requestLogSerializer, type HashParameters } from 'fastify-jwt-auth'
+import tokenAuth, { createPostgresStore, hashPassword, migratePostgresStore, requestLogSerializer, type HashParameters } from 'fastify-token-auth'
 import { accountRoutes, type AccountOptions } from './accounts.js'
 import { createUsers, loadCommonPasswords, passwordProblem, usersMigration } from './users.js'
 
@@ -78,7 +78,7 @@ export async function buildServer (options: ServerOptions): Promise<FastifyInsta
   sweeper.unref()
   app.addHook('onClose', async () => { clearInterval(sweeper) })
 
-  await app.register(jwtAuth, {
+  await app.register(tokenAuth, {
     secret,
     store,
     refreshTokens: true,

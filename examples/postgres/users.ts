@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs'
 import type pg from 'pg'
-import { StoreUnavailableError, type UserRecord } from 'fastify-jwt-auth'
+import { StoreUnavailableError, type UserRecord } from 'fastify-token-auth'
 
 export type Pool = pg.Pool
 

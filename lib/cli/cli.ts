@@ -12,7 +12,7 @@ export interface CliIo {
 
 // Read through the package's own name (self-reference through `exports`), the same from lib/
 // in the repository and from dist/ once installed. `name` is also the command's name (`bin`).
-const { name: COMMAND, version: VERSION } = createRequire(import.meta.url)('fastify-jwt-auth/package.json') as { name: string, version: string }
+const { name: COMMAND, version: VERSION } = createRequire(import.meta.url)('fastify-token-auth/package.json') as { name: string, version: string }
 
 const USAGE = `Usage: ${COMMAND} <command> [options]
 
@@ -117,7 +117,7 @@ function generateKey (args: readonly string[], io: CliIo): number {
   const alg = flag(args, '--alg')
   const format = flag(args, '--format')
   if (alg === undefined || !Object.hasOwn(KEY_PAIRS, alg) || (format !== undefined && !FORMATS.includes(format))) {
-    io.stderr.write('Usage: fastify-jwt-auth generate-key --alg ES256|RS256|PS256|EdDSA [--format jwk|jwks|pem]\n')
+    io.stderr.write('Usage: fastify-token-auth generate-key --alg ES256|RS256|PS256|EdDSA [--format jwk|jwks|pem]\n')
     return 1
   }
   const { privateKey, publicKey } = KEY_PAIRS[alg as keyof typeof KEY_PAIRS]()

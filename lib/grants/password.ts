@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import { oauthError, StoreFullError } from '../errors.js'
 import type { EmitEvent } from '../logging/events.js'
-import type { FastifyJwtAuthOptions, UserRecord } from '../options/types.js'
+import type { FastifyTokenAuthOptions, UserRecord } from '../options/types.js'
 import type { PasswordHasher } from '../password/hasher.js'
 import { LimiterFullError } from '../password/limiter.js'
 import { parseScope } from '../scope.js'
@@ -16,8 +16,8 @@ const ONE_FAILURE = 'Invalid username or password'
 
 /** What the password grant is built from. */
 export interface PasswordGrantDeps {
-  findUser: NonNullable<FastifyJwtAuthOptions['findUser']>
-  onPasswordRehash: FastifyJwtAuthOptions['onPasswordRehash']
+  findUser: NonNullable<FastifyTokenAuthOptions['findUser']>
+  onPasswordRehash: FastifyTokenAuthOptions['onPasswordRehash']
   passwords: PasswordHasher
   /** Longest password accepted, in characters. */
   maxPasswordLength: number

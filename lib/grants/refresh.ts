@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import { oauthError } from '../errors.js'
 import type { EmitEvent } from '../logging/events.js'
-import type { FastifyJwtAuthOptions, UserRecord } from '../options/types.js'
+import type { FastifyTokenAuthOptions, UserRecord } from '../options/types.js'
 import { parseScope } from '../scope.js'
 import type { RefreshFamily } from '../stores/types.js'
 import type { RefreshTokens } from '../tokens/refresh-tokens.js'
@@ -14,7 +14,7 @@ const ONE_FAILURE = 'The refresh token is invalid, expired or revoked'
 /** What the refresh grant is built from. */
 export interface RefreshGrantDeps {
   refreshTokens: RefreshTokens
-  findUser: NonNullable<FastifyJwtAuthOptions['findUser']>
+  findUser: NonNullable<FastifyTokenAuthOptions['findUser']>
   issue: IssueTokens
   emit: EmitEvent
 }

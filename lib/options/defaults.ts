@@ -82,7 +82,7 @@ export const STORE_DEFAULTS = frozen({
   /** Most keys of each kind the memory store holds. */
   maxEntries: 100_000,
   /** Prefix of every Redis key. */
-  redisPrefix: 'fastify-jwt-auth:',
+  redisPrefix: 'fastify-token-auth:',
   /** Milliseconds a Redis call may take before it counts as failed (503). */
   redisCommandTimeout: 1000
 })

@@ -56,7 +56,7 @@ export function checkSecretStrength (name: string, bytes: Buffer, alg: SigningAl
   const min = HMAC_BYTES[alg] as number
   if (bytes.length < min) throw new WeakSecretError(name, `must be at least ${min} bytes long for ${alg} (RFC 7518 §3.2)`)
   if (PLACEHOLDER_SECRET.test(bytes.toString('latin1')) || new Set(bytes).size < 8) {
-    throw new WeakSecretError(name, 'looks like a placeholder; use a random value (`npx fastify-jwt-auth generate-secret`)')
+    throw new WeakSecretError(name, 'looks like a placeholder; use a random value (`npx fastify-token-auth generate-secret`)')
   }
 }
 
@@ -218,7 +218,7 @@ export function resolveKeySource (
 ): KeySource {
   const given = [secret, keys, jwksUrl].filter((v) => v !== undefined && v !== null && v !== '').length
   if (given === 0) {
-    fail('secret', 'is required, or `keys`, or `jwksUrl` for verify-only: at least 32 random bytes (`npx fastify-jwt-auth generate-secret` makes one)')
+    fail('secret', 'is required, or `keys`, or `jwksUrl` for verify-only: at least 32 random bytes (`npx fastify-token-auth generate-secret` makes one)')
   }
   if (given > 1) fail('keys', 'is one of `secret`, `keys` and `jwksUrl`; give only one of them')
 

@@ -5,14 +5,14 @@ import { SCOPE_TOKEN } from '../scope.js'
 import { checkClientPermissions } from './clients.js'
 import type { AuthStore } from '../stores/types.js'
 import type {
-  BackoffLimit, ClientRecord, FastifyJwtAuthOptions, PasswordOptions, RefreshTokenOptions, RevocableAccessTokenOptions, WindowLimit
+  BackoffLimit, ClientRecord, FastifyTokenAuthOptions, PasswordOptions, RefreshTokenOptions, RevocableAccessTokenOptions, WindowLimit
 } from './types.js'
 
 /** The options checked, with every default filled in: what the parts of the plugin are built from. */
 export interface ResolvedOptions {
   keySource: KeySource
   jwksPath: string | false
-  findUser: FastifyJwtAuthOptions['findUser']
+  findUser: FastifyTokenAuthOptions['findUser']
   tokenPath: string
   accessTokenTtl: number
   issuer: string | undefined
@@ -27,7 +27,7 @@ export interface ResolvedOptions {
   /** The issuer as a URL when the RFC 8414 metadata is served; `undefined` when it is not. */
   metadataIssuer: URL | undefined
   password: Required<PasswordOptions>
-  onPasswordRehash: FastifyJwtAuthOptions['onPasswordRehash']
+  onPasswordRehash: FastifyTokenAuthOptions['onPasswordRehash']
   rateLimit: Required<WindowLimit> | false
   perUsernameAndIp: Required<WindowLimit> | false
   perUsername: Required<BackoffLimit> | false
@@ -36,10 +36,10 @@ export interface ResolvedOptions {
   caseSensitiveUsernames: boolean
   bodyLimit: number
   store: AuthStore | undefined
-  onAuthEvent: FastifyJwtAuthOptions['onAuthEvent']
+  onAuthEvent: FastifyTokenAuthOptions['onAuthEvent']
   scopes: Readonly<Record<string, string>>
   openapi: boolean
-  claims: FastifyJwtAuthOptions['claims']
+  claims: FastifyTokenAuthOptions['claims']
   refreshTokens: Required<RefreshTokenOptions> | false
   revocableAccessTokens: Required<RevocableAccessTokenOptions> | false
   revocationPath: string
@@ -106,7 +106,7 @@ function checkPassword (value: PasswordOptions | undefined): Required<PasswordOp
 
 type ThrottleOptions = Pick<ResolvedOptions, 'perUsernameAndIp' | 'perUsername' | 'knownSourceTtl' | 'caseSensitiveUsernames'>
 
-function checkLoginThrottle (value: FastifyJwtAuthOptions['loginThrottle']): ThrottleOptions {
+function checkLoginThrottle (value: FastifyTokenAuthOptions['loginThrottle']): ThrottleOptions {
   const throttle = objectOrFalse('loginThrottle', value) ?? {}
   const defaults = DEFAULTS.loginThrottle
   const off = { knownSourceTtl: defaults.knownSourceTtl * 1000, caseSensitiveUsernames: defaults.caseSensitiveUsernames }
@@ -148,7 +148,7 @@ const STORE_METHODS = ['reserve', 'release', 'reset', 'hit', 'rememberSource', '
   'revokeRefreshFamily', 'revokeUser', 'revokeAccessToken', 'revocationState'] as const
 
 /** Checks the options and fills in defaults; never changes the caller's object. */
-export function resolveOptions (options: FastifyJwtAuthOptions): ResolvedOptions {
+export function resolveOptions (options: FastifyTokenAuthOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) fail('options', 'must be an object')
   const { findUser, onPasswordRehash, onAuthEvent, store } = options
   checkFunction('findUser', findUser)
@@ -196,7 +196,7 @@ export function resolveOptions (options: FastifyJwtAuthOptions): ResolvedOptions
   }
 }
 
-function sessionOptions (options: FastifyJwtAuthOptions, tokenPath: string): Pick<ResolvedOptions, 'refreshTokens' | 'revocableAccessTokens' | 'revocationPath'> {
+function sessionOptions (options: FastifyTokenAuthOptions, tokenPath: string): Pick<ResolvedOptions, 'refreshTokens' | 'revocableAccessTokens' | 'revocationPath'> {
   // `null` is a mistake, not "off": only `undefined` means that.
   const refresh = options.refreshTokens === undefined ? DEFAULTS.refreshTokens : options.refreshTokens
   if (typeof refresh !== 'boolean' && (typeof refresh !== 'object' || refresh === null)) fail('refreshTokens', 'must be a boolean or an object')
@@ -220,7 +220,7 @@ function sessionOptions (options: FastifyJwtAuthOptions, tokenPath: string): Pic
 }
 
 /** The options of the client-facing standards: a public client beside registered ones, introspection, metadata. */
-function clientOptions (options: FastifyJwtAuthOptions, tokenPath: string): Pick<ResolvedOptions, 'publicClient' | 'introspectionPath' | 'introspectionRateLimit' | 'metadataIssuer'> {
+function clientOptions (options: FastifyTokenAuthOptions, tokenPath: string): Pick<ResolvedOptions, 'publicClient' | 'introspectionPath' | 'introspectionRateLimit' | 'metadataIssuer'> {
   const publicClient = options.publicClient ?? DEFAULTS.publicClient
   if (typeof publicClient !== 'boolean') fail('publicClient', 'must be true or false')
   const defaultClientId = options.defaultClientId ?? DEFAULTS.defaultClientId

@@ -170,10 +170,10 @@ export type KeySourceOptions =
   }
 
 /** Options of the plugin: a key source and the rest. */
-export type FastifyJwtAuthOptions = KeySourceOptions & FastifyJwtAuthBaseOptions
+export type FastifyTokenAuthOptions = KeySourceOptions & FastifyTokenAuthBaseOptions
 
 /** Options of the plugin other than the key source. */
-export interface FastifyJwtAuthBaseOptions {
+export interface FastifyTokenAuthBaseOptions {
   /** Caching, cooldown and timeout of the JWKS client (with `jwksUrl`). */
   jwksClient?: JwksClientOptions
   /**

@@ -43,7 +43,7 @@ export function createBcryptVerifier (log: FastifyBaseLogger): BcryptVerifier {
       // `bcrypt` is CommonJS: its exports are the default export, from ESM and from our CJS build.
       (module: { default: BcryptPeer }) => module.default,
       (error: unknown) => {
-        log.error({ err: error }, `fastify-jwt-auth: ${MISSING_PEER_MESSAGE}`)
+        log.error({ err: error }, `fastify-token-auth: ${MISSING_PEER_MESSAGE}`)
         return undefined
       })
     return peer

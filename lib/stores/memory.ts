@@ -30,7 +30,7 @@ export interface MemoryStoreOptions {
    * Most keys each table holds at once (per-IP counters, login counters, known sources,
    * refresh families, users, revocation bounds, revoked tokens). Expired entries make room;
    * live ones never do: past this a call that would add a key fails with
-   * `FST_JWT_AUTH_STORE_FULL` (503), and every existing block and revocation holds. Default 100 000.
+   * `FST_TOKEN_AUTH_STORE_FULL` (503), and every existing block and revocation holds. Default 100 000.
    */
   maxEntries?: number
 }
@@ -120,7 +120,7 @@ function boundedTable<V extends { expiresAt: number }> (name: string, maxEntries
 /**
  * The default store: one process, in memory. Each kind of state has its own bounded table;
  * expired entries are swept as new ones arrive, and a table full of live entries refuses new
- * keys (`FST_JWT_AUTH_STORE_FULL`, answered 503) rather than forget a block or a revocation.
+ * keys (`FST_TOKEN_AUTH_STORE_FULL`, answered 503) rather than forget a block or a revocation.
  * A flood of distinct usernames or addresses therefore can neither grow memory without limit
  * nor lift a decision. Apps running as many instances pass a shared store instead
  * (`createRedisStore`).

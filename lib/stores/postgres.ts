@@ -15,7 +15,7 @@ export interface PostgresQueryable {
 export interface PostgresStoreLocation {
   /** The schema of the tables; default `public`. Lower-case letters, digits and `_`, not starting with a digit. */
   schema?: string
-  /** Put before every table name; default `fastify_jwt_auth_`. Lower-case letters, digits and `_`. */
+  /** Put before every table name; default `fastify_token_auth_`. Lower-case letters, digits and `_`. */
   tablePrefix?: string
 }
 
@@ -83,7 +83,7 @@ interface Tables {
  */
 function tablesOf (where: string, location: PostgresStoreLocation = {}): Tables {
   const schema = location.schema ?? 'public'
-  const prefix = location.tablePrefix ?? 'fastify_jwt_auth_'
+  const prefix = location.tablePrefix ?? 'fastify_token_auth_'
   if (typeof schema !== 'string' || !IDENTIFIER.test(schema) || schema.length > MAX_IDENTIFIER) {
     throw new InvalidOptionError(`${where}: schema`, 'must be lower-case letters, digits and "_", not starting with a digit, at most 63 characters')
   }
@@ -312,7 +312,7 @@ function statements (t: Tables) {
  * A store in PostgreSQL, shared by every instance of an app: refresh-token families and
  * revocations in durable tables (a restart of PostgreSQL logs no one out), login and per-IP
  * counters in an UNLOGGED one. Every method is one parameterised statement, atomic on its own;
- * every call fails within `queryTimeout` with `FST_JWT_AUTH_STORE_UNAVAILABLE`, which the
+ * every call fails within `queryTimeout` with `FST_TOKEN_AUTH_STORE_UNAVAILABLE`, which the
  * plugin answers as 503, so an outage never hangs or crashes a request.
  *
  * The tables must exist first: `migratePostgresStore(pool, { schema, tablePrefix })`.

@@ -27,7 +27,7 @@ export interface RedisStoreOptions {
    * `maxRetriesPerRequest`) so commands fail at once while Redis is away.
    */
   client: RedisClient
-  /** Put before every key; default `fastify-jwt-auth:`. No `{` or `}`: they would change the Cluster hash slot. */
+  /** Put before every key; default `fastify-token-auth:`. No `{` or `}`: they would change the Cluster hash slot. */
   prefix?: string
   /** Milliseconds a store call may take before it counts as failed (503); default 1000. */
   commandTimeout?: number
@@ -142,7 +142,7 @@ type Scripted = Record<string, (...args: Array<string | number>) => Promise<unkn
 /**
  * A store in Redis, shared by every instance of an app: login counters, the per-IP limit,
  * refresh-token families and revocations. Every atomic step is one Lua script, every key has a
- * TTL, and every call fails within `commandTimeout` with `FST_JWT_AUTH_STORE_UNAVAILABLE`, which
+ * TTL, and every call fails within `commandTimeout` with `FST_TOKEN_AUTH_STORE_UNAVAILABLE`, which
  * the plugin answers as 503, so a Redis outage never hangs or crashes a request.
  *
  * Run it on a Redis with `maxmemory-policy noeviction`: any other policy lets Redis drop live
@@ -155,7 +155,7 @@ export function createRedisStore (options: RedisStoreOptions): AuthStore {
   if (typeof client?.defineCommand !== 'function' || typeof client.hmget !== 'function') {
     throw new InvalidOptionError('createRedisStore: client', 'must be an ioredis client or Cluster')
   }
-  const prefix = options.prefix ?? 'fastify-jwt-auth:'
+  const prefix = options.prefix ?? 'fastify-token-auth:'
   if (typeof prefix !== 'string' || /[{}]/.test(prefix)) {
     throw new InvalidOptionError('createRedisStore: prefix', 'must be a string without "{" or "}" (they choose the Cluster hash slot)')
   }
@@ -168,7 +168,7 @@ export function createRedisStore (options: RedisStoreOptions): AuthStore {
   // client cannot run each other's scripts. ioredis sends EVALSHA and falls back to EVAL.
   const names = {} as Record<ScriptName, string>
   for (const [name, [numberOfKeys, lua]] of Object.entries(SCRIPTS)) {
-    names[name as ScriptName] = 'fastifyJwtAuth' + createHash('sha1').update(lua).digest('hex').slice(0, 12)
+    names[name as ScriptName] = 'fastifyTokenAuth' + createHash('sha1').update(lua).digest('hex').slice(0, 12)
     client.defineCommand(names[name as ScriptName], { numberOfKeys, lua })
   }
   const scripted = client as unknown as Scripted

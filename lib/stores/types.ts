@@ -78,8 +78,8 @@ export interface RevocationState {
  *
  * Times are milliseconds since the epoch and are passed in (`now`), so every instance uses one
  * clock per call and tests need no fake timers. A store that cannot be reached rejects with an
- * error whose `code` is `FST_JWT_AUTH_STORE_UNAVAILABLE`; the plugin answers 503 then. A store
- * with no room left for a new key rejects with `FST_JWT_AUTH_STORE_FULL` rather than forget
+ * error whose `code` is `FST_TOKEN_AUTH_STORE_UNAVAILABLE`; the plugin answers 503 then. A store
+ * with no room left for a new key rejects with `FST_TOKEN_AUTH_STORE_FULL` rather than forget
  * live state (a block, a revocation, a session) to make room; the plugin answers 503 too.
  */
 export interface AuthStore {

@@ -24,7 +24,7 @@ export interface AccessTokenClaims {
  * and the `claims` option alike:
  *
  * ```ts
- * declare module 'fastify-jwt-auth' {
+ * declare module 'fastify-token-auth' {
  *   interface CustomClaims { tenant: string }
  * }
  * ```

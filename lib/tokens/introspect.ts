@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify'
-import type { FastifyJwtAuthOptions } from '../options/types.js'
+import type { FastifyTokenAuthOptions } from '../options/types.js'
 import type { AuthStore } from '../stores/types.js'
 import type { AccessTokenClaims } from './claims.js'
 import { isRefreshToken, type RefreshTokens } from './refresh-tokens.js'
@@ -38,7 +38,7 @@ export interface IntrospectorDeps {
   store: AuthStore
   /** Whether `authenticate` checks access tokens against the store's revocations. */
   revocableAccessTokens: boolean
-  findUser: NonNullable<FastifyJwtAuthOptions['findUser']>
+  findUser: NonNullable<FastifyTokenAuthOptions['findUser']>
   issuer: string | undefined
   audience: string | string[] | undefined
 }

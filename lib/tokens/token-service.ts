@@ -64,7 +64,7 @@ export interface TokenService {
 // RFC 9068 §2.1: access tokens are typed `at+jwt`; fast-jwt compares it case-insensitively
 // and without an `application/` prefix, as RFC 7515 §4.1.9 asks.
 const ACCESS_TOKEN_TYP = 'at+jwt'
-const NAMESPACE = 'fastifyJwtAuth'
+const NAMESPACE = 'fastifyTokenAuth'
 // RFC 7519 §4.1 and RFC 9068 §2.2: set by the plugin only.
 const REGISTERED_CLAIMS = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'client_id', 'scope'])
 
@@ -100,7 +100,7 @@ type Verify = (token: string) => unknown
  * Signs and verifies access tokens. Keys listed in the options (`secret` or `keys`) each get an
  * `@fastify/jwt` of their own, registered in a scope of ours and under a namespace, so that a
  * host which registered `@fastify/jwt` itself keeps its `fastify.jwt`, its `request.jwtVerify`
- * and its secret (its `fastify.jwt` object only gains `fastifyJwtAuth` keys: that is how
+ * and its secret (its `fastify.jwt` object only gains `fastifyTokenAuth` keys: that is how
  * @fastify/jwt namespaces work). Keys fetched from a JWKS arrive after registration, so each gets a
  * fast-jwt verifier, the one @fastify/jwt would build, when it is first seen.
  */
@@ -146,7 +146,7 @@ export async function createTokenService (fastify: FastifyInstance, options: Tok
     return {
       /* c8 ignore next 3 -- unreachable: verify-only mode registers no token endpoint */
       sign () {
-        throw new Error('fastify-jwt-auth: verify-only mode cannot sign tokens')
+        throw new Error('fastify-token-auth: verify-only mode cannot sign tokens')
       },
       async verify (token) {
         const header = headerOf(token)

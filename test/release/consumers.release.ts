@@ -25,7 +25,7 @@ const LOGIN = `
   console.log(JSON.stringify({
     type: typeof plugin,
     isDefault: plugin.default === plugin,
-    alias: plugin.fastifyJwtAuth === plugin,
+    alias: plugin.fastifyTokenAuth === plugin,
     names: Object.keys(named).filter((name) => name !== 'default').sort(),
     token: token.statusCode,
     me: me.json()
@@ -33,7 +33,7 @@ const LOGIN = `
   await app.close()
 `
 
-const EXPECTED_NAMES = ['StoreUnavailableError', 'createMemoryStore', 'createRedisStore', 'fastifyJwtAuth', 'hashPassword', 'needsRehash', 'requestLogSerializer', 'verifyPassword']
+const EXPECTED_NAMES = ['StoreUnavailableError', 'createMemoryStore', 'createRedisStore', 'fastifyTokenAuth', 'hashPassword', 'needsRehash', 'requestLogSerializer', 'verifyPassword']
 
 t.test('CommonJS: require() is the plugin function, with .default and the named exports', async (t) => {
   writeFileSync(join(APP, 'consumer.cjs'), `'use strict'

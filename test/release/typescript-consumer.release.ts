@@ -15,7 +15,7 @@ import { APP, PKG, childEnv } from './app.js'
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
 
 const ESM = `import Fastify from 'fastify'
-import jwtAuth, { createMemoryStore, createRedisStore, fastifyJwtAuth, hashPassword, type AuthUser, type RedisClient, type UserRecord } from '${PKG.name}'
+import tokenAuth, { createMemoryStore, createRedisStore, fastifyTokenAuth, hashPassword, type AuthUser, type RedisClient, type UserRecord } from '${PKG.name}'
 
 declare module '${PKG.name}' {
   interface CustomClaims { tenant: string }
@@ -23,7 +23,7 @@ declare module '${PKG.name}' {
 
 const users = new Map<string, UserRecord>()
 const app = Fastify()
-await app.register(jwtAuth, {
+await app.register(tokenAuth, {
   secret: 'x'.repeat(43),
   findUser: async (username) => users.get(username) ?? null,
   claims: () => ({ tenant: 't1' }),
@@ -35,7 +35,7 @@ app.get('/me', { preHandler: app.authenticate }, async (request) => {
   return { tenant }
 })
 // @ts-expect-error: the claims must be the ones declared in CustomClaims
-await app.register(fastifyJwtAuth, { secret: 'x'.repeat(43), claims: () => ({ tenants: 't1' }) })
+await app.register(fastifyTokenAuth, { secret: 'x'.repeat(43), claims: () => ({ tenants: 't1' }) })
 const hash: Promise<string> = hashPassword('pw')
 // The Redis store is typed without ioredis: any client with the methods it calls fits.
 declare const client: RedisClient
@@ -43,7 +43,7 @@ createRedisStore({ client })
 export { hash }
 `
 
-const CJS = `import jwtAuth = require('${PKG.name}')
+const CJS = `import tokenAuth = require('${PKG.name}')
 import Fastify = require('fastify')
 import { hashPassword, type UserRecord } from '${PKG.name}'
 
@@ -53,13 +53,13 @@ declare module '${PKG.name}' {
 
 const user: UserRecord = { username: 'u', passwordHash: '$argon2id$...' }
 const app = Fastify()
-app.register(jwtAuth, { secret: 'x'.repeat(43), findUser: async () => user, claims: () => ({ region: 'eu' }) })
-app.register(jwtAuth.default, { secret: 'x'.repeat(43) })
-app.register(jwtAuth.fastifyJwtAuth, { secret: 'x'.repeat(43) })
+app.register(tokenAuth, { secret: 'x'.repeat(43), findUser: async () => user, claims: () => ({ region: 'eu' }) })
+app.register(tokenAuth.default, { secret: 'x'.repeat(43) })
+app.register(tokenAuth.fastifyTokenAuth, { secret: 'x'.repeat(43) })
 // @ts-expect-error: the claims must be the ones declared in CustomClaims
-app.register(jwtAuth, { secret: 'x'.repeat(43), claims: () => ({ regions: 'eu' }) })
+app.register(tokenAuth, { secret: 'x'.repeat(43), claims: () => ({ regions: 'eu' }) })
 app.get('/me', { preHandler: app.authenticate }, async (request) => ({ region: request.user.claims.region }))
-const hashed: Promise<string> = jwtAuth.hashPassword('pw')
+const hashed: Promise<string> = tokenAuth.hashPassword('pw')
 export = { hashed, hashPassword }
 `
 

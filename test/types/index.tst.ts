@@ -2,10 +2,10 @@ import { expect, test } from 'tstyche'
 import Fastify, { type FastifyRequest, type preHandlerAsyncHookHandler } from 'fastify'
 // By name, as a user imports it: what is checked is the shipped .d.ts, not lib/.
 import { Cluster, Redis } from 'ioredis'
-import jwtAuth, {
+import tokenAuth, {
   createMemoryStore,
   createRedisStore,
-  fastifyJwtAuth,
+  fastifyTokenAuth,
   hashPassword,
   needsRehash,
   verifyPassword,
@@ -16,10 +16,10 @@ import jwtAuth, {
   type RedisClient,
   type TokenResponse,
   type UserRecord
-} from 'fastify-jwt-auth'
+} from 'fastify-token-auth'
 
 // What a host adds to its tokens, declared once for the whole app.
-declare module 'fastify-jwt-auth' {
+declare module 'fastify-token-auth' {
   interface CustomClaims {
     tenant: string
   }
@@ -30,8 +30,8 @@ const secret = 'a-random-secret-of-at-least-32-bytes!'
 const findUser = async (username: string): Promise<UserRecord | null> => (username === 'u' ? { username, passwordHash: '$argon2id$...' } : null)
 
 test('the options', () => {
-  expect(app.register(jwtAuth, { secret, findUser, claims: () => ({ tenant: 't1' }) })).type.not.toRaiseError()
-  expect(app.register(fastifyJwtAuth, {
+  expect(app.register(tokenAuth, { secret, findUser, claims: () => ({ tenant: 't1' }) })).type.not.toRaiseError()
+  expect(app.register(fastifyTokenAuth, {
     secret: Buffer.from(secret),
     tokenPath: '/login',
     scopes: { admin: 'Administer' },
@@ -42,23 +42,23 @@ test('the options', () => {
   })).type.not.toRaiseError()
 
   // The README's quick start: an environment variable is `string | undefined`.
-  expect(app.register(jwtAuth, { secret: process.env.JWT_SECRET, findUser })).type.not.toRaiseError()
-  expect(app.register(jwtAuth, { keys: [{ kid: 'k1', alg: 'HS256', key: secret }], findUser })).type.not.toRaiseError()
-  expect(app.register(jwtAuth, { jwksUrl: 'https://issuer.example/.well-known/jwks.json' })).type.not.toRaiseError()
+  expect(app.register(tokenAuth, { secret: process.env.JWT_SECRET, findUser })).type.not.toRaiseError()
+  expect(app.register(tokenAuth, { keys: [{ kid: 'k1', alg: 'HS256', key: secret }], findUser })).type.not.toRaiseError()
+  expect(app.register(tokenAuth, { jwksUrl: 'https://issuer.example/.well-known/jwks.json' })).type.not.toRaiseError()
 
   // Exactly one key source.
-  expect(app.register(jwtAuth, {})).type.toRaiseError()
-  expect(app.register(jwtAuth, { secret, keys: [{ kid: 'k1', alg: 'HS256', key: secret }] })).type.toRaiseError()
-  expect(app.register(jwtAuth, { secret, jwksUrl: 'https://issuer.example/jwks' })).type.toRaiseError()
-  expect(app.register(jwtAuth, { secret: 42 })).type.toRaiseError()
-  expect(app.register(jwtAuth, { secret, accessTokenTtl: '15m' })).type.toRaiseError()
-  expect(app.register(jwtAuth, { secret, tokenPth: '/login' })).type.toRaiseError('tokenPth')
-  expect(app.register(jwtAuth, { secret, scopes: { admin: true } })).type.toRaiseError()
-  expect(app.register(jwtAuth, { secret, openapi: 'yes' })).type.toRaiseError()
-  expect(app.register(jwtAuth, { secret, findUser: async () => ({ username: 'u' }) })).type.toRaiseError('passwordHash')
+  expect(app.register(tokenAuth, {})).type.toRaiseError()
+  expect(app.register(tokenAuth, { secret, keys: [{ kid: 'k1', alg: 'HS256', key: secret }] })).type.toRaiseError()
+  expect(app.register(tokenAuth, { secret, jwksUrl: 'https://issuer.example/jwks' })).type.toRaiseError()
+  expect(app.register(tokenAuth, { secret: 42 })).type.toRaiseError()
+  expect(app.register(tokenAuth, { secret, accessTokenTtl: '15m' })).type.toRaiseError()
+  expect(app.register(tokenAuth, { secret, tokenPth: '/login' })).type.toRaiseError('tokenPth')
+  expect(app.register(tokenAuth, { secret, scopes: { admin: true } })).type.toRaiseError()
+  expect(app.register(tokenAuth, { secret, openapi: 'yes' })).type.toRaiseError()
+  expect(app.register(tokenAuth, { secret, findUser: async () => ({ username: 'u' }) })).type.toRaiseError('passwordHash')
   // The extra claims must be the ones declared in CustomClaims.
-  expect(app.register(jwtAuth, { secret, claims: () => ({ tenants: 't1' }) })).type.toRaiseError()
-  expect(app.register(jwtAuth, { secret, claims: () => ({ tenant: 1 }) })).type.toRaiseError()
+  expect(app.register(tokenAuth, { secret, claims: () => ({ tenants: 't1' }) })).type.toRaiseError()
+  expect(app.register(tokenAuth, { secret, claims: () => ({ tenant: 1 }) })).type.toRaiseError()
 })
 
 test('the decorators', () => {
