@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
-import type { AuthEvent, UserRecord } from '../lib/index.js'
+import { createMemoryStore, StoreUnavailableError, type AuthEvent, type UserRecord } from '../lib/index.js'
 import { sourceOfAddress } from '../lib/throttle/keys.js'
 import { buildApp, countArgon2Verifies, demoUsers, FORM, form } from './helper.js'
 
@@ -146,4 +146,13 @@ t.test('sourceOfAddress: how addresses become sources', async (t) => {
     ['', undefined]
   ]
   for (const [address, source] of cases) t.equal(sourceOfAddress(address), source, address)
+})
+
+t.test('a store that cannot be reached while the source is remembered: 503, never a 500', async (t) => {
+  const store = createMemoryStore()
+  const failing = { ...store, rememberSource: async () => { throw new StoreUnavailableError() } }
+  const app = await buildApp(t, { plugin: { rateLimit: false, store: failing } })
+  const res = await post(app, RIGHT, '198.51.100.1')
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().error, 'temporarily_unavailable')
 })
