@@ -20,6 +20,9 @@ import { buildApp, FORM, form, NO_REDIS, redisClient, SECRET, testPrefix } from 
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0]
 
+// 24 000 attempts a store: a few seconds on an idle machine, far more on a busy one.
+t.setTimeout(180_000)
+
 const DOCUMENTED_CHECKS_PER_DAY = 114
 const HOUR = 3_600_000
 const BATCH = 50
