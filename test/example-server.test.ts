@@ -137,7 +137,8 @@ t.test('npm start, then the tutorial\'s two curl commands', { skip: curl ? false
   const child = spawn('npm', ['start', '--silent', '--ignore-scripts'], {
     cwd: root,
     // Not coverage-tracked: tsx's source maps would be merged with tap's own for examples/.
-    env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(NODE_V8_COVERAGE|NODE_OPTIONS|_TAPJS)/.test(k))), PORT: port, JWT_SECRET: SECRET },
+    // The tutorial's server keeps its state in memory: the suite's REDIS_URL and DATABASE_URL stay out.
+    env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(NODE_V8_COVERAGE|NODE_OPTIONS|_TAPJS|REDIS_|STORE_DATABASE_)/.test(k))), PORT: port, JWT_SECRET: SECRET },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true
   })
@@ -145,14 +146,16 @@ t.test('npm start, then the tutorial\'s two curl commands', { skip: curl ? false
     try { process.kill(-(child.pid as number), 'SIGTERM') } catch {}
   })
   let output = ''
+  let errors = ''
   child.stdout.on('data', (chunk) => { output += chunk })
+  child.stderr.on('data', (chunk) => { errors += chunk })
   const deadline = setTimeout(() => child.kill(), 20000)
   while (!output.includes('Server listening')) {
     await Promise.race([once(child.stdout, 'data'), once(child, 'exit')])
     if (child.exitCode !== null) break
   }
   clearTimeout(deadline)
-  t.match(output, /Server listening at http:\/\/127\.0\.0\.1:/)
+  t.match(output, /Server listening at http:\/\/127\.0\.0\.1:/, errors === '' ? 'the server listens' : `the server listens (stderr: ${errors.slice(0, 500)})`)
 
   const tokenJson = execFileSync('curl', ['-s', '-X', 'POST', `http://localhost:${port}/token`,
     '-H', 'accept: application/json',
