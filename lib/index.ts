@@ -72,8 +72,11 @@ async function registerEndpoints (fastify: FastifyInstance, prefix: string | und
   const findUser = options.findUser as NonNullable<ResolvedOptions['findUser']>
   const passwords = await createPasswordHasher(options.password, fastify.log)
   const docs = createApiDocs(fastify, options)
-  const refreshTokens = options.refreshTokens === false ? undefined : createRefreshTokens({ store, ...options.refreshTokens })
-  const issue = createTokenIssuer({ tokens, revocation, refreshTokens, claims: options.claims })
+  const refreshTokens = options.refreshTokens === false
+    ? undefined
+    : createRefreshTokens({ store, ...options.refreshTokens, familyDenyMs: revocation.familyDenyMs })
+  const issue = createTokenIssuer({ tokens, refreshTokens, claims: options.claims })
+  const revocationEpoch = revocation.epoch
 
   const grants = new Map<string, GrantHandler>([['password', createPasswordGrant({
     findUser,
@@ -81,10 +84,11 @@ async function registerEndpoints (fastify: FastifyInstance, prefix: string | und
     passwords,
     maxPasswordLength: options.password.maxLength,
     throttle: createLoginThrottle({ ...options, store }),
+    revocationEpoch,
     issue,
     emit
   })]])
-  if (refreshTokens !== undefined) grants.set('refresh_token', createRefreshGrant({ refreshTokens, findUser, issue, emit }))
+  if (refreshTokens !== undefined) grants.set('refresh_token', createRefreshGrant({ refreshTokens, findUser, revocationEpoch, issue, emit }))
   const authenticateClient = createClientAuthenticator({ ...options, passwords, emit })
   const { bodyLimit } = options
 
@@ -125,7 +129,7 @@ export { requestLogSerializer, type RequestLogFields } from './logging/request-l
 export { StoreUnavailableError } from './errors.js'
 export { createRedisStore, type RedisStoreOptions } from './stores/redis.js'
 export type {
-  AuthStore, ThrottleRule, ReserveResult, HitResult, RefreshFamily, RefreshLookup, RotateResult, RevocationState
+  AuthStore, ThrottleRule, ReserveResult, HitResult, RefreshFamily, RefreshLookup, RotateResult, RotateRules, RevocationState
 } from './stores/types.js'
 export type {
   FastifyJwtAuthOptions, FastifyJwtAuthBaseOptions, KeySourceOptions, UserRecord, ClientRecord, PasswordOptions, WindowLimit, BackoffLimit, LoginThrottleOptions,

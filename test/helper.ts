@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import { createHmac } from 'node:crypto'
+import { createHash, createHmac } from 'node:crypto'
 import { Writable } from 'node:stream'
-import jwtAuth, { hashPassword, type FastifyJwtAuthBaseOptions, type FastifyJwtAuthOptions, type KeyOption, type UserRecord } from '../lib/index.js'
+import jwtAuth, { hashPassword, type AuthStore, type FastifyJwtAuthBaseOptions, type FastifyJwtAuthOptions, type KeyOption, type UserRecord } from '../lib/index.js'
 import { Redis, type RedisOptions } from 'ioredis'
 
 /** A secret that passes the plugin's checks; tests only. */
@@ -159,4 +159,15 @@ export async function keyTtls (client: Redis, prefix: string): Promise<Map<strin
   const ttls = new Map<string, number>()
   for (const key of await client.keys(`${prefix}*`)) ttls.set(key, await client.pttl(key))
   return ttls
+}
+
+/** The refresh tokens that are their family's current one, asked of the store (presenting a dead one would be reuse). */
+export async function liveTokens (store: AuthStore, tokens: readonly string[]): Promise<string[]> {
+  const live: string[] = []
+  for (const token of tokens) {
+    const [userKey, familyId] = token.split('.') as [string, string]
+    const hash = createHash('sha256').update(token).digest('base64url')
+    if ((await store.getRefreshFamily(userKey, familyId, hash, Date.now()))?.current === true) live.push(token)
+  }
+  return live
 }

@@ -31,10 +31,15 @@ export interface Grant {
   /** The scopes the client asked for, when it asked (RFC 6749 §5.1 then needs `scope` only when they differ). */
   requested: readonly string[] | undefined
   /**
-   * The refresh token to hand out: the successor a refresh grant rotated in, or `undefined` to
-   * start a new family (when refresh tokens are on).
+   * The revocation epoch read before any credential was checked (`Revocation.epoch`): what is
+   * issued dies with a `revokeUserTokens` that returns after that read.
    */
-  refreshToken?: string
+  epoch: number
+  /**
+   * The refresh token to hand out: the successor a refresh grant rotated in, with its family's
+   * id; or `undefined` to start a new family (when refresh tokens are on).
+   */
+  refresh?: { token: string, familyId: string }
 }
 
 /** A grant type's handler, for a request whose client has already authenticated. */

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify'
+import { oauthError } from '../errors.js'
 import type { UserRecord } from '../options/types.js'
 import type { CustomClaims } from '../tokens/claims.js'
-import type { Revocation } from '../tokens/revocation.js'
 import type { RefreshTokens } from '../tokens/refresh-tokens.js'
 import type { TokenService } from '../tokens/token-service.js'
 import type { Grant, TokenResponse } from './grant.js'
@@ -12,7 +12,6 @@ export type IssueTokens = (request: FastifyRequest, grant: Grant) => Promise<Tok
 /** What issuing tokens depends on. */
 export interface TokenIssuerDeps {
   tokens: TokenService
-  revocation: Revocation
   /** Present when refresh tokens are on. */
   refreshTokens: RefreshTokens | undefined
   /** The host's extra claims for a user (the `claims` option). */
@@ -20,17 +19,25 @@ export interface TokenIssuerDeps {
 }
 
 /** The one step that every grant ends with: the access token, the refresh token, the answer. */
-export function createTokenIssuer ({ tokens, revocation, refreshTokens, claims }: TokenIssuerDeps): IssueTokens {
+export function createTokenIssuer ({ tokens, refreshTokens, claims }: TokenIssuerDeps): IssueTokens {
   return async function issue (request, grant) {
-    const { user, username, sub, clientId, scope, requested } = grant
+    const { user, username, sub, clientId, scope, requested, epoch, refresh } = grant
     // The host's own claims are computed from the user as they are now, on every grant.
     const extra = await claims?.(user, request)
-    await revocation.beforeSign(sub)
-    const { token, expiresIn } = tokens.sign({ sub, scope, clientId, extra })
+    // The access token names its family, so that reuse of the family's refresh tokens can deny
+    // it, and the epoch its grant began in, so that a "log out everywhere" racing this grant does.
+    const familyId = refresh?.familyId ?? refreshTokens?.newFamilyId()
+    const { token, expiresIn } = tokens.sign({ sub, scope, clientId, familyId, epoch, extra })
     const body: TokenResponse = { access_token: token, token_type: 'Bearer', expires_in: expiresIn }
     // RFC 6749 §5.1: scope is required in the answer when it differs from the request.
     if (requested === undefined && scope.length > 0) body.scope = scope.join(' ')
-    const refreshToken = grant.refreshToken ?? await refreshTokens?.start({ sub, username, clientId, scope })
+    let refreshToken = refresh?.token
+    if (refreshToken === undefined && refreshTokens !== undefined) {
+      // Created only if the user was not revoked since `epoch`, atomically in the store: a login
+      // whose password was checked before a "log out everywhere" returned starts no session.
+      refreshToken = await refreshTokens.start({ id: familyId as string, sub, username, clientId, scope }, epoch)
+      if (refreshToken === undefined) throw oauthError('invalid_grant', 'The user\'s sessions were revoked during this request; log in again')
+    }
     if (refreshToken !== undefined) body.refresh_token = refreshToken
     return body
   }

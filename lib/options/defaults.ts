@@ -36,6 +36,8 @@ export const DEFAULTS = frozen({
   refreshTokens: false,
   /** The lifetimes when `refreshTokens` is on, in seconds. */
   refreshTokenLifetimes: { idleTtl: 14 * DAY_SECONDS, absoluteTtl: 90 * DAY_SECONDS },
+  /** Seconds after a refresh during which the replaced token is a retry, not reuse (RFC 9700 §4.14.2). */
+  refreshRetryGrace: 10,
   revocableAccessTokens: false,
   /** The settings when `revocableAccessTokens` is on: fail closed. */
   revocableAccessTokenOptions: { failOpen: false },

@@ -126,7 +126,7 @@ function checkRealm (realm: unknown): string {
 }
 
 const STORE_METHODS = ['reserve', 'release', 'reset', 'hit', 'createRefreshFamily', 'getRefreshFamily', 'rotateRefreshToken',
-  'revokeRefreshFamily', 'revokeUser', 'revokeAccessToken', 'revocationState'] as const
+  'revokeRefreshFamily', 'revocationEpoch', 'revokeUser', 'revokeAccessToken', 'revocationState'] as const
 
 /** Checks the options and fills in defaults; never changes the caller's object. */
 export function resolveOptions (options: FastifyJwtAuthOptions): ResolvedOptions {
@@ -186,7 +186,10 @@ function sessionOptions (options: FastifyJwtAuthOptions, tokenPath: string): Pic
     const defaults = DEFAULTS.refreshTokenLifetimes
     const absoluteTtl = wholeNumber('refreshTokens.absoluteTtl', lifetimes.absoluteTtl, defaults.absoluteTtl, 10 * 365 * 24 * 3600)
     const idleTtl = wholeNumber('refreshTokens.idleTtl', lifetimes.idleTtl, Math.min(defaults.idleTtl, absoluteTtl), absoluteTtl)
-    refreshTokens = { idleTtl, absoluteTtl }
+    // Short by design: RFC 9700 §4.14.2 allows a grace for retries, and it is also how long a
+    // thief holding the replaced token could use it in the client's place.
+    const retryGrace = wholeNumber('refreshTokens.retryGrace', lifetimes.retryGrace, DEFAULTS.refreshRetryGrace, 300, 0)
+    refreshTokens = { idleTtl, absoluteTtl, retryGrace }
   }
 
   const revocable = options.revocableAccessTokens === undefined ? DEFAULTS.revocableAccessTokens : options.revocableAccessTokens

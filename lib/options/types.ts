@@ -79,6 +79,13 @@ export interface RefreshTokenOptions {
   idleTtl?: number
   /** A family ends this long after the login however often it is used; default 90 days. */
   absoluteTtl?: number
+  /**
+   * For this long after a refresh, the refresh token it replaced may be presented again, by the
+   * same client, as a retry of a refresh whose answer was lost (RFC 9700 §4.14.2): it gets a
+   * fresh pair, and the pair handed out before stops working. Past it, that token is reuse and
+   * ends the family. Counted from the refresh, not from the last retry. Default 10; 0 turns it off.
+   */
+  retryGrace?: number
 }
 
 /** How `authenticate` checks access tokens against the store. */
