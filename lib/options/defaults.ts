@@ -41,8 +41,11 @@ export const DEFAULTS = frozen({
   revocableAccessTokens: false,
   /** The settings when `revocableAccessTokens` is on: fail closed. */
   revocableAccessTokenOptions: { failOpen: false },
-  /** The JWKS client of verify-only mode. */
-  jwksClient: { cacheMaxAge: 10 * MINUTE, cooldown: 30_000, timeout: 5000 }
+  /**
+   * The JWKS client of verify-only mode. A key the issuer withdraws stops verifying at most
+   * `cacheMaxAge` after the last fetch; an unknown `kid` refetches at once, at most once a `cooldown`.
+   */
+  jwksClient: { cacheMaxAge: 5 * MINUTE, cooldown: 30_000, timeout: 5000 }
 })
 
 /** Defaults of the stores' own factories (`createMemoryStore`, `createRedisStore`). */

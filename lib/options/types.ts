@@ -150,10 +150,19 @@ export interface FastifyJwtAuthBaseOptions {
   tokenPath?: string
   /** Access-token lifetime in seconds; default 900. */
   accessTokenTtl?: number
-  /** The `iss` claim, signed and required on verify. */
+  /** The `iss` claim, signed and required on verify. Required in verify-only mode (RFC 9068 §4). */
   issuer?: string
-  /** The `aud` claim, signed and required on verify (any one of a list). */
+  /**
+   * The `aud` claim, signed and required on verify (any one of a list). Required in verify-only
+   * mode (`jwksUrl`, or public `keys` without `findUser`): RFC 9068 §4.
+   */
   audience?: string | string[]
+  /**
+   * Verify-only mode: accept tokens whatever their `aud`, instead of naming this API's `audience`.
+   * A token the same issuer minted for any other API then opens this one (RFC 9068 §4 says a
+   * resource server MUST check `aud`): only for an issuer that has one audience.
+   */
+  acceptAnyAudience?: boolean
   /** Allowed clock skew for `exp`, `nbf` and `iat`, in seconds; default 5, at most 300. */
   clockTolerance?: number
   /** The realm in `WWW-Authenticate` challenges; default `api`. */
