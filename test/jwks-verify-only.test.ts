@@ -11,6 +11,10 @@ import { countingServer, keyPair, signingKey, signJws, sleep, type CountingServe
  * findUser. Everything here talks HTTP over 127.0.0.1: a real issuer, or a counting JWKS server.
  */
 
+// Real servers on 127.0.0.1 and waits past cooldowns and cache ages add up to seconds: more
+// than tap's 30 s default on a busy machine.
+t.setTimeout(120_000)
+
 const ISSUER = 'https://issuer.example'
 const AUDIENCE = 'https://api.example'
 const INVALID = 'FST_JWT_AUTH_INVALID_OPTION'

@@ -34,11 +34,14 @@ export const DEFAULTS = frozen({
     perUsername: { freeAttempts: 10, maxDelay: 15 * MINUTE, timeWindow: 15 * MINUTE }
   },
   refreshTokens: false,
-  /** The lifetimes when `refreshTokens` is on, in seconds. */
-  refreshTokenLifetimes: { idleTtl: 14 * DAY_SECONDS, absoluteTtl: 90 * DAY_SECONDS },
-  /** Seconds after a refresh during which the replaced token is a retry, not reuse (RFC 9700 §4.14.2). */
-  refreshRetryGrace: 10,
+  /**
+   * The lifetimes when `refreshTokens` is on, in seconds; `retryGrace`: how long after a refresh
+   * the replaced token is a retry, not reuse (RFC 9700 §4.14.2).
+   */
+  refreshTokenLifetimes: { idleTtl: 14 * DAY_SECONDS, absoluteTtl: 90 * DAY_SECONDS, retryGrace: 10 },
   revocableAccessTokens: false,
+  /** Verify-only mode checks `aud` against `audience` unless this says otherwise (RFC 9068 §4). */
+  acceptAnyAudience: false,
   /** The settings when `revocableAccessTokens` is on: fail closed. */
   revocableAccessTokenOptions: { failOpen: false },
   /**

@@ -126,7 +126,7 @@ function checkAudience (audience: unknown): string | string[] | undefined {
  * `iss` alone.
  */
 function checkVerifyOnly (keySource: KeySource, issues: boolean, issuer: string | undefined, audience: unknown, acceptAnyAudience: unknown): void {
-  if (acceptAnyAudience !== undefined && typeof acceptAnyAudience !== 'boolean') fail('acceptAnyAudience', 'must be true or false')
+  if (typeof acceptAnyAudience !== 'boolean') fail('acceptAnyAudience', 'must be true or false')
   const verifyOnly = !issues && (keySource.kind === 'remote' || keySource.keys.every((key) => key.signingKey === undefined))
   if (!verifyOnly) {
     if (acceptAnyAudience === true) fail('acceptAnyAudience', 'applies only in verify-only mode (`jwksUrl`, or public `keys` without `findUser`)')
@@ -179,7 +179,7 @@ export function resolveOptions (options: FastifyJwtAuthOptions): ResolvedOptions
   const keySource = resolveKeySource(options, findUser !== undefined)
   const issuer = optionalString('issuer', options.issuer)
   const audience = checkAudience(options.audience)
-  checkVerifyOnly(keySource, findUser !== undefined, issuer, audience, options.acceptAnyAudience)
+  checkVerifyOnly(keySource, findUser !== undefined, issuer, audience, options.acceptAnyAudience ?? DEFAULTS.acceptAnyAudience)
 
   return {
     keySource,
@@ -219,7 +219,7 @@ function sessionOptions (options: FastifyJwtAuthOptions, tokenPath: string): Pic
     const idleTtl = wholeNumber('refreshTokens.idleTtl', lifetimes.idleTtl, Math.min(defaults.idleTtl, absoluteTtl), absoluteTtl)
     // Short by design: RFC 9700 §4.14.2 allows a grace for retries, and it is also how long a
     // thief holding the replaced token could use it in the client's place.
-    const retryGrace = wholeNumber('refreshTokens.retryGrace', lifetimes.retryGrace, DEFAULTS.refreshRetryGrace, 300, 0)
+    const retryGrace = wholeNumber('refreshTokens.retryGrace', lifetimes.retryGrace, defaults.retryGrace, 300, 0)
     refreshTokens = { idleTtl, absoluteTtl, retryGrace }
   }
 
