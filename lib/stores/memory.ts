@@ -234,7 +234,8 @@ export function createMemoryStore (options: MemoryStoreOptions = {}): AuthStore 
       }
       // A retry of the last rotation (RFC 9700 §4.14.2): the successor handed out before is
       // retired, and the grace still counts from that rotation.
-      if (entry.hash !== '' && entry.previous === tokenHash && now < entry.rotatedAt + graceMs) {
+      // A grace of 0 is never a retry, even for a caller whose `now` was read before the rotation's.
+      if (entry.hash !== '' && entry.previous === tokenHash && graceMs > 0 && now < entry.rotatedAt + graceMs) {
         families.set(`${userKey} ${familyId}`, { ...entry, hash: nextHash, expiresAt }, now)
         return 'retried'
       }

@@ -323,15 +323,16 @@ function statements (t: Tables) {
     // row, then sees the first one's hash: a retry within the grace ($7), else reuse (RFC 9700
     // §4.14.2). A family revoked for reuse keeps its row with no current hash until it would
     // have ended, so every later presentation of one of its tokens is reuse too; and the same
-    // statement denies its access tokens for $8 ms.
+    // statement denies its access tokens for $8 ms. A grace of 0 is never a retry, even for a
+    // request whose `now` was read before the rotation's.
     rotate: `
       WITH u AS (
         UPDATE ${t.families} AS f SET
-          step = CASE WHEN (f.hash <> '' AND f.hash = $3) THEN 'rotated' WHEN (f.hash <> '' AND f.prev_hash = $3 AND $6::bigint < f.replaced_at + $7::bigint) THEN 'retried' ELSE 'reused' END,
-          hash = CASE WHEN (f.hash <> '' AND f.hash = $3) OR (f.hash <> '' AND f.prev_hash = $3 AND $6::bigint < f.replaced_at + $7::bigint) THEN $4 ELSE '' END,
+          step = CASE WHEN (f.hash <> '' AND f.hash = $3) THEN 'rotated' WHEN (f.hash <> '' AND f.prev_hash = $3 AND $7::bigint > 0 AND $6::bigint < f.replaced_at + $7::bigint) THEN 'retried' ELSE 'reused' END,
+          hash = CASE WHEN (f.hash <> '' AND f.hash = $3) OR (f.hash <> '' AND f.prev_hash = $3 AND $7::bigint > 0 AND $6::bigint < f.replaced_at + $7::bigint) THEN $4 ELSE '' END,
           prev_hash = CASE WHEN (f.hash <> '' AND f.hash = $3) THEN $3 ELSE f.prev_hash END,
           replaced_at = CASE WHEN (f.hash <> '' AND f.hash = $3) THEN $6::bigint ELSE f.replaced_at END,
-          idle_until = CASE WHEN (f.hash <> '' AND f.hash = $3) OR (f.hash <> '' AND f.prev_hash = $3 AND $6::bigint < f.replaced_at + $7::bigint) THEN least($6::bigint + $5::bigint, f.expires_at) ELSE f.idle_until END
+          idle_until = CASE WHEN (f.hash <> '' AND f.hash = $3) OR (f.hash <> '' AND f.prev_hash = $3 AND $7::bigint > 0 AND $6::bigint < f.replaced_at + $7::bigint) THEN least($6::bigint + $5::bigint, f.expires_at) ELSE f.idle_until END
         WHERE user_key = $1 AND id = $2 AND idle_until > $6::bigint AND ${liveByBound('$6')}
         RETURNING f.step
       ), d AS (

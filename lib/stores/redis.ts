@@ -121,7 +121,7 @@ if v[1] == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], idle - now)
   return 'rotated'
 end
-if v[1] ~= '' and v[4] == ARGV[1] and now < tonumber(v[5]) + tonumber(ARGV[6]) then
+if v[1] ~= '' and v[4] == ARGV[1] and tonumber(ARGV[6]) > 0 and now < tonumber(v[5]) + tonumber(ARGV[6]) then
   redis.call('HSET', KEYS[1], 'hash', ARGV[2], 'idle', idle)
   redis.call('PEXPIRE', KEYS[1], idle - now)
   return 'retried'
