@@ -99,8 +99,11 @@ async function registerEndpoints (fastify: FastifyInstance, prefix: string | und
   const findUser = options.findUser as NonNullable<ResolvedOptions['findUser']>
   const passwords = await createPasswordHasher(options.password, fastify.log)
   const docs = createApiDocs(fastify, options)
-  const refreshTokens = options.refreshTokens === false ? undefined : createRefreshTokens({ store, ...options.refreshTokens })
-  const issue = createTokenIssuer({ tokens, revocation, refreshTokens, claims: options.claims })
+  const refreshTokens = options.refreshTokens === false
+    ? undefined
+    : createRefreshTokens({ store, ...options.refreshTokens, familyDenyMs: revocation.familyDenyMs })
+  const issue = createTokenIssuer({ tokens, refreshTokens, claims: options.claims })
+  const revocationEpoch = revocation.epoch
 
   const grants = new Map<string, GrantHandler>([['password', createPasswordGrant({
     findUser,
@@ -109,10 +112,11 @@ async function registerEndpoints (fastify: FastifyInstance, prefix: string | und
     maxPasswordLength: options.password.maxLength,
     throttle: createLoginThrottle({ ...options, store }),
     offeredScopes,
+    revocationEpoch,
     issue,
     emit
   })]])
-  if (refreshTokens !== undefined) grants.set('refresh_token', createRefreshGrant({ refreshTokens, findUser, issue, emit }))
+  if (refreshTokens !== undefined) grants.set('refresh_token', createRefreshGrant({ refreshTokens, findUser, revocationEpoch, issue, emit }))
   if (clients !== undefined && servesClientCredentials(clients)) grants.set('client_credentials', createClientCredentialsGrant({ clients, issue, emit }))
   const authenticateClient = createClientAuthenticator({ ...options, passwords, throttle: createClientThrottle({ ...options, store }), emit })
   const { bodyLimit } = options
@@ -204,7 +208,7 @@ export {
 export { createSplitStore, type SplitStoreOptions } from './stores/split.js'
 export { createRedisStore, type RedisStoreOptions, type RedisClient } from './stores/redis.js'
 export type {
-  AuthStore, ThrottleRule, ReserveResult, HitResult, RefreshFamily, RefreshLookup, RotateResult, RevocationState
+  AuthStore, ThrottleRule, ReserveResult, HitResult, RefreshFamily, RefreshLookup, RotateResult, RotateRules, RevocationState
 } from './stores/types.js'
 export type {
   FastifyTokenAuthOptions, FastifyTokenAuthBaseOptions, KeySourceOptions, UserRecord, ClientRecord, ClientGrantType, PasswordOptions, WindowLimit, BackoffLimit, LoginThrottleOptions,

@@ -210,8 +210,10 @@ function revokeDoc (options: ApiDocsOptions): OperationDoc {
   ]
   const response: Record<string, Json> = {
     200: {
-      description: 'Revoked; or the token was unknown, invalid, expired or already revoked, which gets the same answer (RFC 7009 §2.2). No body.',
-      type: 'null',
+      description: 'Revoked; or the token was unknown, invalid, expired or already revoked, which gets the same answer (RFC 7009 §2.2). ' +
+        'The body is an empty JSON object.',
+      type: 'object',
+      additionalProperties: false,
       headers: NO_STORE
     },
     400: oauthErrorBody('A malformed request, a token issued to another client' +

@@ -496,8 +496,9 @@ t.test('refresh tokens (RFC 6749 §6, §10.4; RFC 9700 §4.14.2) and /revoke (RF
   }
   const random = (bytes: number) => randomBytes(bytes).toString('base64url')
 
+  // Two rotations back: the retry grace covers only the token the last rotation replaced.
   const rotated = await session()
-  const current = (await refresh(rotated.refresh_token)).json().refresh_token as string
+  const current = (await refresh((await refresh(rotated.refresh_token)).json().refresh_token)).json().refresh_token as string
   const [stolen, revoked, other, guessed, forged] = [await session(), await session(), await session(), await session(), await session()]
   t.equal((await revoke(revoked.refresh_token)).statusCode, 200)
   // The first part of a refresh token names the user's store key, a hash of `sub`, which anyone
@@ -506,7 +507,7 @@ t.test('refresh tokens (RFC 6749 §6, §10.4; RFC 9700 §4.14.2) and /revoke (RF
   const [userKey, familyId] = forged.refresh_token.split('.') as [string, string]
 
   const rows: Array<{ attack: string, source: string, attempt: () => Promise<unknown[]>, expected: unknown[] }> = [
-    { attack: 'a rotated refresh token presented again', source: 'RFC 9700 §4.14.2, OWASP ASVS 10.4.5', attempt: async () => oauth(await refresh(rotated.refresh_token)), expected: [400, 'invalid_grant'] },
+    { attack: 'a refresh token two rotations back presented again', source: 'RFC 9700 §4.14.2, OWASP ASVS 10.4.5', attempt: async () => oauth(await refresh(rotated.refresh_token)), expected: [400, 'invalid_grant'] },
     { attack: 'the family\'s newest token, after that reuse', source: 'RFC 9700 §4.14.2 (reuse revokes the family)', attempt: async () => oauth(await refresh(current)), expected: [400, 'invalid_grant'] },
     { attack: 'a refresh token presented by another client', source: 'RFC 6749 §10.4', attempt: async () => oauth(await refresh(stolen.refresh_token, mobile)), expected: [400, 'invalid_grant'] },
     { attack: 'a refresh token revoked by another client', source: 'RFC 7009 §2.1', attempt: async () => oauth(await revoke(stolen.refresh_token, mobile)), expected: [400, 'unauthorized_client'] },
@@ -525,4 +526,35 @@ t.test('refresh tokens (RFC 6749 §6, §10.4; RFC 9700 §4.14.2) and /revoke (RF
   t.equal((await refresh(guessed.refresh_token)).statusCode, 200, 'guessing hurt no family')
   t.same(oauth(await refresh(forged.refresh_token)), [400, 'invalid_grant'], 'the family whose name came with a forged secret has ended')
   t.same(await onProtected(other.access_token), [200, undefined], 'the access token presented as a refresh token still works')
+})
+
+t.test('a stolen refresh token replayed inside the retry grace (RFC 9700 §4.14.2)', async (t) => {
+  // The thief holds the token the client just refreshed away. Inside the grace its replay looks
+  // like the client's own retry: it gets a pair, and the client's pair stops refreshing. The
+  // client's next refresh is then reuse, which ends the family and every access token from it,
+  // the thief's included. From another client, the replay is reuse at once.
+  const app = await buildApp(t, {
+    plugin: { refreshTokens: true, revocableAccessTokens: true, rateLimit: false, clients: [{ id: 'web' }, { id: 'mobile' }] }
+  })
+  const web = { client_id: 'web' }
+  const refresh = (token: string, client = web) => tokenRequest(app, { grant_type: 'refresh_token', refresh_token: token, ...client })
+  const onProtected = async (token: string) => (await app.inject({ url: '/protected', headers: bearer(token) })).statusCode
+
+  const login = (await tokenRequest(app, { ...GOOD, ...web })).json()
+  const stolen = login.refresh_token as string
+  const client = (await refresh(stolen)).json()
+  const thief = await refresh(stolen)
+  t.equal(thief.statusCode, 200, 'inside the grace the thief is taken for the client retrying')
+  t.equal(await onProtected(thief.json().access_token), 200)
+  t.same([(await refresh(client.refresh_token)).statusCode, (await refresh(client.refresh_token)).json().error], [400, 'invalid_grant'],
+    'the client\'s next refresh fails: reuse')
+  t.equal(await onProtected(thief.json().access_token), 401, 'the thief\'s access token dies with the family')
+  t.equal((await refresh(thief.json().refresh_token)).json().error, 'invalid_grant', 'and its refresh token')
+  t.equal(await onProtected(client.access_token), 401, 'the client logs in again')
+
+  const other = (await tokenRequest(app, { ...GOOD, ...web })).json()
+  const next = (await refresh(other.refresh_token)).json()
+  t.equal((await refresh(other.refresh_token, { client_id: 'mobile' })).json().error, 'invalid_grant', 'a replay from another client')
+  t.equal((await refresh(next.refresh_token)).json().error, 'invalid_grant', 'is reuse at once: the family ended')
+  t.equal(await onProtected(next.access_token), 401)
 })

@@ -1,7 +1,9 @@
 import t from 'tap'
 import { execFile } from 'node:child_process'
 import { createPrivateKey, createPublicKey, type JsonWebKey } from 'node:crypto'
-import { existsSync } from 'node:fs'
+import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Readable } from 'node:stream'
 import { promisify } from 'node:util'
@@ -82,6 +84,71 @@ t.test('a missing or unknown --alg or --format exits 1 with usage on stderr', as
   }
   const help = await run(['--help'])
   t.match(help.out, /generate-key --alg/)
+})
+
+/** A fresh directory, removed at teardown. */
+function scratch (t: { teardown: (fn: () => void) => void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'fja-generate-key-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+const mode = (path: string): number => statSync(path).mode & 0o777
+
+t.test('--out FILE writes the key readable by its owner only (0600), and says so', { skip: process.platform === 'win32' ? 'no POSIX modes' : false }, async (t) => {
+  const dir = scratch(t)
+  const file = join(dir, 'keys.json')
+  const { code, out, err } = await run(['generate-key', '--alg', 'ES256', '--out', file])
+  t.equal(code, 0)
+  t.equal(err, '')
+  t.equal(mode(file), 0o600, 'mode 0600')
+  const set = JSON.parse(readFileSync(file, 'utf8'))
+  t.match(set, { keys: [{ kty: 'EC', alg: 'ES256', kid: String, d: String }] }, 'a JWK Set by default, as JWT_KEYS_FILE takes it')
+  t.match(out, new RegExp(`Wrote .*ES256.*${set.keys[0].kid}.*${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.*0600`), 'the output says where, and the mode')
+  t.notOk(out.includes(set.keys[0].d), 'the private key itself is not printed')
+
+  const pem = join(dir, 'key.pem')
+  t.equal((await run(['generate-key', '--alg', 'EdDSA', '--format', 'pem', `--out=${pem}`])).code, 0)
+  t.match(readFileSync(pem, 'utf8'), PEM_PAIR, '--format chooses the form written')
+  t.equal(mode(pem), 0o600)
+})
+
+t.test('--out refuses to overwrite an existing file unless --force, and says why and how', { skip: process.platform === 'win32' ? 'no POSIX modes' : false }, async (t) => {
+  const dir = scratch(t)
+  const file = join(dir, 'keys.json')
+  writeFileSync(file, 'the keys in use', { mode: 0o644 })
+  const refused = await run(['generate-key', '--alg', 'ES256', '--out', file])
+  t.equal(refused.code, 1, 'a non-zero exit code')
+  t.equal(refused.out, '')
+  t.match(refused.err, /already exists.*not overwritten.*--force/s)
+  t.equal(readFileSync(file, 'utf8'), 'the keys in use', 'untouched')
+
+  // A link standing at the path is refused too, and never followed.
+  const target = join(dir, 'elsewhere')
+  writeFileSync(target, 'not a key file')
+  symlinkSync(target, join(dir, 'link.json'))
+  t.equal((await run(['generate-key', '--alg', 'ES256', '--out', join(dir, 'link.json')])).code, 1)
+  t.equal(readFileSync(target, 'utf8'), 'not a key file')
+
+  const forced = await run(['generate-key', '--alg', 'ES256', '--out', file, '--force'])
+  t.equal(forced.code, 0)
+  t.match(JSON.parse(readFileSync(file, 'utf8')), { keys: [{ alg: 'ES256' }] }, 'replaced with --force')
+  t.equal(mode(file), 0o600, 'and the old file\'s 0644 did not carry over')
+  t.equal((await run(['generate-key', '--alg', 'ES256', '--out', join(dir, 'link.json'), '--force'])).code, 0)
+  t.notOk(lstatSync(join(dir, 'link.json')).isSymbolicLink(), 'with --force a link is replaced by the file, not followed')
+  t.equal(readFileSync(target, 'utf8'), 'not a key file')
+})
+
+t.test('--out into a directory that does not exist, or without a file name, exits 1', async (t) => {
+  const dir = scratch(t)
+  const missing = await run(['generate-key', '--alg', 'ES256', '--out', join(dir, 'no', 'such', 'keys.json')])
+  t.equal(missing.code, 1)
+  t.match(missing.err, /Cannot write .*keys\.json/)
+  const forced = await run(['generate-key', '--alg', 'ES256', '--out', join(dir, 'no', 'keys.json'), '--force'])
+  t.equal(forced.code, 1)
+  const empty = await run(['generate-key', '--alg', 'ES256', '--out='])
+  t.equal(empty.code, 1)
+  t.match(empty.err, /--out FILE/)
 })
 
 const BIN = fileURLToPath(new URL('../dist/esm/cli/bin.js', import.meta.url))

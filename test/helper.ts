@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import { createHmac } from 'node:crypto'
+import { createHash, createHmac } from 'node:crypto'
 import { Writable } from 'node:stream'
-import tokenAuth, { hashPassword, migratePostgresStore, type FastifyTokenAuthBaseOptions, type FastifyTokenAuthOptions, type KeyOption, type UserRecord } from '../lib/index.js'
+import tokenAuth, { hashPassword, migratePostgresStore, type AuthStore, type FastifyTokenAuthBaseOptions, type FastifyTokenAuthOptions, type KeyOption, type UserRecord } from '../lib/index.js'
 import { Redis, type RedisOptions } from 'ioredis'
 import argon2 from 'argon2'
 import type { Test } from 'tap'
@@ -211,4 +211,15 @@ export async function testSchema (t: Tap, pool: pg.Pool): Promise<string> {
     }
   })
   return schema
+}
+
+/** The refresh tokens that are their family's current one, asked of the store (presenting a dead one would be reuse). */
+export async function liveTokens (store: AuthStore, tokens: readonly string[]): Promise<string[]> {
+  const live: string[] = []
+  for (const token of tokens) {
+    const [userKey, familyId] = token.split('.') as [string, string]
+    const hash = createHash('sha256').update(token).digest('base64url')
+    if ((await store.getRefreshFamily(userKey, familyId, hash, Date.now()))?.current === true) live.push(token)
+  }
+  return live
 }

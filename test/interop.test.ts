@@ -6,6 +6,7 @@ import * as jose from 'jose'
 import { buildApp, CHEAP, SECRET, type LooseOptions } from './helper.js'
 import { hashPassword } from '../lib/index.js'
 import { signingKey } from './key-fixtures.js'
+import { buildServer } from '../examples/server.js'
 
 /*
  * Interop with OAuth2 clients and a JWT library we did not write, against a real server on
@@ -158,11 +159,8 @@ t.test('simple-oauth2: AccessToken.refresh() rotates the refresh token; revokeAl
   const { origin } = await serve(t, SESSIONS)
   const client = new ResourceOwnerPassword({
     client: { id: CLIENT_ID, secret: CLIENT_SECRET },
-    auth: { tokenHost: origin, tokenPath: '/token', revokePath: '/revoke' },
-    // RFC 7009 §2.2 answers 200 with no body, which simple-oauth2's default `json: 'strict'`
-    // refuses for want of a JSON content type (lelylan/simple-oauth2#350); 'force' reads the
-    // token answers as JSON all the same, and an empty body as nothing.
-    http: { json: 'force' }
+    // simple-oauth2's defaults, `json: 'strict'` included: /revoke answers `{}` as JSON.
+    auth: { tokenHost: origin, tokenPath: '/token', revokePath: '/revoke' }
   })
   const first = await client.getToken({ username: 'admin', password: 'admin-password' })
   t.type(first.token.refresh_token, 'string')
@@ -185,6 +183,34 @@ t.test('simple-oauth2: AccessToken.refresh() rotates the refresh token; revokeAl
   t.same(boom(await other.refresh().then(() => ({}), (error: object) => error)), [400, 'invalid_grant'], 'the refresh token too')
 })
 
+t.test('simple-oauth2 with its default options against the example server: revoke() and revokeAll() succeed', async (t) => {
+  const app = await buildServer({ LOG_LEVEL: 'silent', JWT_SECRET: 'interop-example-secret-5d2a8c1f9e3b7a40' })
+  t.teardown(() => app.close())
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as { port: number }
+  const origin = `http://127.0.0.1:${port}`
+  // The example server takes public clients: an id and no secret, sent in the body.
+  const client = new ResourceOwnerPassword({
+    client: { id: 'cli', secret: '' },
+    auth: { tokenHost: origin, tokenPath: '/token', revokePath: '/revoke' },
+    options: { authorizationMethod: 'body' }
+  })
+
+  const one = await client.getToken({ username: 'user1', password: 'password1' })
+  await one.revoke('access_token')
+  t.equal((await callProtected(origin, one.token.access_token as string)).status, 401, 'revoke(\'access_token\') resolved, and revoked it')
+  await one.revoke('refresh_token')
+  t.same(boom(await one.refresh().then(() => ({}), (error: object) => error)), [400, 'invalid_grant'], 'revoke(\'refresh_token\') too')
+
+  const two = await client.getToken({ username: 'admin', password: 'admin-password' })
+  t.equal((await callProtected(origin, two.token.access_token as string, '/admin')).status, 200)
+  await two.revokeAll()
+  t.equal((await callProtected(origin, two.token.access_token as string, '/admin')).status, 401, 'revokeAll() resolved, and revoked both')
+  t.same(boom(await two.refresh().then(() => ({}), (error: object) => error)), [400, 'invalid_grant'])
+  await two.revokeAll()
+  t.pass('revoking tokens already revoked succeeds too (RFC 7009 §2.2)')
+})
+
 t.test('openid-client refreshTokenGrant and tokenRevocation', async (t) => {
   const { origin } = await serve(t, SESSIONS)
   const server = { issuer: ISSUER, token_endpoint: `${origin}/token`, revocation_endpoint: `${origin}/revoke` }
@@ -205,8 +231,10 @@ t.test('openid-client refreshTokenGrant and tokenRevocation', async (t) => {
   t.match(foreign, { error: 'invalid_grant', status: 400 })
   const again = await oidc.refreshTokenGrant(confidential, refreshed.refresh_token as string)
 
-  // A rotated token presented again: reuse.
+  // A token two rotations back presented again: reuse, which ends the family and its access tokens.
+  const bystander = await oidc.genericGrantRequest(confidential, 'password', { username: 'user1', password: 'password1' })
   t.match(await oidc.refreshTokenGrant(confidential, login.refresh_token as string).catch((e: unknown) => e), { error: 'invalid_grant', status: 400 })
+  t.equal((await callProtected(origin, again.access_token)).status, 401, 'the family\'s access tokens are denied at once')
 
   // RFC 7009 through openid-client: both kinds of token, and the 200 for one already revoked.
   const session = await oidc.genericGrantRequest(spa, 'password', { username: 'admin', password: 'admin-password' })
@@ -215,7 +243,7 @@ t.test('openid-client refreshTokenGrant and tokenRevocation', async (t) => {
   await oidc.tokenRevocation(spa, session.access_token)
   t.match(await oidc.refreshTokenGrant(spa, session.refresh_token as string).catch((e: unknown) => e), { error: 'invalid_grant', status: 400 })
   t.equal((await callProtected(origin, session.access_token, '/admin')).status, 401)
-  t.equal((await callProtected(origin, again.access_token)).status, 200, 'other sessions are untouched')
+  t.equal((await callProtected(origin, bystander.access_token)).status, 200, 'other sessions are untouched')
 })
 
 t.test('jose verifies asymmetrically signed tokens against our /.well-known/jwks.json over HTTP (createRemoteJWKSet)', async (t) => {

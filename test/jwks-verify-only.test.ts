@@ -11,6 +11,10 @@ import { countingServer, keyPair, signingKey, signJws, sleep, type CountingServe
  * findUser. Everything here talks HTTP over 127.0.0.1: a real issuer, or a counting JWKS server.
  */
 
+// Real servers on 127.0.0.1 and waits past cooldowns and cache ages add up to seconds: more
+// than tap's 30 s default on a busy machine.
+t.setTimeout(120_000)
+
 const ISSUER = 'https://issuer.example'
 const AUDIENCE = 'https://api.example'
 const INVALID = 'FST_TOKEN_AUTH_INVALID_OPTION'
@@ -252,4 +256,109 @@ t.test('verify-only options are checked at registration', async (t) => {
   const jwks = await jwksServer(t, { keys: [] })
   await resourceApp(t, { jwksUrl: new URL(`${jwks.url}/jwks.json`) })
   t.equal(jwks.hits(), 0, 'keys are fetched on first use, so an issuer that is down cannot stop start-up')
+})
+
+t.test('verify-only mode refuses to register without issuer and audience (RFC 9068 §4), unless any audience is accepted by name', async (t) => {
+  const url = 'http://127.0.0.1:9/jwks.json'
+  const spki = keyPair('EdDSA', 'pub').publicKey.export({ type: 'spki', format: 'pem' }) as string
+  const publicKeys = { keys: [{ kid: 'pub', alg: 'EdDSA' as const, key: spki }] }
+  const cases: Array<[string, LooseOptions, string, RegExp]> = [
+    ['jwksUrl without audience', { jwksUrl: url, audience: undefined }, 'audience', /RFC 9068 §4.*acceptAnyAudience/],
+    ['jwksUrl without issuer', { jwksUrl: url, issuer: undefined }, 'issuer', /RFC 9068 §4/],
+    ['public keys without audience', { ...publicKeys, audience: undefined }, 'audience', /RFC 9068 §4/],
+    ['public keys without issuer', { ...publicKeys, issuer: undefined }, 'issuer', /RFC 9068 §4/],
+    ['acceptAnyAudience does not waive the issuer', { jwksUrl: url, issuer: undefined, audience: undefined, acceptAnyAudience: true }, 'issuer', /RFC 9068 §4/],
+    ['acceptAnyAudience: false is no waiver', { jwksUrl: url, audience: undefined, acceptAnyAudience: false }, 'audience', /RFC 9068 §4/],
+    ['acceptAnyAudience with an audience', { jwksUrl: url, acceptAnyAudience: true }, 'acceptAnyAudience', /contradicts/],
+    ['acceptAnyAudience not a boolean', { jwksUrl: url, audience: undefined, acceptAnyAudience: 'yes' as never }, 'acceptAnyAudience', /true or false/],
+    ['acceptAnyAudience where tokens are issued', { secret: SECRET, findUser: async () => null, audience: undefined, acceptAnyAudience: true }, 'acceptAnyAudience', /verify-only/]
+  ]
+  for (const [name, options, option, problem] of cases) {
+    await t.rejects(resourceApp(t, options), { code: INVALID, message: new RegExp(`option "${option}" .*${problem.source}`) }, name)
+  }
+  await t.resolves(resourceApp(t, { jwksUrl: url, audience: undefined, acceptAnyAudience: true }), 'any audience, said so by name')
+  await t.resolves(resourceApp(t, { secret: SECRET, issuer: undefined, audience: undefined }), 'a shared HMAC secret is not verify-only: this app could sign')
+})
+
+t.test('verify-only mode: a token for another audience is refused with 401 invalid_token; acceptAnyAudience takes it', async (t) => {
+  const jwks = await jwksServer(t, { keys: [publicJwk('ES256', 'aud')] })
+  const jwksUrl = `${jwks.url}/jwks.json`
+  const resource = await resourceApp(t, { jwksUrl })
+  const sign = (overrides: Record<string, unknown>) => signJws({ alg: 'ES256', typ: 'at+jwt', kid: 'aud' }, claims(overrides), 'ES256', keyPair('ES256', 'aud').privateKey)
+  t.equal((await get(resource, sign({}))).statusCode, 200, 'this API\'s audience')
+  t.equal((await get(resource, sign({ aud: [AUDIENCE, 'https://other.example'] }))).statusCode, 200, 'a list that names this API')
+  for (const [name, aud] of [['another API', 'https://other.example'], ['a list without this API', ['https://a.example', 'https://b.example']], ['no aud', undefined]] as const) {
+    const res = await get(resource, sign({ aud }))
+    t.equal(res.statusCode, 401, name)
+    t.equal(res.json().code, 'FST_TOKEN_AUTH_INVALID_TOKEN', name)
+    t.match(res.headers['www-authenticate'], /error="invalid_token"/, name)
+  }
+  t.equal((await get(resource, sign({ iss: 'https://other-issuer.example' }))).statusCode, 401, 'another issuer')
+
+  const anyAudience = await resourceApp(t, { jwksUrl, audience: undefined, acceptAnyAudience: true })
+  t.equal((await get(anyAudience, sign({ aud: 'https://other.example' }))).statusCode, 200, 'as its name says')
+  t.equal((await get(anyAudience, sign({ iss: 'https://other-issuer.example' }))).statusCode, 401, 'the issuer is still checked')
+})
+
+t.test('key withdrawal: a key gone from the JWKS stops verifying within jwksClient.cacheMaxAge, without any unknown kid', async (t) => {
+  const jwks = await jwksServer(t, { keys: [publicJwk('ES256', 'old'), publicJwk('ES256', 'new')] })
+  const cacheMaxAge = 400
+  const resource = await resourceApp(t, { jwksUrl: `${jwks.url}/jwks.json`, jwksClient: { cacheMaxAge, cooldown: 60_000 } })
+  t.equal((await get(resource, token('ES256', 'old'))).statusCode, 200)
+  jwks.serve({ keys: [publicJwk('ES256', 'new')] })
+  t.equal((await get(resource, token('ES256', 'old'))).statusCode, 200, 'within cacheMaxAge the cached set still has it')
+  t.equal(jwks.hits(), 1)
+  await sleep(cacheMaxAge + 50)
+  const refused = await get(resource, token('ES256', 'old'))
+  t.equal(refused.statusCode, 401, 'past cacheMaxAge the set is fetched again before the token is checked')
+  t.equal(refused.json().code, 'FST_TOKEN_AUTH_INVALID_TOKEN')
+  t.equal(jwks.hits(), 2, 'by one fetch')
+  t.equal((await get(resource, token('ES256', 'new'))).statusCode, 200, 'the key still published verifies')
+
+  // A stale set is never used: past cacheMaxAge with the JWKS endpoint failing, 503, not the old keys.
+  jwks.serve('down', 500)
+  await sleep(cacheMaxAge + 50)
+  t.equal((await get(resource, token('ES256', 'new'))).statusCode, 503, 'no token checked against keys older than cacheMaxAge')
+})
+
+t.test('key withdrawal: an unknown kid refetches at once; a storm of random kids costs one fetch per cooldown', async (t) => {
+  const jwks = await jwksServer(t, { keys: [publicJwk('EdDSA', 'k1')] })
+  const cooldown = 600
+  const resource = await resourceApp(t, { jwksUrl: `${jwks.url}/jwks.json`, jwksClient: { cacheMaxAge: 60_000, cooldown } })
+  t.equal((await get(resource, token('EdDSA', 'k1'))).statusCode, 200)
+  // The issuer rotates: k2 in, k1 withdrawn. The first token signed by k2 brings the new set.
+  jwks.serve({ keys: [publicJwk('EdDSA', 'k2')] })
+  await sleep(cooldown + 50)
+  t.equal((await get(resource, token('EdDSA', 'k2'))).statusCode, 200, 'the new kid is fetched at once')
+  t.equal(jwks.hits(), 2)
+  t.equal((await get(resource, token('EdDSA', 'k1'))).statusCode, 401, 'and the withdrawn key is refused from then on')
+
+  // A storm of made-up kids: no fetch within the cooldown, then one per cooldown.
+  const forged = (): string => token('EdDSA', randomUUID(), 'k2')
+  const first = await Promise.all(Array.from({ length: 100 }, () => get(resource, forged())))
+  t.ok(first.every((res) => res.statusCode === 401))
+  t.equal(jwks.hits(), 2, '100 unknown kids within the cooldown of the last fetch: none')
+  await sleep(cooldown + 50)
+  const second = await Promise.all(Array.from({ length: 100 }, () => get(resource, forged())))
+  t.ok(second.every((res) => res.statusCode === 401))
+  t.equal(jwks.hits(), 3, '100 more past the cooldown: exactly one fetch')
+  t.equal((await get(resource, token('EdDSA', 'k2'))).statusCode, 200, 'and the real key works throughout')
+})
+
+t.test('key withdrawal: the default cacheMaxAge is 5 minutes', async (t) => {
+  const jwks = await jwksServer(t, { keys: [publicJwk('ES256', 'withdrawn')] })
+  const resource = await resourceApp(t, { jwksUrl: `${jwks.url}/jwks.json` })
+  // A token valid for an hour, and a clock moved by hand: jose dates its cache with Date.now().
+  const long = signJws({ alg: 'ES256', typ: 'at+jwt', kid: 'withdrawn' }, claims({ exp: Math.floor(Date.now() / 1000) + 3600 }), 'ES256', keyPair('ES256', 'withdrawn').privateKey)
+  t.equal((await get(resource, long)).statusCode, 200)
+  jwks.serve({ keys: [publicJwk('ES256', 'other')] })
+  const realNow = Date.now
+  let shift = 0
+  t.capture(Date, 'now', () => realNow() + shift)
+  shift = 5 * 60_000 - 2000
+  t.equal((await get(resource, long)).statusCode, 200, 'just under 5 minutes: the cached set')
+  t.equal(jwks.hits(), 1)
+  shift = 5 * 60_000 + 1000
+  t.equal((await get(resource, long)).statusCode, 401, 'just over 5 minutes: refetched, and the key is gone')
+  t.equal(jwks.hits(), 2)
 })

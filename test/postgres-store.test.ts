@@ -1,7 +1,7 @@
 import t from 'tap'
 import { createServer } from 'node:net'
 import { once } from 'node:events'
-import { createPostgresStore, migratePostgresStore, postgresStoreMigrationSql, type PostgresQueryable } from '../lib/index.js'
+import { createPostgresStore, migratePostgresStore, postgresStoreMigrationSql, type PostgresQueryable, type RotateRules } from '../lib/index.js'
 import { family } from './store-contract.js'
 import { NO_POSTGRES, postgresPool, testSchema } from './helper.js'
 
@@ -13,6 +13,8 @@ import { NO_POSTGRES, postgresPool, testSchema } from './helper.js'
 
 const T0 = 1_700_000_000_000
 const MINUTE = 60_000
+/** Rotation rules with neither retry grace nor family deny, lasting `idleMs`. */
+const rules = (idleMs: number, graceMs = 0, denyMs = 0): RotateRules => ({ idleMs, graceMs, denyMs })
 const UNAVAILABLE = { code: 'FST_TOKEN_AUTH_STORE_UNAVAILABLE', statusCode: 503 }
 
 /** A pool that must never be reached: the options are refused before it could be. */
@@ -74,12 +76,13 @@ t.test('PostgreSQL away: every method rejects with StoreUnavailableError', async
     ['release', () => store.release('k')],
     ['reset', () => store.reset('k')],
     ['hit', () => store.hit('k', MINUTE, T0)],
-    ['createRefreshFamily', () => store.createRefreshFamily(f, 'h', MINUTE, T0)],
+    ['createRefreshFamily', () => store.createRefreshFamily(f, 'h', MINUTE, T0, 0)],
     ['getRefreshFamily', () => store.getRefreshFamily(f.userKey, f.id, 'h', T0)],
-    ['rotateRefreshToken', () => store.rotateRefreshToken(f.userKey, f.id, 'h', 'h2', MINUTE, T0)],
+    ['rotateRefreshToken', () => store.rotateRefreshToken(f.userKey, f.id, 'h', 'h2', rules(MINUTE), T0)],
     ['revokeRefreshFamily', () => store.revokeRefreshFamily(f.userKey, f.id)],
-    ['revokeUser', () => store.revokeUser(f.userKey, 1, MINUTE, T0)],
+    ['revokeUser', () => store.revokeUser(f.userKey, MINUTE, T0)],
     ['revokeAccessToken', () => store.revokeAccessToken(f.userKey, 'j', MINUTE, T0)],
+    ['revocationEpoch', async () => await store.revocationEpoch()],
     ['revocationState', async () => await store.revocationState(f.userKey, 'j', T0)],
     ['sweep', () => store.sweep()]
   ]
@@ -93,23 +96,25 @@ t.test('against a real PostgreSQL', { skip: NO_POSTGRES }, async (t) => {
     const schema = await testSchema(t, pool)
     const tables = await pool.query<{ relname: string, relpersistence: string }>(
       `SELECT c.relname, c.relpersistence FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-       WHERE n.nspname = $1 AND c.relkind = 'r' ORDER BY c.relname`, [schema])
+       WHERE n.nspname = $1 AND c.relkind = 'r' ORDER BY c.relname COLLATE "C"`, [schema])
     t.same(tables.rows, [
       { relname: 'fastify_token_auth_counters', relpersistence: 'u' },
+      { relname: 'fastify_token_auth_denied_families', relpersistence: 'p' },
       { relname: 'fastify_token_auth_denied_tokens', relpersistence: 'p' },
       { relname: 'fastify_token_auth_families', relpersistence: 'p' },
       { relname: 'fastify_token_auth_known_sources', relpersistence: 'p' },
       { relname: 'fastify_token_auth_migrations', relpersistence: 'p' },
+      { relname: 'fastify_token_auth_revocation_epoch', relpersistence: 'p' },
       { relname: 'fastify_token_auth_revocations', relpersistence: 'p' }
-    ], 'counters are UNLOGGED; families, revocations and known sources are durable')
+    ], 'counters are UNLOGGED; families, revocations, the epoch and known sources are durable')
     const store = createPostgresStore({ pool, schema })
     const f = family()
-    await store.createRefreshFamily(f, 'h', MINUTE, T0)
+    await store.createRefreshFamily(f, 'h', MINUTE, T0, 0)
     // Five instances starting at once: they take turns on the advisory lock.
     await Promise.all(Array.from({ length: 5 }, () => migratePostgresStore(pool, { schema })))
     t.ok(await store.getRefreshFamily(f.userKey, f.id, 'h', T0), 'the data survived')
     const applied = await pool.query(`SELECT id FROM "${schema}".fastify_token_auth_migrations`)
-    t.same(applied.rows.map((row) => row.id).sort(), [1, 2])
+    t.same(applied.rows.map((row) => row.id).sort(), [1, 2, 3])
   })
 
   t.test('the store never creates its tables: without the migration, every call is unavailable', async (t) => {
@@ -134,12 +139,12 @@ t.test('against a real PostgreSQL', { skip: NO_POSTGRES }, async (t) => {
     const store = createPostgresStore({ pool, schema })
     const nasty = 'Robert\'); DROP TABLE fastify_token_auth_families; -- \\ "$1" \u00e9'
     const f = family(`user'key"${nasty}`, { sub: nasty, username: nasty, clientId: nasty, scope: ['a', 'b"c', 'd\'e', '{f,g}'] })
-    await store.createRefreshFamily(f, nasty, MINUTE, T0)
+    await store.createRefreshFamily(f, nasty, MINUTE, T0, 0)
     t.same(await store.getRefreshFamily(f.userKey, f.id, nasty, T0), { family: f, current: true })
     t.same(await store.reserve(nasty, { limit: 1, windowMs: MINUTE }, T0), { allowed: true, retryAfterMs: 0 })
     t.equal((await store.reserve(nasty, { limit: 1, windowMs: MINUTE }, T0)).allowed, false)
     await store.revokeAccessToken(f.userKey, nasty, MINUTE, T0)
-    t.same(await store.revocationState(f.userKey, nasty, T0), { revokedBefore: 0, jtiDenied: true })
+    t.same(await store.revocationState(f.userKey, nasty, T0), { revokedBefore: 0, jtiDenied: true, familyDenied: false })
   })
 
   t.test('expired rows never count as live, and sweep() removes them, only them', async (t) => {
@@ -150,12 +155,13 @@ t.test('against a real PostgreSQL', { skip: NO_POSTGRES }, async (t) => {
 
     const short = family('userKeyShortAAAAAAAAAA')
     const long = family('userKeyLongAAAAAAAAAAA')
-    await store.createRefreshFamily(short, 'h', MINUTE, T0)
-    await store.createRefreshFamily(long, 'h', 30 * MINUTE, T0)
+    await store.createRefreshFamily(short, 'h', MINUTE, T0, 0)
+    await store.createRefreshFamily(long, 'h', 30 * MINUTE, T0, 0)
     await store.hit('ip-short', MINUTE, T0)
     await store.hit('ip-long', 30 * MINUTE, T0)
-    await store.revokeUser('userKeyGoneAAAAAAAAAAA', 1_700_000_000, MINUTE, T0)
-    await store.revokeUser('userKeyStaysAAAAAAAAAA', 1_700_000_000, 30 * MINUTE, T0)
+    // The epoch advances to T0, then one past it.
+    await store.revokeUser('userKeyGoneAAAAAAAAAAA', MINUTE, T0)
+    await store.revokeUser('userKeyStaysAAAAAAAAAA', 30 * MINUTE, T0)
     await store.revokeAccessToken('userKeyLongAAAAAAAAAAA', 'short', MINUTE, T0)
     await store.revokeAccessToken('userKeyLongAAAAAAAAAAA', 'long', 30 * MINUTE, T0)
     await store.rememberSource('login:alice', 'short', MINUTE, T0)
@@ -164,32 +170,34 @@ t.test('against a real PostgreSQL', { skip: NO_POSTGRES }, async (t) => {
     // Past the short rows' end and before the sweep: none of them counts.
     const later = T0 + 2 * MINUTE
     t.equal(await store.getRefreshFamily(short.userKey, short.id, 'h', later), undefined)
-    t.equal(await store.rotateRefreshToken(short.userKey, short.id, 'h', 'h2', MINUTE, later), 'invalid')
-    t.same(await store.revocationState('userKeyGoneAAAAAAAAAAA', undefined, later), { revokedBefore: 0, jtiDenied: false })
-    t.same(await store.revocationState('userKeyLongAAAAAAAAAAA', 'short', later), { revokedBefore: 0, jtiDenied: false })
-    t.same(await store.revocationState('userKeyLongAAAAAAAAAAA', 'long', later), { revokedBefore: 0, jtiDenied: true })
+    t.equal(await store.rotateRefreshToken(short.userKey, short.id, 'h', 'h2', rules(MINUTE), later), 'invalid')
+    t.same(await store.revocationState('userKeyGoneAAAAAAAAAAA', undefined, later), { revokedBefore: 0, jtiDenied: false, familyDenied: false })
+    t.same(await store.revocationState('userKeyLongAAAAAAAAAAA', 'short', later), { revokedBefore: 0, jtiDenied: false, familyDenied: false })
+    t.same(await store.revocationState('userKeyLongAAAAAAAAAAA', 'long', later), { revokedBefore: 0, jtiDenied: true, familyDenied: false })
     t.equal(await store.isKnownSource('login:alice', 'short', later), false)
     t.equal(await store.isKnownSource('login:alice', 'long', later), true)
     t.equal(await count('families'), 2, 'the expired rows are still there')
 
-    t.same(await store.sweep(later), { counters: 1, families: 1, revocations: 1, deniedTokens: 1, knownSources: 1 })
+    t.same(await store.sweep(later), { counters: 1, families: 1, revocations: 1, deniedTokens: 1, knownSources: 1, deniedFamilies: 0 })
+    // The revocation rows of the two families' users stay until those families would have
+    // ended (families_until): a "log out everywhere" keeps its bound that long.
     t.same([await count('counters'), await count('families'), await count('revocations'), await count('denied_tokens'), await count('known_sources')],
-      [1, 1, 1, 1, 1], 'the live rows stay')
+      [1, 1, 3, 1, 1], 'the live rows stay')
     t.ok(await store.getRefreshFamily(long.userKey, long.id, 'h', later))
     t.same(await store.hit('ip-long', 30 * MINUTE, later), { count: 2, ttlMs: 28 * MINUTE })
-    t.same(await store.revocationState('userKeyStaysAAAAAAAAAA', undefined, later), { revokedBefore: 1_700_000_000, jtiDenied: false })
-    t.same(await store.sweep(later), { counters: 0, families: 0, revocations: 0, deniedTokens: 0, knownSources: 0 }, 'a second sweep finds nothing')
-    t.same(await store.sweep(), { counters: 1, families: 1, revocations: 1, deniedTokens: 1, knownSources: 1 }, 'by default, expired by now: T0 is long past')
+    t.same(await store.revocationState('userKeyStaysAAAAAAAAAA', undefined, later), { revokedBefore: T0 + 1, jtiDenied: false, familyDenied: false })
+    t.same(await store.sweep(later), { counters: 0, families: 0, revocations: 0, deniedTokens: 0, knownSources: 0, deniedFamilies: 0 }, 'a second sweep finds nothing')
+    t.same(await store.sweep(), { counters: 1, families: 1, revocations: 3, deniedTokens: 1, knownSources: 1, deniedFamilies: 0 }, 'by default, expired by now: T0 is long past')
   })
 
   t.test('a revoked-for-reuse family is never current, whatever hash is presented', async (t) => {
     const schema = await testSchema(t, pool)
     const store = createPostgresStore({ pool, schema })
     const f = family()
-    await store.createRefreshFamily(f, 'h1', MINUTE, T0)
-    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'old', 'h2', MINUTE, T0), 'reused')
+    await store.createRefreshFamily(f, 'h1', MINUTE, T0, 0)
+    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'old', 'h2', rules(MINUTE), T0), 'reused')
     t.equal((await store.getRefreshFamily(f.userKey, f.id, '', T0))?.current, false, 'not even the empty hash it keeps')
-    t.equal(await store.rotateRefreshToken(f.userKey, f.id, '', 'h3', MINUTE, T0), 'reused')
+    t.equal(await store.rotateRefreshToken(f.userKey, f.id, '', 'h3', rules(MINUTE), T0), 'reused')
   })
 
   t.test('a timed-out call answers at once, and the pool serves the next call', async (t) => {

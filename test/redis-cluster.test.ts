@@ -116,7 +116,7 @@ t.test('a 3-master Redis Cluster', { skip: SKIP }, async (t) => {
     const prefix = testPrefix()
     const events: AuthEvent[] = []
     const instance = async () => buildApp(t, {
-      plugin: { store: createRedisStore({ client: await clusterClient(), prefix }), refreshTokens: true, rateLimit: false, onAuthEvent: (e) => events.push(e) }
+      plugin: { store: createRedisStore({ client: await clusterClient(), prefix }), refreshTokens: { retryGrace: 0 }, rateLimit: false, onAuthEvent: (e) => events.push(e) }
     })
     const a = await instance()
     const b = await instance()

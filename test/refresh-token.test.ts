@@ -1,8 +1,8 @@
 import t from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { createHash } from 'node:crypto'
-import { createMemoryStore, type AuthEvent, type AuthStore, type UserRecord } from '../lib/index.js'
-import { bearer, buildApp, cheapHash, demoUsers, tokenRequest, type BuildOptions } from './helper.js'
+import { createMemoryStore, createRedisStore, type AuthEvent, type AuthStore, type UserRecord } from '../lib/index.js'
+import { bearer, buildApp, cheapHash, demoUsers, liveTokens, NO_REDIS, redisClient, testPrefix, tokenRequest, type BuildOptions } from './helper.js'
 
 /*
  * The refresh grant (RFC 6749 §6) with rotation and reuse detection (RFC 9700 §4.14.2), through
@@ -31,6 +31,10 @@ function assertInvalidGrant (tt: Tap, res: LightMyRequestResponse, message = 'in
   tt.equal(res.statusCode, 400, message)
   tt.equal(res.json().error, 'invalid_grant', message)
   tt.equal(res.headers['cache-control'], 'no-store', message)
+}
+
+async function status (a: FastifyInstance, accessToken: string): Promise<number> {
+  return (await a.inject({ url: '/protected', headers: bearer(accessToken) })).statusCode
 }
 
 /** Date.now under the test's control, restored at teardown. */
@@ -98,9 +102,12 @@ t.test('refresh tokens are stored only as a hash', async (t) => {
   }
 })
 
+// Without the retry grace, the tests of reuse need not wait it out.
+const NO_GRACE = { refreshTokens: { retryGrace: 0 } }
+
 t.test('reuse of a rotated token: invalid_grant, the whole family revoked, a security event', async (t) => {
   const events: AuthEvent[] = []
-  const a = await app(t, { onAuthEvent: (e) => events.push(e) })
+  const a = await app(t, { ...NO_GRACE, onAuthEvent: (e) => events.push(e) })
   const { refresh_token: r1 } = await login(a)
   const other = await login(a)
   const r2 = (await refresh(a, r1)).json().refresh_token as string
@@ -132,9 +139,9 @@ t.test('a family revoked between the lookup and the rotation (a /revoke racing t
   t.match(events.at(-1), { type: 'refresh.failure', username: 'user1', reason: 'unknown' })
 })
 
-t.test('10 refreshes at once with one token: exactly one succeeds, the rest are reuse', async (t) => {
+t.test('10 refreshes at once with one token and no retry grace: exactly one succeeds, the rest are reuse', async (t) => {
   const events: AuthEvent[] = []
-  const a = await app(t, { onAuthEvent: (e) => events.push(e) })
+  const a = await app(t, { ...NO_GRACE, onAuthEvent: (e) => events.push(e) })
   const { refresh_token: r1 } = await login(a)
   const answers = await Promise.all(Array.from({ length: 10 }, () => refresh(a, r1)))
   const ok = answers.filter((r) => r.statusCode === 200)
@@ -142,6 +149,111 @@ t.test('10 refreshes at once with one token: exactly one succeeds, the rest are 
   for (const res of answers.filter((r) => r.statusCode !== 200)) assertInvalidGrant(t, res)
   t.equal(events.filter((e) => e.type === 'refresh.reuse').length, 9)
   assertInvalidGrant(t, await refresh(a, ok[0]!.json().refresh_token), 'the winner\'s token died with its family')
+})
+
+t.test('retry grace (RFC 9700 §4.14.2): the replaced token again, within 10 s, gets a fresh pair and retires the one handed out before', async (t) => {
+  const store = createMemoryStore()
+  const events: AuthEvent[] = []
+  const a = await app(t, { store, onAuthEvent: (e) => events.push(e) })
+  const { refresh_token: r1 } = await login(a)
+  const lost = await refresh(a, r1)
+  t.equal(lost.statusCode, 200, 'a refresh whose answer never reached the client')
+  const retried = await refresh(a, r1)
+  t.equal(retried.statusCode, 200, 'the client retries with the token it still has')
+  const { refresh_token: r3, access_token: a3 } = retried.json()
+  t.match(r3, REFRESH_TOKEN)
+  t.not(r3, lost.json().refresh_token)
+  t.equal(r3.split('.')[1], r1.split('.')[1], 'in the same family')
+  t.match(events.at(-1), { type: 'refresh.success', username: 'user1', reason: 'retry' })
+  t.same(await liveTokens(store, [r1, lost.json().refresh_token, r3]), [r3], 'the family has exactly one live token: the last one handed out')
+  t.equal((await a.inject({ url: '/protected', headers: bearer(a3) })).statusCode, 200)
+
+  const next = await refresh(a, r3)
+  t.equal(next.statusCode, 200, 'the client goes on with it')
+  assertInvalidGrant(t, await refresh(a, lost.json().refresh_token), 'the retired successor, should it ever turn up, is reuse')
+  assertInvalidGrant(t, await refresh(a, next.json().refresh_token), 'which ends the family')
+})
+
+t.test('retry grace: past retryGrace the replaced token is reuse; the grace counts from the refresh, not from the last retry', async (t) => {
+  const clock = fakeClock(t)
+  const a = await app(t, { refreshTokens: { retryGrace: 10 } })
+  const { refresh_token: r1 } = await login(a)
+  t.equal((await refresh(a, r1)).statusCode, 200)
+  clock.advance(6)
+  t.equal((await refresh(a, r1)).statusCode, 200, 'a retry after 6 s')
+  clock.advance(4)
+  const late = await refresh(a, r1)
+  assertInvalidGrant(t, late, 'after 10 s it is reuse, though the last retry was 4 s ago')
+
+  const b = await app(t, { refreshTokens: { retryGrace: 10 } })
+  const { refresh_token: s1 } = await login(b)
+  const s2 = (await refresh(b, s1)).json().refresh_token as string
+  clock.advance(9)
+  t.equal((await refresh(b, s1)).statusCode, 200, 'within 10 s')
+  clock.advance(1)
+  assertInvalidGrant(t, await refresh(b, s1), 'at 10 s')
+  assertInvalidGrant(t, await refresh(b, s2), 'and the family has ended')
+})
+
+t.test('retry grace: 10 retries at once with the replaced token leave exactly one working refresh token', async (t) => {
+  const store = createMemoryStore()
+  const events: AuthEvent[] = []
+  const a = await app(t, { store, onAuthEvent: (e) => events.push(e) })
+  const { refresh_token: r1 } = await login(a)
+  t.equal((await refresh(a, r1)).statusCode, 200)
+  const answers = await Promise.all(Array.from({ length: 10 }, () => refresh(a, r1)))
+  t.same(answers.map((r) => r.statusCode), Array(10).fill(200), 'every retry gets a pair')
+  t.equal(events.filter((e) => e.type === 'refresh.reuse').length, 0)
+  const tokens = answers.map((r) => r.json().refresh_token as string)
+  const live = await liveTokens(store, tokens)
+  t.equal(live.length, 1, 'one of them is live')
+  t.equal((await refresh(a, live[0]!)).statusCode, 200, 'and works')
+  assertInvalidGrant(t, await refresh(a, tokens.find((token) => token !== live[0])!), 'any other is reuse')
+})
+
+t.test('with the retry grace, 10 refreshes at once with the current token all succeed and leave one live token', async (t) => {
+  const store = createMemoryStore()
+  const a = await app(t, { store })
+  const { refresh_token: r1 } = await login(a)
+  const answers = await Promise.all(Array.from({ length: 10 }, () => refresh(a, r1)))
+  t.same(answers.map((r) => r.statusCode), Array(10).fill(200), 'the first rotates, the others are retries of it')
+  t.equal((await liveTokens(store, answers.map((r) => r.json().refresh_token as string))).length, 1)
+})
+
+t.test('reuse denies every access token issued from the family at once, with revocable access tokens', async (t) => {
+  const stores: Array<[string, () => Promise<AuthStore>]> = [['memory', async () => createMemoryStore()]]
+  if (NO_REDIS === false) {
+    stores.push(['redis', async () => {
+      const prefix = testPrefix()
+      return createRedisStore({ client: await redisClient(t, prefix), prefix })
+    }])
+  } else {
+    t.comment(NO_REDIS)
+  }
+  for (const [name, makeStore] of stores) {
+    const a = await app(t, { ...NO_GRACE, store: await makeStore(), revocableAccessTokens: true })
+    const first = await login(a)
+    const second = (await refresh(a, first.refresh_token)).json()
+    const third = (await refresh(a, second.refresh_token)).json()
+    const otherSession = await login(a)
+    for (const token of [first.access_token, second.access_token, third.access_token]) t.equal(await status(a, token), 200)
+
+    assertInvalidGrant(t, await refresh(a, first.refresh_token), `${name}: a thief replays a replaced token`)
+    for (const [i, token] of [first.access_token, second.access_token, third.access_token].entries()) {
+      t.equal(await status(a, token), 401, `${name}: access token ${i + 1} of the family is refused at once`)
+    }
+    t.equal(await status(a, otherSession.access_token), 200, `${name}: the user's other session lives on`)
+    t.equal((await refresh(a, otherSession.refresh_token)).statusCode, 200)
+  }
+})
+
+t.test('without revocable access tokens, reuse ends the family; its access tokens run out their time', async (t) => {
+  const a = await app(t, NO_GRACE)
+  const first = await login(a)
+  const second = (await refresh(a, first.refresh_token)).json()
+  assertInvalidGrant(t, await refresh(a, first.refresh_token))
+  assertInvalidGrant(t, await refresh(a, second.refresh_token))
+  t.equal(await status(a, second.access_token), 200, 'documented: they expire on their own')
 })
 
 t.test('another grant type while refresh tokens are on: unsupported_grant_type', async (t) => {
@@ -302,6 +414,13 @@ t.test('with client authentication, a refresh token is bound to its client (RFC 
   t.equal(ok.statusCode, 200, 'the client it was issued to, and the refused attempts did not spend it')
   const claims = JSON.parse(Buffer.from(ok.json().access_token.split('.')[1], 'base64url').toString())
   t.equal(claims.client_id, 'web')
+
+  // Within the retry grace, the replaced token is a retry for its own client only: from another
+  // client it is reuse, as it would be without the grace, and the family ends.
+  assertInvalidGrant(t, await refresh(a, token, { client_id: 'mobile' }), 'the replaced token from another client')
+  t.match(events.at(-1), { type: 'refresh.reuse', reason: 'reuse' })
+  assertInvalidGrant(t, await refresh(a, token, {}, basic('web', 'web-secret')), 'the family ended: no retry for its own client either')
+  assertInvalidGrant(t, await refresh(a, ok.json().refresh_token, {}, basic('web', 'web-secret')))
 })
 
 t.test('regression: a refreshed access token keeps the host\'s claims, computed from the user as they are now', async (t) => {

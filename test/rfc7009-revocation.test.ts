@@ -23,7 +23,9 @@ function revoke (a: FastifyInstance, fields: Record<string, string | string[]>, 
 
 function assertRevoked (tt: Tap, res: LightMyRequestResponse, message = 'revoked'): void {
   tt.equal(res.statusCode, 200, message)
-  tt.equal(res.body, '', 'an empty body')
+  // RFC 7009 §2.2 lets the client ignore the body; `{}` as JSON is what strict clients can parse.
+  tt.match(res.headers['content-type'], /^application\/json(;|$)/, 'JSON')
+  tt.equal(res.body, '{}', 'an empty object')
   tt.equal(res.headers['cache-control'], 'no-store')
   tt.equal(res.headers.pragma, 'no-cache')
 }

@@ -27,6 +27,10 @@ t.test('refreshTokens', async (t) => {
   await t.resolves(register({ refreshTokens: { idleTtl: 50, absoluteTtl: 50 } }))
   await t.resolves(register({ refreshTokens: { absoluteTtl: 3600 } }), 'the idle default shrinks to fit a short absolute lifetime')
   await t.resolves(register({ refreshTokens: false }))
+  for (const retryGrace of [-1, 1.5, 301, '10' as never]) {
+    await t.rejects(register({ refreshTokens: { retryGrace } }), { ...INVALID, message: /refreshTokens\.retryGrace/ }, `retryGrace ${String(retryGrace)}`)
+  }
+  await t.resolves(register({ refreshTokens: { retryGrace: 0 } }), '0 turns the grace off')
 })
 
 t.test('revocableAccessTokens and revocationPath', async (t) => {

@@ -47,8 +47,8 @@ t.test('counters go to the counters store, session state to the sessions store',
   const app = await buildApp(t, { plugin: { ...PLUGIN, store: createSplitStore({ sessions: sessions.store, counters: counters.store }) } })
   await exercise(t, app)
   t.same([...counters.calls].sort(), ['hit', 'release', 'reserve', 'reset'], 'the per-IP limit and the login counters')
-  t.same([...sessions.calls].sort(), ['createRefreshFamily', 'getRefreshFamily', 'rememberSource', 'revocationState', 'revokeAccessToken', 'rotateRefreshToken'],
-    'refresh families and revocations')
+  t.same([...sessions.calls].sort(), ['createRefreshFamily', 'getRefreshFamily', 'rememberSource', 'revocationEpoch', 'revocationState', 'revokeAccessToken', 'rotateRefreshToken'],
+    'refresh families, the revocation epoch and revocations')
 })
 
 t.test('sessions in PostgreSQL, counters in memory: no counter row is written to PostgreSQL', { skip: NO_POSTGRES }, async (t) => {

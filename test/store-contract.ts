@@ -1,5 +1,5 @@
 import type { Test } from 'tap'
-import type { AuthStore, RefreshFamily, ThrottleRule } from '../lib/index.js'
+import type { AuthStore, RefreshFamily, RotateRules, ThrottleRule } from '../lib/index.js'
 
 /*
  * The store contract: what every AuthStore must do, run against the memory store, a real
@@ -20,6 +20,11 @@ const T0 = 1_700_000_000_000
 const MINUTE = 60_000
 const WINDOW: ThrottleRule = { limit: 3, windowMs: MINUTE }
 const BACKOFF: ThrottleRule = { limit: 3, windowMs: 10 * MINUTE, backoff: { maxMs: 5000 } }
+
+/** Rotation rules: the idle time, and by default no retry grace and no deny record. */
+function rules (idleMs: number, graceMs = 0, denyMs = 0): RotateRules {
+  return { idleMs, graceMs, denyMs }
+}
 
 let counter = 0
 /** A family of user `userKey`, with ids unique across the run. */
@@ -126,26 +131,26 @@ export function storeContract (t: Tap, { makeStore, keyTtls }: ContractOptions):
   t.test('a refresh family: create, look up, rotate, and reuse revokes it', async (t) => {
     const store = await makeStore(t)
     const f = family()
-    await store.createRefreshFamily(f, 'hash-1', 30 * MINUTE, T0)
+    await store.createRefreshFamily(f, 'hash-1', 30 * MINUTE, T0, 0)
     t.same(await store.getRefreshFamily(f.userKey, f.id, 'hash-1', T0 + 1), { family: f, current: true }, 'every field comes back')
     t.same(await store.getRefreshFamily(f.userKey, f.id, 'hash-x', T0 + 1), { family: f, current: false })
     t.equal(await store.getRefreshFamily('someoneElseAAAAAAAAAAA', f.id, 'hash-1', T0 + 1), undefined, 'families are found under their user only')
 
-    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'hash-1', 'hash-2', 30 * MINUTE, T0 + 2), 'rotated')
+    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'hash-1', 'hash-2', rules(30 * MINUTE), T0 + 2), 'rotated')
     t.equal((await store.getRefreshFamily(f.userKey, f.id, 'hash-2', T0 + 3))?.current, true)
     t.equal((await store.getRefreshFamily(f.userKey, f.id, 'hash-1', T0 + 3))?.current, false)
-    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'hash-1', 'hash-3', 30 * MINUTE, T0 + 4), 'reused')
+    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'hash-1', 'hash-3', rules(30 * MINUTE), T0 + 4), 'reused')
     t.same(await store.getRefreshFamily(f.userKey, f.id, 'hash-2', T0 + 5), { family: f, current: false }, 'no token of the family is current')
-    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'hash-2', 'hash-4', 30 * MINUTE, T0 + 5), 'reused', 'its newest token is refused, as reuse')
-    t.equal(await store.rotateRefreshToken(f.userKey, 'neverExistedAAAAAAAAAA', 'h', 'h2', MINUTE, T0), 'invalid')
+    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'hash-2', 'hash-4', rules(30 * MINUTE), T0 + 5), 'reused', 'its newest token is refused, as reuse')
+    t.equal(await store.rotateRefreshToken(f.userKey, 'neverExistedAAAAAAAAAA', 'h', 'h2', rules(MINUTE), T0), 'invalid')
   })
 
   t.test('a family with no scope, and one of many scopes, come back as they went in', async (t) => {
     const store = await makeStore(t)
     const none = family(undefined, { scope: [] })
     const many = family(undefined, { scope: ['a', 'b:c', 'd/e'] })
-    await store.createRefreshFamily(none, 'h', MINUTE, T0)
-    await store.createRefreshFamily(many, 'h', MINUTE, T0)
+    await store.createRefreshFamily(none, 'h', MINUTE, T0, 0)
+    await store.createRefreshFamily(many, 'h', MINUTE, T0, 0)
     t.same((await store.getRefreshFamily(none.userKey, none.id, 'h', T0))?.family.scope, [])
     t.same((await store.getRefreshFamily(many.userKey, many.id, 'h', T0))?.family.scope, ['a', 'b:c', 'd/e'])
   })
@@ -154,58 +159,79 @@ export function storeContract (t: Tap, { makeStore, keyTtls }: ContractOptions):
     const store = await makeStore(t)
     const f = family(undefined, { expiresAt: T0 + 60 * MINUTE })
     const idle = 10 * MINUTE
-    await store.createRefreshFamily(f, 'h1', idle, T0)
+    await store.createRefreshFamily(f, 'h1', idle, T0, 0)
     t.ok(await store.getRefreshFamily(f.userKey, f.id, 'h1', T0 + idle - 1))
-    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'h1', 'h2', idle, T0 + idle - 1), 'rotated')
+    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'h1', 'h2', rules(idle), T0 + idle - 1), 'rotated')
     t.ok(await store.getRefreshFamily(f.userKey, f.id, 'h2', T0 + 2 * idle - 2), 'alive: the rotation restarted the idle time')
     t.equal(await store.getRefreshFamily(f.userKey, f.id, 'h2', T0 + 2 * idle - 1), undefined)
-    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'h2', 'h3', idle, T0 + 2 * idle - 1), 'invalid', 'an idle family cannot rotate')
+    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'h2', 'h3', rules(idle), T0 + 2 * idle - 1), 'invalid', 'an idle family cannot rotate')
   })
 
   t.test('absolute lifetime: no rotation keeps a family past expiresAt', async (t) => {
     const store = await makeStore(t)
     const f = family(undefined, { expiresAt: T0 + 15 * MINUTE })
     const idle = 10 * MINUTE
-    await store.createRefreshFamily(f, 'h1', idle, T0)
-    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'h1', 'h2', idle, T0 + 9 * MINUTE), 'rotated')
+    await store.createRefreshFamily(f, 'h1', idle, T0, 0)
+    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'h1', 'h2', rules(idle), T0 + 9 * MINUTE), 'rotated')
     t.ok(await store.getRefreshFamily(f.userKey, f.id, 'h2', T0 + 15 * MINUTE - 1))
     t.equal(await store.getRefreshFamily(f.userKey, f.id, 'h2', T0 + 15 * MINUTE), undefined, 'not 19 minutes, as the idle time alone would give')
-    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'h2', 'h3', idle, T0 + 15 * MINUTE), 'invalid')
+    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'h2', 'h3', rules(idle), T0 + 15 * MINUTE), 'invalid')
   })
 
   t.test('revokeRefreshFamily ends one family and tells whether it existed', async (t) => {
     const store = await makeStore(t)
     const a = family()
     const b = family()
-    await store.createRefreshFamily(a, 'ha', MINUTE, T0)
-    await store.createRefreshFamily(b, 'hb', MINUTE, T0)
+    await store.createRefreshFamily(a, 'ha', MINUTE, T0, 0)
+    await store.createRefreshFamily(b, 'hb', MINUTE, T0, 0)
     t.equal(await store.revokeRefreshFamily(a.userKey, a.id), true)
     t.equal(await store.revokeRefreshFamily(a.userKey, a.id), false)
     t.equal(await store.getRefreshFamily(a.userKey, a.id, 'ha', T0), undefined)
     t.equal((await store.getRefreshFamily(b.userKey, b.id, 'hb', T0))?.current, true, 'the user\'s other family lives on')
   })
 
-  t.test('revokeUser ends every family of the user, and only theirs, and sets the bound', async (t) => {
+  t.test('revokeUser ends every family of the user, and only theirs, and sets the bound to a new epoch', async (t) => {
     const store = await makeStore(t)
     const mine = [family('userKeyMineAAAAAAAAAAA'), family('userKeyMineAAAAAAAAAAA'), family('userKeyMineAAAAAAAAAAA')]
     const theirs = family('userKeyTheirsAAAAAAAAA')
-    for (const f of [...mine, theirs]) await store.createRefreshFamily(f, 'h', 30 * MINUTE, T0)
-    t.same(await store.revocationState('userKeyMineAAAAAAAAAAA', undefined, T0), { revokedBefore: 0, jtiDenied: false })
+    for (const f of [...mine, theirs]) await store.createRefreshFamily(f, 'h', 30 * MINUTE, T0, 0)
+    t.equal(await store.revocationEpoch(), 0, 'no revocation yet')
+    t.same(await store.revocationState('userKeyMineAAAAAAAAAAA', undefined, T0), { revokedBefore: 0, jtiDenied: false, familyDenied: false })
 
-    await store.revokeUser('userKeyMineAAAAAAAAAAA', 1_700_000_100, 15 * MINUTE, T0)
+    await store.revokeUser('userKeyMineAAAAAAAAAAA', 15 * MINUTE, T0)
     for (const f of mine) t.equal(await store.getRefreshFamily(f.userKey, f.id, 'h', T0), undefined)
     t.ok(await store.getRefreshFamily(theirs.userKey, theirs.id, 'h', T0), 'another user keeps their sessions')
-    t.same(await store.revocationState('userKeyMineAAAAAAAAAAA', undefined, T0), { revokedBefore: 1_700_000_100, jtiDenied: false })
-    t.same(await store.revocationState('userKeyTheirsAAAAAAAAA', undefined, T0), { revokedBefore: 0, jtiDenied: false })
+    t.equal(await store.revocationEpoch(), T0, 'the epoch moved to the time of the revocation')
+    t.same(await store.revocationState('userKeyMineAAAAAAAAAAA', undefined, T0), { revokedBefore: T0, jtiDenied: false, familyDenied: false })
+    t.same(await store.revocationState('userKeyTheirsAAAAAAAAA', undefined, T0), { revokedBefore: 0, jtiDenied: false, familyDenied: false })
 
-    // An older bound never replaces a newer one.
-    await store.revokeUser('userKeyMineAAAAAAAAAAA', 1_700_000_050, MINUTE, T0)
-    t.equal((await store.revocationState('userKeyMineAAAAAAAAAAA', undefined, T0)).revokedBefore, 1_700_000_100)
+    // Two revocations in one millisecond, or with a clock behind: the epoch still grows.
+    await store.revokeUser('userKeyMineAAAAAAAAAAA', MINUTE, T0)
+    t.equal(await store.revocationEpoch(), T0 + 1)
+    await store.revokeUser('userKeyTheirsAAAAAAAAA', MINUTE, T0 - 5000)
+    t.equal(await store.revocationEpoch(), T0 + 2)
+    t.equal((await store.revocationState('userKeyMineAAAAAAAAAAA', undefined, T0)).revokedBefore, T0 + 1)
+    t.equal((await store.revocationState('userKeyTheirsAAAAAAAAA', undefined, T0)).revokedBefore, T0 + 2)
 
-    // A login after the revocation starts a family that works.
+    // A login that read the epoch after the revocation starts a family that works.
     const fresh = family('userKeyMineAAAAAAAAAAA')
-    await store.createRefreshFamily(fresh, 'h', 30 * MINUTE, T0)
-    t.equal(await store.rotateRefreshToken(fresh.userKey, fresh.id, 'h', 'h2', 30 * MINUTE, T0 + 1), 'rotated')
+    t.equal(await store.createRefreshFamily(fresh, 'h', 30 * MINUTE, T0, T0 + 1), true)
+    t.equal(await store.rotateRefreshToken(fresh.userKey, fresh.id, 'h', 'h2', rules(30 * MINUTE), T0 + 1), 'rotated')
+  })
+
+  t.test('createRefreshFamily creates nothing for a grant that read an epoch before the user\'s revocation', async (t) => {
+    const store = await makeStore(t)
+    const user = 'userKeyRaceAAAAAAAAAAA'
+    const epoch = await store.revocationEpoch()
+    await store.revokeUser(user, 15 * MINUTE, T0)
+    const late = family(user)
+    t.equal(await store.createRefreshFamily(late, 'h', 30 * MINUTE, T0 + 1, epoch), false, 'refused')
+    t.equal(await store.getRefreshFamily(user, late.id, 'h', T0 + 1), undefined, 'and nothing stored')
+    // Another user's revocation moves the epoch, but not this user's bound.
+    await store.revokeUser('userKeyOtherAAAAAAAAAA', 15 * MINUTE, T0 + 2)
+    const other = family(user)
+    t.equal(await store.createRefreshFamily(other, 'h', 30 * MINUTE, T0 + 3, T0), true, 'the epoch of the user\'s own revocation is enough')
+    t.equal((await store.getRefreshFamily(user, other.id, 'h', T0 + 3))?.current, true)
   })
 
   t.test('revokeUser on a user with many families, some already ended', async (t) => {
@@ -214,35 +240,100 @@ export function storeContract (t: Tap, { makeStore, keyTtls }: ContractOptions):
     // A live family, 40 short-lived ones (1 ms), then more live ones: a user's list of families
     // is pruned of ended ones as it grows, and the live ones stay on it.
     const live = [family(user)]
-    await store.createRefreshFamily(live[0]!, 'h', 30 * MINUTE, T0)
-    for (let i = 0; i < 40; i++) await store.createRefreshFamily(family(user, { expiresAt: T0 + 1 }), 'h', 1, T0)
+    await store.createRefreshFamily(live[0]!, 'h', 30 * MINUTE, T0, 0)
+    for (let i = 0; i < 40; i++) await store.createRefreshFamily(family(user, { expiresAt: T0 + 1 }), 'h', 1, T0, 0)
     live.push(family(user), family(user))
-    for (const f of live.slice(1)) await store.createRefreshFamily(f, 'h', 30 * MINUTE, T0 + 10)
+    for (const f of live.slice(1)) await store.createRefreshFamily(f, 'h', 30 * MINUTE, T0 + 10, 0)
     t.ok(await store.getRefreshFamily(user, live[0]!.id, 'h', T0 + 20))
-    await store.revokeUser(user, 1, MINUTE, T0 + 20)
+    await store.revokeUser(user, MINUTE, T0 + 20)
     for (const f of live) t.equal(await store.getRefreshFamily(user, f.id, 'h', T0 + 20), undefined)
   })
 
   t.test('revokeAccessToken denies one jti of one user, for ttlMs', async (t) => {
     const store = await makeStore(t)
     await store.revokeAccessToken('userKeyMineAAAAAAAAAAA', 'jti-1', 15 * MINUTE, T0)
-    t.same(await store.revocationState('userKeyMineAAAAAAAAAAA', 'jti-1', T0 + 1), { revokedBefore: 0, jtiDenied: true })
-    t.same(await store.revocationState('userKeyMineAAAAAAAAAAA', 'jti-2', T0 + 1), { revokedBefore: 0, jtiDenied: false })
-    t.same(await store.revocationState('userKeyTheirsAAAAAAAAA', 'jti-1', T0 + 1), { revokedBefore: 0, jtiDenied: false })
-    t.same(await store.revocationState('userKeyMineAAAAAAAAAAA', undefined, T0 + 1), { revokedBefore: 0, jtiDenied: false })
+    t.same(await store.revocationState('userKeyMineAAAAAAAAAAA', 'jti-1', T0 + 1), { revokedBefore: 0, jtiDenied: true, familyDenied: false })
+    t.same(await store.revocationState('userKeyMineAAAAAAAAAAA', 'jti-2', T0 + 1), { revokedBefore: 0, jtiDenied: false, familyDenied: false })
+    t.same(await store.revocationState('userKeyTheirsAAAAAAAAA', 'jti-1', T0 + 1), { revokedBefore: 0, jtiDenied: false, familyDenied: false })
+    t.same(await store.revocationState('userKeyMineAAAAAAAAAAA', undefined, T0 + 1), { revokedBefore: 0, jtiDenied: false, familyDenied: false })
   })
 
-  t.test('rotation is atomic: 10 refreshes at once with one token, exactly one succeeds', async (t) => {
+  t.test('rotation is atomic: 10 refreshes at once with one token and no grace, exactly one succeeds', async (t) => {
     const store = await makeStore(t)
     const f = family()
-    await store.createRefreshFamily(f, 'current', 30 * MINUTE, T0)
+    await store.createRefreshFamily(f, 'current', 30 * MINUTE, T0, 0)
     const outcomes = await Promise.all(Array.from({ length: 10 }, (_, i) =>
-      store.rotateRefreshToken(f.userKey, f.id, 'current', `next-${i}`, 30 * MINUTE, T0 + 1)))
+      store.rotateRefreshToken(f.userKey, f.id, 'current', `next-${i}`, rules(30 * MINUTE), T0 + 1)))
     t.equal(outcomes.filter((o) => o === 'rotated').length, 1, 'one rotated')
     t.equal(outcomes.filter((o) => o === 'reused').length, 9, 'the other nine are reuse')
     for (const hash of ['current', 'next-0', 'next-9']) {
       t.equal((await store.getRefreshFamily(f.userKey, f.id, hash, T0 + 2))?.current, false, 'and the reuse revoked the family')
     }
+  })
+
+  t.test('retry grace: the replaced token again within graceMs retires the successor; past it, reuse', async (t) => {
+    const store = await makeStore(t)
+    const f = family()
+    const grace = 10_000
+    await store.createRefreshFamily(f, 'h1', 30 * MINUTE, T0, 0)
+    t.same(await store.getRefreshFamily(f.userKey, f.id, 'h1', T0), { family: f, current: true }, 'nothing replaced yet')
+    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'h1', 'h2', rules(30 * MINUTE, grace), T0 + 100), 'rotated')
+    t.same(await store.getRefreshFamily(f.userKey, f.id, 'h1', T0 + 200), { family: f, current: false, replacedAt: T0 + 100 }, 'the replaced token is known as such')
+
+    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'h1', 'h3', rules(30 * MINUTE, grace), T0 + 200), 'retried')
+    t.same(await store.getRefreshFamily(f.userKey, f.id, 'h2', T0 + 300), { family: f, current: false }, 'the successor handed out before is retired')
+    t.equal((await store.getRefreshFamily(f.userKey, f.id, 'h3', T0 + 300))?.current, true, 'the new one is current')
+    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'h1', 'h4', rules(30 * MINUTE, grace), T0 + 100 + grace - 1), 'retried',
+      'the grace counts from the rotation')
+    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'h1', 'h5', rules(30 * MINUTE, grace), T0 + 100 + grace), 'reused', 'and ends there')
+    t.equal((await store.getRefreshFamily(f.userKey, f.id, 'h4', T0 + 100 + grace))?.current, false, 'the family is revoked')
+    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'h1', 'h6', rules(30 * MINUTE, grace), T0 + 200), 'reused', 'for good')
+  })
+
+  t.test('retry grace: a retired successor, or a token older than the replaced one, is reuse', async (t) => {
+    const store = await makeStore(t)
+    for (const [stale, why] of [['h2', 'the successor a retry retired'], ['h1', 'a token two rotations back']] as const) {
+      const f = family()
+      await store.createRefreshFamily(f, 'h1', 30 * MINUTE, T0, 0)
+      await store.rotateRefreshToken(f.userKey, f.id, 'h1', 'h2', rules(30 * MINUTE, MINUTE), T0)
+      if (stale === 'h2') t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'h1', 'h3', rules(30 * MINUTE, MINUTE), T0 + 1), 'retried')
+      else t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'h2', 'h3', rules(30 * MINUTE, MINUTE), T0 + 1), 'rotated')
+      t.equal(await store.rotateRefreshToken(f.userKey, f.id, stale, 'h4', rules(30 * MINUTE, MINUTE), T0 + 2), 'reused', why)
+    }
+  })
+
+  t.test('retry grace is atomic: 10 retries at once with the replaced token leave exactly one live token', async (t) => {
+    const store = await makeStore(t)
+    const f = family()
+    await store.createRefreshFamily(f, 'old', 30 * MINUTE, T0, 0)
+    await store.rotateRefreshToken(f.userKey, f.id, 'old', 'lost', rules(30 * MINUTE, MINUTE), T0)
+    const outcomes = await Promise.all(Array.from({ length: 10 }, (_, i) =>
+      store.rotateRefreshToken(f.userKey, f.id, 'old', `retry-${i}`, rules(30 * MINUTE, MINUTE), T0 + 1)))
+    t.same(new Set(outcomes), new Set(['retried']))
+    const live = []
+    for (const hash of ['old', 'lost', ...outcomes.map((_, i) => `retry-${i}`)]) {
+      if ((await store.getRefreshFamily(f.userKey, f.id, hash, T0 + 2))?.current === true) live.push(hash)
+    }
+    t.equal(live.length, 1, `one live token: ${live.join(', ')}`)
+  })
+
+  t.test('reuse denies the family\'s access tokens for denyMs; a rotation or a retry denies nothing', async (t) => {
+    const store = await makeStore(t)
+    const f = family()
+    const quiet = family()
+    await store.createRefreshFamily(f, 'h1', 30 * MINUTE, T0, 0)
+    await store.createRefreshFamily(quiet, 'q1', 30 * MINUTE, T0, 0)
+    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'h1', 'h2', rules(30 * MINUTE, MINUTE, 15 * MINUTE), T0), 'rotated')
+    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'h1', 'h3', rules(30 * MINUTE, MINUTE, 15 * MINUTE), T0 + 1), 'retried')
+    t.equal((await store.revocationState(f.userKey, undefined, T0 + 1, f.id)).familyDenied, false)
+    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'h2', 'h4', rules(30 * MINUTE, MINUTE, 15 * MINUTE), T0 + 2), 'reused')
+    t.same(await store.revocationState(f.userKey, 'some-jti', T0 + 3, f.id), { revokedBefore: 0, jtiDenied: false, familyDenied: true })
+    t.equal((await store.revocationState(f.userKey, 'some-jti', T0 + 3, quiet.id)).familyDenied, false, 'only that family')
+    t.equal((await store.revocationState(f.userKey, 'some-jti', T0 + 3)).familyDenied, false, 'and only when asked')
+
+    // Without revocable access tokens (denyMs 0), reuse revokes the family and records nothing more.
+    t.equal(await store.rotateRefreshToken(quiet.userKey, quiet.id, 'stolen', 'q2', rules(30 * MINUTE, MINUTE, 0), T0 + 4), 'reused')
+    t.equal((await store.revocationState(quiet.userKey, undefined, T0 + 5, quiet.id)).familyDenied, false)
   })
 
   if (keyTtls !== undefined) {
@@ -253,13 +344,15 @@ export function storeContract (t: Tap, { makeStore, keyTtls }: ContractOptions):
       await store.release('backoff')
       await store.hit('ip', MINUTE, T0)
       const f = family('userKeyTtlAAAAAAAAAAAA')
-      await store.createRefreshFamily(f, 'h', 30 * MINUTE, T0)
-      await store.rotateRefreshToken(f.userKey, f.id, 'h', 'h2', 30 * MINUTE, T0)
-      await store.createRefreshFamily(family('userKeyTtl2AAAAAAAAAAA'), 'h', 30 * MINUTE, T0)
+      await store.createRefreshFamily(f, 'h', 30 * MINUTE, T0, 0)
+      await store.rotateRefreshToken(f.userKey, f.id, 'h', 'h2', rules(30 * MINUTE), T0)
+      await store.createRefreshFamily(family('userKeyTtl2AAAAAAAAAAA'), 'h', 30 * MINUTE, T0, 0)
       await store.revokeAccessToken('userKeyTtlAAAAAAAAAAAA', 'jti', MINUTE, T0)
-      await store.revokeUser('userKeyTtl3AAAAAAAAAAA', 1, MINUTE, T0)
+      await store.rotateRefreshToken(f.userKey, f.id, 'h', 'h3', rules(30 * MINUTE, 0, MINUTE), T0)
+      await store.revokeUser('userKeyTtl3AAAAAAAAAAA', MINUTE, T0)
       const ttls = await keyTtls(store)
-      t.ok(ttls.size >= 7, `the store wrote its keys (${ttls.size})`)
+      t.ok(ttls.size >= 9, `the store wrote its keys (${ttls.size})`)
+      t.ok([...ttls.keys()].some((key) => key.endsWith(':epoch')), 'the revocation epoch too')
       for (const [key, ttl] of ttls) t.ok(ttl > 0, `${key} expires (${ttl} ms)`)
     })
   }

@@ -1,5 +1,7 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { createRequire } from 'node:module'
+import { chmodSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
 import { hashPassword } from '../password/hasher.js'
 import { jwkThumbprint } from '../options/keys.js'
 
@@ -20,10 +22,12 @@ Commands:
   hash-password     read a password from standard input (hidden when typed at a terminal)
                     and print its argon2id hash, for a user record's passwordHash
   generate-secret   print a random 256-bit secret for the "secret" option (base64url)
-  generate-key --alg ES256|RS256|PS256|EdDSA [--format jwk|jwks|pem]
+  generate-key --alg ES256|RS256|PS256|EdDSA [--format jwk|jwks|pem] [--out FILE [--force]]
                     print a new private key with a fresh kid: as a JWK (for a JWK Set such
                     as JWT_KEYS_FILE's "keys") and as a PEM pair; --format prints one form:
-                    jwk, jwks (a whole JWK Set) or pem
+                    jwk, jwks (a whole JWK Set) or pem. --out writes it to FILE instead (a JWK
+                    Set unless --format says otherwise), readable by its owner only (mode
+                    0600); an existing FILE is replaced only with --force
 
 Options:
   -h, --help        print this help
@@ -39,14 +43,21 @@ const USAGE_ERROR = 2
 const COMMAND_OPTIONS: Record<string, readonly string[]> = {
   'hash-password': [],
   'generate-secret': [],
-  'generate-key': ['--alg', '--format']
+  'generate-key': ['--alg', '--format', '--out']
+}
+
+/** The options each command takes that have no value (switches). */
+const COMMAND_SWITCHES: Record<string, readonly string[]> = {
+  'generate-key': ['--force']
 }
 
 /** What is wrong with a command's arguments, or undefined when every one is known. */
 function unknownArgument (command: string, args: readonly string[]): string | undefined {
   const known = COMMAND_OPTIONS[command] as readonly string[]
+  const switches = COMMAND_SWITCHES[command] ?? []
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] as string
+    if (switches.includes(arg)) continue
     const name = arg.split('=', 1)[0] as string
     if (!known.includes(name)) return arg.startsWith('-') ? `unknown option "${name}" for ${command}` : `unexpected argument "${arg}"`
     if (name === arg) i++
@@ -112,12 +123,36 @@ function flag (args: readonly string[], name: string): string | undefined {
   return arg === name ? args[i + 1] ?? '' : arg.slice(name.length + 1)
 }
 
+/**
+ * Writes a private key to `path`, readable by its owner only (mode 0600) from the first byte: the
+ * file is created with that mode (a umask can only take bits away), never opened when it exists.
+ * With `force`, an existing file is replaced by a new one renamed over it, so neither its old
+ * mode nor a link standing at `path` carries over.
+ */
+function writePrivateFile (path: string, text: string, force: boolean): void {
+  if (!force) {
+    // `wx`: refused when the file exists, checked and created in one step.
+    writeFileSync(path, text, { mode: 0o600, flag: 'wx' })
+    chmodSync(path, 0o600)
+    return
+  }
+  const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`)
+  try {
+    writeFileSync(temporary, text, { mode: 0o600, flag: 'wx' })
+    chmodSync(temporary, 0o600)
+    renameSync(temporary, path)
+  } finally {
+    rmSync(temporary, { force: true })
+  }
+}
+
 /** `generate-key`: a new key pair whose kid is its RFC 7638 thumbprint, so it is fresh and stable. */
 function generateKey (args: readonly string[], io: CliIo): number {
   const alg = flag(args, '--alg')
   const format = flag(args, '--format')
-  if (alg === undefined || !Object.hasOwn(KEY_PAIRS, alg) || (format !== undefined && !FORMATS.includes(format))) {
-    io.stderr.write('Usage: fastify-token-auth generate-key --alg ES256|RS256|PS256|EdDSA [--format jwk|jwks|pem]\n')
+  const outFile = flag(args, '--out')
+  if (alg === undefined || !Object.hasOwn(KEY_PAIRS, alg) || (format !== undefined && !FORMATS.includes(format)) || outFile === '') {
+    io.stderr.write('Usage: fastify-token-auth generate-key --alg ES256|RS256|PS256|EdDSA [--format jwk|jwks|pem] [--out FILE [--force]]\n')
     return 1
   }
   const { privateKey, publicKey } = KEY_PAIRS[alg as keyof typeof KEY_PAIRS]()
@@ -129,7 +164,22 @@ function generateKey (args: readonly string[], io: CliIo): number {
     jwks: JSON.stringify({ keys: [jwk] }, null, 2) + '\n',
     pem
   }
-  io.stdout.write(format === undefined ? `${out.jwk}\n${pem}` : out[format] as string)
+  if (outFile === undefined) {
+    io.stdout.write(format === undefined ? `${out.jwk}\n${pem}` : out[format] as string)
+    return 0
+  }
+  // A file holds one form: the JWK Set that JWT_KEYS_FILE and the `keys` option take, by default.
+  const written = format ?? 'jwks'
+  try {
+    writePrivateFile(outFile, out[written] as string, args.includes('--force'))
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    io.stderr.write(code === 'EEXIST'
+      ? `${outFile} already exists: not overwritten. Pass --force to replace it, or choose another --out.\n`
+      : `Cannot write ${outFile}: ${(error as Error).message}\n`)
+    return 1
+  }
+  io.stdout.write(`Wrote a new ${alg} private key (kid ${kid}, ${written}) to ${outFile}, with mode 0600: readable by its owner only. Keep it secret.\n`)
   return 0
 }
 

@@ -74,6 +74,8 @@ export function revokeEndpoint (fastify: FastifyInstance, deps: RevokeEndpointDe
     if (refreshTokens !== undefined && isRefreshToken(token)) await revokeRefreshToken(request, token, clientId)
     else await revokeAccessToken(request, token, clientId)
     reply.headers({ 'cache-control': 'no-store', pragma: 'no-cache' })
-    return reply.code(200).send()
+    // RFC 7009 §2.2: the client ignores the body, but clients that insist on a JSON answer (as
+    // simple-oauth2 does by default) refuse an empty one: an empty JSON object satisfies both.
+    return reply.code(200).send({})
   })
 }

@@ -36,10 +36,15 @@ export interface UserGrant extends GrantBase {
   /** The name `findUser` found the user by; a refresh looks the user up by it again. */
   username: string
   /**
-   * The refresh token to hand out: the successor a refresh grant rotated in, or `undefined` to
-   * start a new family (when refresh tokens are on).
+   * The revocation epoch read before any credential was checked (`Revocation.epoch`): what is
+   * issued dies with a `revokeUserTokens` that returns after that read.
    */
-  refreshToken?: string
+  epoch: number
+  /**
+   * The refresh token to hand out: the successor a refresh grant rotated in, with its family's
+   * id; or `undefined` to start a new family (when refresh tokens are on).
+   */
+  refresh?: { token: string, familyId: string }
 }
 
 /**

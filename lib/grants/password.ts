@@ -27,6 +27,8 @@ export interface PasswordGrantDeps {
    * scope a route requires through `requireScopes`); `undefined` when it did not.
    */
   offeredScopes: ReadonlySet<string> | undefined
+  /** The revocation epoch, read before the user is looked up (`Revocation.epoch`). */
+  revocationEpoch: () => Promise<number>
   issue: IssueTokens
   emit: EmitEvent
 }
@@ -37,7 +39,7 @@ export interface PasswordGrantDeps {
  * checked, and settled after.
  */
 export function createPasswordGrant (deps: PasswordGrantDeps): GrantHandler {
-  const { findUser, onPasswordRehash, passwords, maxPasswordLength, throttle, offeredScopes, issue, emit } = deps
+  const { findUser, onPasswordRehash, passwords, maxPasswordLength, throttle, offeredScopes, revocationEpoch, issue, emit } = deps
 
   /** Hands a fresh hash to the host after the answer is on its way; a failure is only logged. */
   function rehash (request: FastifyRequest, user: UserRecord, password: string): void {
@@ -74,9 +76,13 @@ export function createPasswordGrant (deps: PasswordGrantDeps): GrantHandler {
       throw oauthError('too_many_requests', 'Too many failed logins; retry later', reservation.retryAfterMs / 1000)
     }
 
+    let epoch: number
     let user: UserRecord | null | undefined
     let ok: boolean
     try {
+      // Before the user is looked up: a "log out everywhere" (after a password change, say) that
+      // returns after this read ends whatever this login issues, even with the old password.
+      epoch = await revocationEpoch()
       user = await findUser(username, request)
       const hash = typeof user?.passwordHash === 'string' ? user.passwordHash : undefined
       ok = await passwords.check(hash, rawPassword)
@@ -105,7 +111,7 @@ export function createPasswordGrant (deps: PasswordGrantDeps): GrantHandler {
     const allowed = account.scopes ?? []
     const scope = requested === undefined ? [...allowed] : requested.filter((s) => allowed.includes(s))
     const sub = String(account.id ?? account.username)
-    const body = await issue(request, { user: account, username, sub, clientId, scope, requested })
+    const body = await issue(request, { user: account, username, sub, clientId, scope, requested, epoch })
     emit(request, { type: 'login.success', username, clientId })
     return body
   }

@@ -15,15 +15,18 @@ const ONE_FAILURE = 'The refresh token is invalid, expired or revoked'
 export interface RefreshGrantDeps {
   refreshTokens: RefreshTokens
   findUser: NonNullable<FastifyTokenAuthOptions['findUser']>
+  /** The revocation epoch, read before the token is looked up (`Revocation.epoch`). */
+  revocationEpoch: () => Promise<number>
   issue: IssueTokens
   emit: EmitEvent
 }
 
 /**
  * The refresh grant (RFC 6749 §6) with rotation (RFC 9700 §4.14.2): each refresh replaces the
- * token, and presenting a replaced one revokes the whole family.
+ * token, and presenting a replaced one revokes the whole family, unless it is the one the last
+ * rotation replaced, presented again by the same client within the retry grace.
  */
-export function createRefreshGrant ({ refreshTokens, findUser, issue, emit }: RefreshGrantDeps): GrantHandler {
+export function createRefreshGrant ({ refreshTokens, findUser, revocationEpoch, issue, emit }: RefreshGrantDeps): GrantHandler {
   function failure (request: FastifyRequest, reason: string, family?: RefreshFamily): never {
     emit(request, {
       type: reason === 'reuse' ? 'refresh.reuse' : 'refresh.failure',
@@ -63,23 +66,33 @@ export function createRefreshGrant ({ refreshTokens, findUser, issue, emit }: Re
     const requested = parseScope(form.scope)
     const token = form.refresh_token
     if (token === undefined) throw oauthError('invalid_request', 'The "refresh_token" parameter is required')
+    // Before the token is looked up: a "log out everywhere" that returns after this read ends
+    // whatever this refresh issues.
+    const epoch = await revocationEpoch()
     const found = await refreshTokens.find(token)
     if (found === undefined) return failure(request, 'unknown')
     const { family } = found
-    // A token that is not the current one goes straight to the store's atomic step, which
-    // revokes the family (RFC 9700 §4.14.2).
-    const admitted = found.current ? await admit(request, family, clientId, requested) : undefined
+    // The current token, or a retry of the last rotation. A retry is the client's only: the
+    // previous token from another client is reuse, as it would be without the grace (RFC 6749
+    // §10.4). Any other token goes straight to the store's atomic step, which revokes the family
+    // (RFC 9700 §4.14.2).
+    const eligible = found.current || (found.previous && family.clientId === clientId)
+    const admitted = eligible ? await admit(request, family, clientId, requested) : undefined
 
-    const { outcome, next } = await refreshTokens.rotate(found)
-    // Replaced already, maybe by a request racing this one: two parties hold the family's
-    // tokens, and the store has revoked it.
+    // An eligible token may be a retry by the time the store sees it (a request racing this one
+    // rotated it): that too is answered with a fresh pair, and the family keeps one live token.
+    const { outcome, next } = await refreshTokens.rotate(found, eligible)
+    // Replaced already, past the grace or by another client: two parties hold the family's
+    // tokens, and the store has revoked it and denied its access tokens.
     if (outcome === 'reused') return failure(request, 'reuse', family)
     if (outcome === 'invalid') return failure(request, 'unknown', family)
 
-    // Only the current token gets this far (any other is reuse), and it was admitted above.
+    // Only an eligible token gets this far (any other is reuse), and it was admitted above.
     const { user, scope } = admitted as { user: UserRecord, scope: string[] }
-    const body = await issue(request, { user, username: family.username, sub: family.sub, clientId, scope, requested, refreshToken: next })
-    emit(request, { type: 'refresh.success', username: family.username, clientId })
+    const body = await issue(request, {
+      user, username: family.username, sub: family.sub, clientId, scope, requested, epoch, refresh: { token: next, familyId: family.id }
+    })
+    emit(request, { type: 'refresh.success', username: family.username, clientId, ...(outcome === 'retried' ? { reason: 'retry' } : {}) })
     return body
   }
 }

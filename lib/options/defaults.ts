@@ -68,13 +68,21 @@ export const DEFAULTS = frozen({
     caseSensitiveUsernames: false
   },
   refreshTokens: false,
-  /** The lifetimes when `refreshTokens` is on, in seconds. */
-  refreshTokenLifetimes: { idleTtl: 14 * DAY_SECONDS, absoluteTtl: 90 * DAY_SECONDS },
+  /**
+   * The lifetimes when `refreshTokens` is on, in seconds; `retryGrace`: how long after a refresh
+   * the replaced token is a retry, not reuse (RFC 9700 §4.14.2).
+   */
+  refreshTokenLifetimes: { idleTtl: 14 * DAY_SECONDS, absoluteTtl: 90 * DAY_SECONDS, retryGrace: 10 },
   revocableAccessTokens: false,
+  /** Verify-only mode checks `aud` against `audience` unless this says otherwise (RFC 9068 §4). */
+  acceptAnyAudience: false,
   /** The settings when `revocableAccessTokens` is on: fail closed. */
   revocableAccessTokenOptions: { failOpen: false },
-  /** The JWKS client of verify-only mode. */
-  jwksClient: { cacheMaxAge: 10 * MINUTE, cooldown: 30_000, timeout: 5000 }
+  /**
+   * The JWKS client of verify-only mode. A key the issuer withdraws stops verifying at most
+   * `cacheMaxAge` after the last fetch; an unknown `kid` refetches at once, at most once a `cooldown`.
+   */
+  jwksClient: { cacheMaxAge: 5 * MINUTE, cooldown: 30_000, timeout: 5000 }
 })
 
 /** Defaults of the stores' own factories (`createMemoryStore`, `createRedisStore`). */

@@ -186,7 +186,12 @@ export function jwkThumbprint (jwk: JsonWebKey): string {
 
 /** How the JWKS client behaves in verify-only mode; times in milliseconds. */
 export interface JwksClientOptions {
-  /** How long fetched keys are used before the set is fetched again; default 10 minutes. */
+  /**
+   * How long fetched keys are used before the set is fetched again, so the longest a key the
+   * issuer withdrew keeps verifying: past it, the set is fetched before any token is checked, and
+   * a key no longer in it verifies nothing (a failed fetch answers 503, never the old keys).
+   * Default 5 minutes.
+   */
   cacheMaxAge?: number
   /**
    * The shortest time between two fetches: a token with an unknown `kid` triggers at most one

@@ -136,6 +136,32 @@ function checkAudience (audience: unknown): string | string[] | undefined {
   return audience as string | string[] | undefined
 }
 
+/**
+ * Verify-only mode: no `findUser`, and keys from a JWKS or public keys alone, so the tokens come
+ * from another party, whose keys sign its tokens for every API it serves. RFC 9068 §4: the
+ * resource server MUST check that `iss` is its authorization server and that `aud` names itself.
+ * Only the audience check can be waived, by name: the issuer is always known to an app that
+ * trusts its keys, and an issuer that publishes one key set for many tenants tells them apart by
+ * `iss` alone.
+ */
+function checkVerifyOnly (keySource: KeySource, issues: boolean, issuer: string | undefined, audience: unknown, acceptAnyAudience: unknown): void {
+  if (typeof acceptAnyAudience !== 'boolean') fail('acceptAnyAudience', 'must be true or false')
+  const verifyOnly = !issues && (keySource.kind === 'remote' || keySource.keys.every((key) => key.signingKey === undefined))
+  if (!verifyOnly) {
+    if (acceptAnyAudience === true) fail('acceptAnyAudience', 'applies only in verify-only mode (`jwksUrl`, or public `keys` without `findUser`)')
+    return
+  }
+  if (issuer === undefined) {
+    fail('issuer', 'is required in verify-only mode: a resource server must check that `iss` is the issuer it trusts (RFC 9068 §4)')
+  }
+  if (acceptAnyAudience === true) {
+    if (audience !== undefined) fail('acceptAnyAudience', 'contradicts `audience`: give one or the other')
+  } else if (audience === undefined) {
+    fail('audience', 'is required in verify-only mode: a resource server must check that `aud` names it (RFC 9068 §4); ' +
+      '`acceptAnyAudience: true` accepts tokens minted for any API instead')
+  }
+}
+
 function checkRealm (realm: unknown): string {
   // The realm goes into a quoted-string (RFC 9110 §11.5); keep it plain.
   if (typeof realm !== 'string' || !/^[\x20-\x7e]+$/.test(realm) || /["\\]/.test(realm)) {
@@ -145,7 +171,7 @@ function checkRealm (realm: unknown): string {
 }
 
 const STORE_METHODS = ['reserve', 'release', 'reset', 'hit', 'rememberSource', 'isKnownSource', 'createRefreshFamily', 'getRefreshFamily', 'rotateRefreshToken',
-  'revokeRefreshFamily', 'revokeUser', 'revokeAccessToken', 'revocationState'] as const
+  'revokeRefreshFamily', 'revocationEpoch', 'revokeUser', 'revokeAccessToken', 'revocationState'] as const
 
 /** Checks the options and fills in defaults; never changes the caller's object. */
 export function resolveOptions (options: FastifyTokenAuthOptions): ResolvedOptions {
@@ -169,14 +195,19 @@ export function resolveOptions (options: FastifyTokenAuthOptions): ResolvedOptio
     fail('clockTolerance', 'must be a number of seconds from 0 to 300')
   }
 
+  const keySource = resolveKeySource(options, findUser !== undefined)
+  const issuer = optionalString('issuer', options.issuer)
+  const audience = checkAudience(options.audience)
+  checkVerifyOnly(keySource, findUser !== undefined, issuer, audience, options.acceptAnyAudience ?? DEFAULTS.acceptAnyAudience)
+
   return {
-    keySource: resolveKeySource(options, findUser !== undefined),
+    keySource,
     jwksPath,
     findUser,
     tokenPath,
     accessTokenTtl: wholeNumber('accessTokenTtl', options.accessTokenTtl, DEFAULTS.accessTokenTtl, 365 * 24 * 3600),
-    issuer: optionalString('issuer', options.issuer),
-    audience: checkAudience(options.audience),
+    issuer,
+    audience,
     clockTolerance,
     realm: checkRealm(options.realm ?? DEFAULTS.realm),
     defaultClientId: optionalString('defaultClientId', options.defaultClientId) ?? DEFAULTS.defaultClientId,
@@ -206,7 +237,10 @@ function sessionOptions (options: FastifyTokenAuthOptions, tokenPath: string): P
     const defaults = DEFAULTS.refreshTokenLifetimes
     const absoluteTtl = wholeNumber('refreshTokens.absoluteTtl', lifetimes.absoluteTtl, defaults.absoluteTtl, 10 * 365 * 24 * 3600)
     const idleTtl = wholeNumber('refreshTokens.idleTtl', lifetimes.idleTtl, Math.min(defaults.idleTtl, absoluteTtl), absoluteTtl)
-    refreshTokens = { idleTtl, absoluteTtl }
+    // Short by design: RFC 9700 §4.14.2 allows a grace for retries, and it is also how long a
+    // thief holding the replaced token could use it in the client's place.
+    const retryGrace = wholeNumber('refreshTokens.retryGrace', lifetimes.retryGrace, defaults.retryGrace, 300, 0)
+    refreshTokens = { idleTtl, absoluteTtl, retryGrace }
   }
 
   const revocable = options.revocableAccessTokens === undefined ? DEFAULTS.revocableAccessTokens : options.revocableAccessTokens

@@ -126,6 +126,13 @@ export interface RefreshTokenOptions {
   idleTtl?: number
   /** A family ends this long after the login however often it is used; default 90 days. */
   absoluteTtl?: number
+  /**
+   * For this long after a refresh, the refresh token it replaced may be presented again, by the
+   * same client, as a retry of a refresh whose answer was lost (RFC 9700 §4.14.2): it gets a
+   * fresh pair, and the pair handed out before stops working. Past it, that token is reuse and
+   * ends the family. Counted from the refresh, not from the last retry. Default 10; 0 turns it off.
+   */
+  retryGrace?: number
 }
 
 /** How `authenticate` checks access tokens against the store. */
@@ -190,10 +197,19 @@ export interface FastifyTokenAuthBaseOptions {
   tokenPath?: string
   /** Access-token lifetime in seconds; default 900. */
   accessTokenTtl?: number
-  /** The `iss` claim, signed and required on verify. */
+  /** The `iss` claim, signed and required on verify. Required in verify-only mode (RFC 9068 §4). */
   issuer?: string
-  /** The `aud` claim, signed and required on verify (any one of a list). */
+  /**
+   * The `aud` claim, signed and required on verify (any one of a list). Required in verify-only
+   * mode (`jwksUrl`, or public `keys` without `findUser`): RFC 9068 §4.
+   */
   audience?: string | string[]
+  /**
+   * Verify-only mode: accept tokens whatever their `aud`, instead of naming this API's `audience`.
+   * A token the same issuer minted for any other API then opens this one (RFC 9068 §4 says a
+   * resource server MUST check `aud`): only for an issuer that has one audience.
+   */
+  acceptAnyAudience?: boolean
   /** Allowed clock skew for `exp`, `nbf` and `iat`, in seconds; default 5, at most 300. */
   clockTolerance?: number
   /** The realm in `WWW-Authenticate` challenges; default `api`. */

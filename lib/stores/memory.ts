@@ -11,6 +11,9 @@ interface Entry {
 interface FamilyEntry {
   family: RefreshFamily
   hash: string
+  /** The hash the last rotation replaced, and when (ms); '' and 0 before any rotation. */
+  previous: string
+  rotatedAt: number
   expiresAt: number
 }
 
@@ -137,6 +140,9 @@ export function createMemoryStore (options: MemoryStoreOptions = {}): AuthStore 
   const users = boundedTable<UserEntry>('users', maxEntries)
   const bounds = boundedTable<ValueEntry>('revocation_bounds', maxEntries)
   const denied = boundedTable<ValueEntry>('revoked_tokens', maxEntries)
+  // The revocation epoch (see AuthStore.revocationEpoch). One number for the process, never
+  // dropped, so it only grows.
+  let epoch = 0
 
   function reserveNow (key: string, rule: ThrottleRule, now: number): ReserveResult {
     const entry = counters.get(key, now) ?? { count: 0, blockedUntil: 0, expiresAt: now + rule.windowMs }
@@ -192,12 +198,15 @@ export function createMemoryStore (options: MemoryStoreOptions = {}): AuthStore 
       return sources.get(`${account} ${source}`, now) !== undefined
     },
 
-    async createRefreshFamily (family, tokenHash, idleMs, now) {
+    async createRefreshFamily (family, tokenHash, idleMs, now, grantEpoch) {
+      // The user was logged out everywhere after the grant began: no family outlives that.
+      if ((bounds.get(family.userKey, now)?.value ?? 0) > grantEpoch) return false
       // Both tables or neither: a family missing from its user's index would outlive "log out everywhere".
       families.ensureRoom(`${family.userKey} ${family.id}`, now)
       users.ensureRoom(family.userKey, now)
       const expiresAt = Math.min(now + idleMs, family.expiresAt)
-      families.set(`${family.userKey} ${family.id}`, { family: { ...family, scope: [...family.scope] }, hash: tokenHash, expiresAt }, now)
+      const entry: FamilyEntry = { family: { ...family, scope: [...family.scope] }, hash: tokenHash, previous: '', rotatedAt: 0, expiresAt }
+      families.set(`${family.userKey} ${family.id}`, entry, now)
       const user = users.get(family.userKey, now) ?? { families: new Set<string>(), expiresAt: 0 }
       // Families that ended on their own leave their id behind; drop those now and then.
       if (user.families.size >= 32) {
@@ -207,47 +216,61 @@ export function createMemoryStore (options: MemoryStoreOptions = {}): AuthStore 
       }
       user.families.add(family.id)
       users.set(family.userKey, { families: user.families, expiresAt: Math.max(user.expiresAt, family.expiresAt) }, now)
+      return true
     },
     async getRefreshFamily (userKey, familyId, tokenHash, now) {
       const entry = families.get(`${userKey} ${familyId}`, now)
       if (entry === undefined) return undefined
-      return { family: { ...entry.family, scope: [...entry.family.scope] }, current: entry.hash === tokenHash }
+      const found = { family: { ...entry.family, scope: [...entry.family.scope] }, current: entry.hash === tokenHash }
+      return entry.hash !== '' && entry.previous === tokenHash ? { ...found, replacedAt: entry.rotatedAt } : found
     },
-    async rotateRefreshToken (userKey, familyId, tokenHash, nextHash, idleMs, now) {
+    async rotateRefreshToken (userKey, familyId, tokenHash, nextHash, { idleMs, graceMs, denyMs }, now) {
       const entry = families.get(`${userKey} ${familyId}`, now)
       if (entry === undefined) return 'invalid'
-      if (entry.hash !== tokenHash) {
-        // Revoked for reuse, the family keeps its record with no current hash until it would
-        // have ended, so every later presentation of one of its tokens is reported as reuse too.
-        entry.hash = ''
-        return 'reused'
+      const expiresAt = Math.min(now + idleMs, entry.family.expiresAt)
+      if (entry.hash === tokenHash) {
+        families.set(`${userKey} ${familyId}`, { ...entry, hash: nextHash, previous: tokenHash, rotatedAt: now, expiresAt }, now)
+        return 'rotated'
       }
-      families.set(`${userKey} ${familyId}`, { ...entry, hash: nextHash, expiresAt: Math.min(now + idleMs, entry.family.expiresAt) }, now)
-      return 'rotated'
+      // A retry of the last rotation (RFC 9700 §4.14.2): the successor handed out before is
+      // retired, and the grace still counts from that rotation.
+      // A grace of 0 is never a retry, even for a caller whose `now` was read before the rotation's.
+      if (entry.hash !== '' && entry.previous === tokenHash && graceMs > 0 && now < entry.rotatedAt + graceMs) {
+        families.set(`${userKey} ${familyId}`, { ...entry, hash: nextHash, expiresAt }, now)
+        return 'retried'
+      }
+      // Revoked for reuse, the family keeps its record with no current hash until it would
+      // have ended, so every later presentation of one of its tokens is reported as reuse too;
+      // and the access tokens issued from it are denied until they expire.
+      // Room for the deny entry is made first, so a full table refuses before anything changes.
+      if (denyMs > 0) denied.ensureRoom(`f ${userKey} ${familyId}`, now)
+      entry.hash = ''
+      if (denyMs > 0) denied.set(`f ${userKey} ${familyId}`, { value: 1, expiresAt: now + denyMs }, now)
+      return 'reused'
     },
     async revokeRefreshFamily (userKey, familyId) {
       return removeFamily(userKey, familyId)
     },
-    async revokeUser (userKey, revokedBefore, ttlMs, now) {
+    revocationEpoch: () => epoch,
+    async revokeUser (userKey, ttlMs, now) {
       // Refused before anything is ended, so a failure leaves nothing half done.
       bounds.ensureRoom(userKey, now)
       const user = users.peek(userKey)
       for (const id of user?.families ?? []) families.delete(`${userKey} ${id}`)
       users.delete(userKey)
+      epoch = Math.max(epoch + 1, now)
       const bound = bounds.get(userKey, now)
-      bounds.set(userKey, {
-        value: Math.max(bound?.value ?? 0, revokedBefore),
-        expiresAt: Math.max(bound?.expiresAt ?? 0, now + ttlMs)
-      }, now)
+      bounds.set(userKey, { value: epoch, expiresAt: Math.max(bound?.expiresAt ?? 0, now + ttlMs) }, now)
     },
     async revokeAccessToken (userKey, jti, ttlMs, now) {
       denied.set(`${userKey} ${jti}`, { value: 1, expiresAt: now + ttlMs }, now)
     },
     // Not async: asked on every authenticated request, and answered from memory.
-    revocationState (userKey, jti, now) {
+    revocationState (userKey, jti, now, familyId) {
       return {
         revokedBefore: bounds.get(userKey, now)?.value ?? 0,
-        jtiDenied: jti !== undefined && denied.get(`${userKey} ${jti}`, now) !== undefined
+        jtiDenied: jti !== undefined && denied.get(`${userKey} ${jti}`, now) !== undefined,
+        familyDenied: familyId !== undefined && denied.get(`f ${userKey} ${familyId}`, now) !== undefined
       }
     },
 

@@ -1,5 +1,5 @@
 import { InvalidOptionError, StoreUnavailableError } from '../errors.js'
-import type { AuthStore, RefreshFamily, RevocationState } from './types.js'
+import type { AuthStore, RefreshFamily, RevocationState, RotateResult } from './types.js'
 
 /**
  * What the PostgreSQL store needs of a connection pool: `pg`'s `Pool` (or `Client`) has it, and
@@ -43,12 +43,14 @@ export interface PostgresSweepResult {
   revocations: number
   deniedTokens: number
   knownSources: number
+  /** Refresh families whose access tokens were denied for reuse, past that time. */
+  deniedFamilies: number
 }
 
 /** The PostgreSQL store: the AuthStore contract, and `sweep` for the expired rows. */
 export interface PostgresStore extends AuthStore {
   /** As the contract says; always a promise here, the answer being across the network. */
-  revocationState: (userKey: string, jti: string | undefined, now: number) => Promise<RevocationState>
+  revocationState: (userKey: string, jti: string | undefined, now: number, familyId?: string) => Promise<RevocationState>
   /**
    * Deletes every row that has expired by `now` (default: the time of the call). Expired rows
    * never count as live whether or not they were swept; the sweep only gives their space back.
@@ -71,6 +73,8 @@ interface Tables {
   revocations: string
   denied: string
   sources: string
+  epoch: string
+  deniedFamilies: string
   migrations: string
   /** An index's name (it lives in its table's schema, so it is not qualified). */
   index: (name: string) => string
@@ -98,6 +102,8 @@ function tablesOf (where: string, location: PostgresStoreLocation = {}): Tables 
     revocations: table('revocations'),
     denied: table('denied_tokens'),
     sources: table('known_sources'),
+    epoch: table('revocation_epoch'),
+    deniedFamilies: table('denied_families'),
     migrations: table('migrations'),
     index: (name) => `"${prefix}${name}"`
   }
@@ -170,6 +176,36 @@ CREATE TABLE IF NOT EXISTS ${t.sources} (
   PRIMARY KEY (account, source)
 );
 CREATE INDEX IF NOT EXISTS ${t.index('known_sources_expires_at')} ON ${t.sources} (expires_at);`
+  }, {
+    id: 3,
+    sql: `
+-- The store-wide revocation epoch (AuthStore.revocationEpoch): one row, never dropped, so it
+-- only grows. "Log out everywhere" advances it and makes it the user's bound.
+CREATE TABLE IF NOT EXISTS ${t.epoch} (
+  id boolean PRIMARY KEY DEFAULT true CHECK (id),
+  value bigint NOT NULL
+);
+-- Bounds were an iat in seconds; they are an epoch (milliseconds) now.
+UPDATE ${t.revocations} SET revoked_before = revoked_before * 1000 WHERE revoked_before > 0 AND revoked_before < 100000000000;
+-- The latest end of a family created for the user (written by each login, under the row's
+-- lock): a "log out everywhere" keeps its bound that long, so a family created by a login that
+-- raced it stays dead (see families.epoch).
+ALTER TABLE ${t.revocations} ADD COLUMN IF NOT EXISTS families_until bigint NOT NULL DEFAULT 0;
+-- The token the last rotation replaced and when (a retry of it is no reuse within the grace);
+-- the epoch the family's grant began in (a bound above it ends the family); what the last
+-- rotate decided.
+ALTER TABLE ${t.families} ADD COLUMN IF NOT EXISTS prev_hash text NOT NULL DEFAULT '';
+ALTER TABLE ${t.families} ADD COLUMN IF NOT EXISTS replaced_at bigint NOT NULL DEFAULT 0;
+ALTER TABLE ${t.families} ADD COLUMN IF NOT EXISTS epoch bigint NOT NULL DEFAULT 0;
+ALTER TABLE ${t.families} ADD COLUMN IF NOT EXISTS step text NOT NULL DEFAULT '';
+-- Families revoked for reuse: their access tokens (claim sid) are denied until they expire.
+CREATE TABLE IF NOT EXISTS ${t.deniedFamilies} (
+  user_key text NOT NULL,
+  id text NOT NULL,
+  expires_at bigint NOT NULL,
+  PRIMARY KEY (user_key, id)
+);
+CREATE INDEX IF NOT EXISTS ${t.index('denied_fams_expires_at')} ON ${t.deniedFamilies} (expires_at);`
   }]
 }
 
@@ -233,6 +269,10 @@ function statements (t: Tables) {
     FROM (${o}) AS o (count, blocked, expires)
     CROSS JOIN LATERAL (SELECT o.blocked > $5::bigint OR ($4::bigint < 0 AND o.count >= $2::integer) AS refused) AS d`
 
+  /** A condition on family row `f`: no live bound of its user has passed the epoch it was created in. */
+  const liveByBound = (now: string): string =>
+    `NOT EXISTS (SELECT 1 FROM ${t.revocations} AS rb WHERE rb.user_key = f.user_key AND rb.expires_at > ${now}::bigint AND rb.revoked_before > f.epoch)`
+
   return {
     // A key seen for the first time starts from a fresh row; a known one from its row, or from
     // a fresh one when its window is over.
@@ -255,35 +295,68 @@ function statements (t: Tables) {
         expires_at = CASE WHEN c.expires_at > $3::bigint THEN c.expires_at ELSE $3::bigint + $2::bigint END
       RETURNING count, expires_at - $3::bigint AS ttl_ms`,
 
+    // The user's bound row is upserted first, under its lock: a revokeUser that committed
+    // before is seen (ON CONFLICT reads the latest row), and one that runs after waits for this
+    // statement, then keeps its bound until this family would end (families_until), so a
+    // family its DELETE could not see stays dead by its epoch. Nothing is created, and no row
+    // returned, when the bound has passed the grant's epoch ($12).
     createFamily: `
-      INSERT INTO ${t.families} AS f (user_key, id, sub, username, client_id, scope, created_at, expires_at, idle_until, hash)
-      VALUES ($1, $2, $3, $4, $5, $6::text[], $7::bigint, $8::bigint, least($10::bigint + $11::bigint, $8::bigint), $9)
+      WITH b AS (
+        INSERT INTO ${t.revocations} AS r (user_key, revoked_before, expires_at, families_until)
+        VALUES ($1, 0, 0, $8::bigint)
+        ON CONFLICT (user_key) DO UPDATE SET families_until = greatest(r.families_until, EXCLUDED.families_until)
+        RETURNING CASE WHEN r.expires_at > $10::bigint THEN r.revoked_before ELSE 0 END AS bound
+      )
+      INSERT INTO ${t.families} AS f (user_key, id, sub, username, client_id, scope, created_at, expires_at, idle_until, hash, epoch)
+      SELECT $1, $2, $3, $4, $5, $6::text[], $7::bigint, $8::bigint, least($10::bigint + $11::bigint, $8::bigint), $9, $12::bigint
+      FROM b WHERE b.bound <= $12::bigint
       ON CONFLICT (user_key, id) DO UPDATE SET sub = EXCLUDED.sub, username = EXCLUDED.username, client_id = EXCLUDED.client_id,
         scope = EXCLUDED.scope, created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at,
-        idle_until = EXCLUDED.idle_until, hash = EXCLUDED.hash`,
-    // Every read filters on the end of the family: an expired row is never live, swept or not.
+        idle_until = EXCLUDED.idle_until, hash = EXCLUDED.hash, epoch = EXCLUDED.epoch, prev_hash = '', replaced_at = 0, step = ''
+      RETURNING 1 AS created`,
+    // Every read filters on the end of the family, and on the user's bound: an expired row, or
+    // one from before a "log out everywhere", is never live, swept or not.
     getFamily: `
-      SELECT sub, username, client_id, scope, created_at, expires_at, hash
-      FROM ${t.families} WHERE user_key = $1 AND id = $2 AND idle_until > $3::bigint`,
+      SELECT sub, username, client_id, scope, created_at, expires_at, hash, prev_hash, replaced_at
+      FROM ${t.families} AS f WHERE user_key = $1 AND id = $2 AND idle_until > $3::bigint AND ${liveByBound('$3')}`,
     // One UPDATE decides and writes: of two rotations of one token, the second waits for the
-    // row, then sees the first one's hash and revokes the family (RFC 9700 §4.14.2). A family
-    // revoked for reuse keeps its row with no current hash until it would have ended, so every
-    // later presentation of one of its tokens is reuse too.
+    // row, then sees the first one's hash: a retry within the grace ($7), else reuse (RFC 9700
+    // §4.14.2). A family revoked for reuse keeps its row with no current hash until it would
+    // have ended, so every later presentation of one of its tokens is reuse too; and the same
+    // statement denies its access tokens for $8 ms. A grace of 0 is never a retry, even for a
+    // request whose `now` was read before the rotation's.
     rotate: `
-      UPDATE ${t.families} SET
-        hash = CASE WHEN hash = $3 AND hash <> '' THEN $4 ELSE '' END,
-        idle_until = CASE WHEN hash = $3 AND hash <> '' THEN least($6::bigint + $5::bigint, expires_at) ELSE idle_until END
-      WHERE user_key = $1 AND id = $2 AND idle_until > $6::bigint
-      RETURNING hash <> '' AS rotated`,
+      WITH u AS (
+        UPDATE ${t.families} AS f SET
+          step = CASE WHEN (f.hash <> '' AND f.hash = $3) THEN 'rotated' WHEN (f.hash <> '' AND f.prev_hash = $3 AND $7::bigint > 0 AND $6::bigint < f.replaced_at + $7::bigint) THEN 'retried' ELSE 'reused' END,
+          hash = CASE WHEN (f.hash <> '' AND f.hash = $3) OR (f.hash <> '' AND f.prev_hash = $3 AND $7::bigint > 0 AND $6::bigint < f.replaced_at + $7::bigint) THEN $4 ELSE '' END,
+          prev_hash = CASE WHEN (f.hash <> '' AND f.hash = $3) THEN $3 ELSE f.prev_hash END,
+          replaced_at = CASE WHEN (f.hash <> '' AND f.hash = $3) THEN $6::bigint ELSE f.replaced_at END,
+          idle_until = CASE WHEN (f.hash <> '' AND f.hash = $3) OR (f.hash <> '' AND f.prev_hash = $3 AND $7::bigint > 0 AND $6::bigint < f.replaced_at + $7::bigint) THEN least($6::bigint + $5::bigint, f.expires_at) ELSE f.idle_until END
+        WHERE user_key = $1 AND id = $2 AND idle_until > $6::bigint AND ${liveByBound('$6')}
+        RETURNING f.step
+      ), d AS (
+        INSERT INTO ${t.deniedFamilies} AS d (user_key, id, expires_at)
+        SELECT $1, $2, $6::bigint + $8::bigint FROM u WHERE u.step = 'reused' AND $8::bigint > 0
+        ON CONFLICT (user_key, id) DO UPDATE SET expires_at = greatest(d.expires_at, EXCLUDED.expires_at)
+      )
+      SELECT step FROM u`,
     revokeFamily: `DELETE FROM ${t.families} WHERE user_key = $1 AND id = $2`,
-    // Both in one statement, so no one sees the families gone and the bound not yet set.
+    revocationEpoch: `SELECT value FROM ${t.epoch}`,
+    // The epoch advances (to now, or one past its value when that is not less), the user's
+    // families end and the bound is set, in one statement, so no one sees the families gone and
+    // the bound not yet set. The bound lives at least as long as any family a racing login made.
     revokeUser: `
-      WITH ended AS (DELETE FROM ${t.families} WHERE user_key = $1)
-      INSERT INTO ${t.revocations} AS r (user_key, revoked_before, expires_at)
-      VALUES ($1, $2::bigint, $4::bigint + $3::bigint)
+      WITH e AS (
+        INSERT INTO ${t.epoch} AS e (id, value) VALUES (true, $3::bigint)
+        ON CONFLICT (id) DO UPDATE SET value = greatest(e.value + 1, $3::bigint)
+        RETURNING value
+      ), ended AS (DELETE FROM ${t.families} WHERE user_key = $1)
+      INSERT INTO ${t.revocations} AS r (user_key, revoked_before, expires_at, families_until)
+      SELECT $1, e.value, $3::bigint + $2::bigint, 0 FROM e
       ON CONFLICT (user_key) DO UPDATE SET
-        revoked_before = greatest(CASE WHEN r.expires_at > $4::bigint THEN r.revoked_before ELSE 0 END, EXCLUDED.revoked_before),
-        expires_at = greatest(r.expires_at, EXCLUDED.expires_at)`,
+        revoked_before = greatest(CASE WHEN r.expires_at > $3::bigint THEN r.revoked_before ELSE 0 END, EXCLUDED.revoked_before),
+        expires_at = greatest(r.expires_at, EXCLUDED.expires_at, r.families_until)`,
     rememberSource: `
       INSERT INTO ${t.sources} (account, source, expires_at) VALUES ($1, $2, $4::bigint + $3::bigint)
       ON CONFLICT (account, source) DO UPDATE SET expires_at = EXCLUDED.expires_at`,
@@ -291,20 +364,22 @@ function statements (t: Tables) {
     revokeAccessToken: `
       INSERT INTO ${t.denied} AS d (user_key, jti, expires_at) VALUES ($1, $2, $4::bigint + $3::bigint)
       ON CONFLICT (user_key, jti) DO UPDATE SET expires_at = greatest(d.expires_at, EXCLUDED.expires_at)`,
-    // One round trip for both answers: asked on every authenticated request.
+    // One round trip for every answer: asked on every authenticated request.
     revocationState: `
       SELECT
         (SELECT revoked_before FROM ${t.revocations} WHERE user_key = $1 AND expires_at > $3::bigint) AS revoked_before,
-        EXISTS (SELECT 1 FROM ${t.denied} WHERE user_key = $1 AND jti = $2 AND expires_at > $3::bigint) AS denied`,
+        EXISTS (SELECT 1 FROM ${t.denied} WHERE user_key = $1 AND jti = $2 AND expires_at > $3::bigint) AS denied,
+        EXISTS (SELECT 1 FROM ${t.deniedFamilies} WHERE user_key = $1 AND id = $4 AND expires_at > $3::bigint) AS family_denied`,
     sweep: `
       WITH c AS (DELETE FROM ${t.counters} WHERE expires_at <= $1::bigint RETURNING 1),
            f AS (DELETE FROM ${t.families} WHERE idle_until <= $1::bigint RETURNING 1),
-           r AS (DELETE FROM ${t.revocations} WHERE expires_at <= $1::bigint RETURNING 1),
+           r AS (DELETE FROM ${t.revocations} WHERE expires_at <= $1::bigint AND families_until <= $1::bigint RETURNING 1),
            d AS (DELETE FROM ${t.denied} WHERE expires_at <= $1::bigint RETURNING 1),
-           s AS (DELETE FROM ${t.sources} WHERE expires_at <= $1::bigint RETURNING 1)
+           s AS (DELETE FROM ${t.sources} WHERE expires_at <= $1::bigint RETURNING 1),
+           df AS (DELETE FROM ${t.deniedFamilies} WHERE expires_at <= $1::bigint RETURNING 1)
       SELECT (SELECT count(*) FROM c) AS counters, (SELECT count(*) FROM f) AS families,
              (SELECT count(*) FROM r) AS revocations, (SELECT count(*) FROM d) AS denied_tokens,
-             (SELECT count(*) FROM s) AS known_sources`
+             (SELECT count(*) FROM s) AS known_sources, (SELECT count(*) FROM df) AS denied_families`
   }
 }
 
@@ -372,9 +447,10 @@ export function createPostgresStore (options: PostgresStoreOptions): PostgresSto
       return rows.length > 0
     },
 
-    async createRefreshFamily (family, tokenHash, idleMs, now) {
-      await query(sql.createFamily, [family.userKey, family.id, family.sub, family.username, family.clientId,
-        family.scope, family.createdAt, family.expiresAt, tokenHash, now, idleMs])
+    async createRefreshFamily (family, tokenHash, idleMs, now, epoch) {
+      const { rows } = await query(sql.createFamily, [family.userKey, family.id, family.sub, family.username, family.clientId,
+        family.scope, family.createdAt, family.expiresAt, tokenHash, now, idleMs, epoch])
+      return rows.length > 0
     },
     async getRefreshFamily (userKey, familyId, tokenHash, now) {
       const { rows } = await query(sql.getFamily, [userKey, familyId, now])
@@ -390,33 +466,38 @@ export function createPostgresStore (options: PostgresStoreOptions): PostgresSto
         createdAt: int(row.created_at),
         expiresAt: int(row.expires_at)
       }
-      return { family, current: row.hash !== '' && row.hash === tokenHash }
+      const found = { family, current: row.hash !== '' && row.hash === tokenHash }
+      return row.hash !== '' && row.prev_hash === tokenHash ? { ...found, replacedAt: int(row.replaced_at) } : found
     },
-    async rotateRefreshToken (userKey, familyId, tokenHash, nextHash, idleMs, now) {
-      const { rows } = await query(sql.rotate, [userKey, familyId, tokenHash, nextHash, idleMs, now])
+    async rotateRefreshToken (userKey, familyId, tokenHash, nextHash, { idleMs, graceMs, denyMs }, now) {
+      const { rows } = await query(sql.rotate, [userKey, familyId, tokenHash, nextHash, idleMs, now, graceMs, denyMs])
       if (rows[0] === undefined) return 'invalid'
-      return rows[0].rotated === true ? 'rotated' : 'reused'
+      return rows[0].step as RotateResult
     },
     async revokeRefreshFamily (userKey, familyId) {
       const { rowCount } = await query(sql.revokeFamily, [userKey, familyId])
       // A driver may give null for "no count"; Number(null) is 0.
       return Number(rowCount) > 0
     },
-    async revokeUser (userKey, revokedBefore, ttlMs, now) {
-      await query(sql.revokeUser, [userKey, revokedBefore, Math.max(1, ttlMs), now])
+    async revocationEpoch () {
+      const { rows } = await query(sql.revocationEpoch, [])
+      return rows[0] === undefined ? 0 : int(rows[0].value)
+    },
+    async revokeUser (userKey, ttlMs, now) {
+      await query(sql.revokeUser, [userKey, Math.max(1, ttlMs), now])
     },
     async revokeAccessToken (userKey, jti, ttlMs, now) {
       await query(sql.revokeAccessToken, [userKey, jti, Math.max(1, ttlMs), now])
     },
-    async revocationState (userKey, jti, now) {
-      const { rows } = await query(sql.revocationState, [userKey, jti ?? null, now])
-      return { revokedBefore: int(rows[0]!.revoked_before), jtiDenied: rows[0]!.denied === true }
+    async revocationState (userKey, jti, now, familyId) {
+      const { rows } = await query(sql.revocationState, [userKey, jti ?? null, now, familyId ?? null])
+      return { revokedBefore: int(rows[0]!.revoked_before), jtiDenied: rows[0]!.denied === true, familyDenied: rows[0]!.family_denied === true }
     },
 
     async sweep (now = Date.now()) {
       const { rows } = await query(sql.sweep, [now])
       const row = rows[0]!
-      return { counters: int(row.counters), families: int(row.families), revocations: int(row.revocations), deniedTokens: int(row.denied_tokens), knownSources: int(row.known_sources) }
+      return { counters: int(row.counters), families: int(row.families), revocations: int(row.revocations), deniedTokens: int(row.denied_tokens), knownSources: int(row.known_sources), deniedFamilies: int(row.denied_families) }
     }
   }
 }

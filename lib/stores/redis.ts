@@ -11,6 +11,7 @@ export interface RedisClient {
   /** Defines a Lua script as a command (ioredis sends EVALSHA, then EVAL). */
   defineCommand (name: string, definition: { numberOfKeys: number, lua: string }): void
   hmget (key: string, ...fields: string[]): Promise<Array<string | null>>
+  get (key: string): Promise<string | null>
   mget (...keys: string[]): Promise<Array<string | null>>
   set (key: string, value: string, mode: 'PX', milliseconds: number): Promise<unknown>
   del (...keys: string[]): Promise<number>
@@ -78,9 +79,12 @@ redis.call('HSET', KEYS[1], 'c', c, 'b', 0, 'e', e)
 redis.call('PEXPIRE', KEYS[1], e - now)
 return {c, e - now}`
 
-// KEYS[1] family, KEYS[2] the user's family set; ARGV family id, family key prefix, sub,
-// username, client, scope, createdAt, expiresAt, hash, idleMs, now.
+// KEYS[1] family, KEYS[2] the user's family set, KEYS[3] the user's revocation bound; ARGV
+// family id, family key prefix, sub, username, client, scope, createdAt, expiresAt, hash, idleMs,
+// now, the epoch the grant began in. Nothing is created for a user revoked since that epoch.
 const CREATE = `
+local bound = tonumber(redis.call('GET', KEYS[3]))
+if bound ~= nil and bound > tonumber(ARGV[12]) then return 0 end
 local expires, now = tonumber(ARGV[8]), tonumber(ARGV[11])
 local idle = math.min(now + tonumber(ARGV[10]), expires)
 redis.call('HSET', KEYS[1], 'sub', ARGV[3], 'username', ARGV[4], 'client', ARGV[5], 'scope', ARGV[6],
@@ -93,13 +97,17 @@ if redis.call('SCARD', KEYS[2]) >= 32 then
 end
 redis.call('SADD', KEYS[2], ARGV[1])
 if redis.call('PTTL', KEYS[2]) < expires - now then redis.call('PEXPIRE', KEYS[2], expires - now) end
-return 0`
+return 1`
 
-// KEYS[1] family, KEYS[2] the user's family set; ARGV hash, next hash, idleMs, now, family id.
-// A family revoked for reuse keeps its record with no current hash until it would have ended,
-// so every later presentation of one of its tokens is reported as reuse too.
+// KEYS[1] family, KEYS[2] the user's family set, KEYS[3] the family's access-token deny record;
+// ARGV hash, next hash, idleMs, now, family id, graceMs, denyMs. The current token rotates; the
+// one the last rotation replaced, presented again within graceMs, is a retry (RFC 9700 §4.14.2):
+// the successor handed out before is retired, and the grace still counts from that rotation.
+// Any other is reuse: the family keeps its record with no current hash until it would have
+// ended, so every later presentation of one of its tokens is reported as reuse too, and its
+// access tokens are denied for denyMs.
 const ROTATE = `
-local v = redis.call('HMGET', KEYS[1], 'hash', 'expires', 'idle')
+local v = redis.call('HMGET', KEYS[1], 'hash', 'expires', 'idle', 'prev', 'rotated')
 if not v[1] then return 'invalid' end
 local now, expires = tonumber(ARGV[4]), tonumber(v[2])
 if expires <= now or tonumber(v[3]) <= now then
@@ -107,14 +115,21 @@ if expires <= now or tonumber(v[3]) <= now then
   redis.call('SREM', KEYS[2], ARGV[5])
   return 'invalid'
 end
-if v[1] ~= ARGV[1] then
-  redis.call('HSET', KEYS[1], 'hash', '')
-  return 'reused'
-end
 local idle = math.min(now + tonumber(ARGV[3]), expires)
-redis.call('HSET', KEYS[1], 'hash', ARGV[2], 'idle', idle)
-redis.call('PEXPIRE', KEYS[1], idle - now)
-return 'rotated'`
+if v[1] == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'hash', ARGV[2], 'prev', ARGV[1], 'rotated', ARGV[4], 'idle', idle)
+  redis.call('PEXPIRE', KEYS[1], idle - now)
+  return 'rotated'
+end
+if v[1] ~= '' and v[4] == ARGV[1] and tonumber(ARGV[6]) > 0 and now < tonumber(v[5]) + tonumber(ARGV[6]) then
+  redis.call('HSET', KEYS[1], 'hash', ARGV[2], 'idle', idle)
+  redis.call('PEXPIRE', KEYS[1], idle - now)
+  return 'retried'
+end
+redis.call('HSET', KEYS[1], 'hash', '')
+local deny = tonumber(ARGV[7])
+if deny > 0 then redis.call('SET', KEYS[3], '1', 'PX', deny) end
+return 'reused'`
 
 // KEYS[1] family, KEYS[2] the user's family set; ARGV family id.
 const REVOKE_FAMILY = `
@@ -122,8 +137,19 @@ local existed = redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[1])
 return existed`
 
+// KEYS[1] the revocation epoch; ARGV now, ttlMs. Advances the epoch to now, or one past its
+// value when that is not less, so two revocations in one millisecond still differ; returns it.
+// The key lives as long as the longest bound that refers to it: once it is gone, no bound is
+// left, and the next value (the time then) is above every value handed out before.
+const ADVANCE_EPOCH = `
+local value = math.max((tonumber(redis.call('GET', KEYS[1])) or 0) + 1, tonumber(ARGV[1]))
+local ttl = math.max(redis.call('PTTL', KEYS[1]), tonumber(ARGV[2]))
+value = string.format('%.0f', value)
+redis.call('SET', KEYS[1], value, 'PX', ttl)
+return value`
+
 // KEYS[1] the user's family set, KEYS[2] the user's revocation bound; ARGV family key prefix,
-// revokedBefore, ttlMs.
+// the new bound (an epoch), ttlMs.
 const REVOKE_USER = `
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do redis.call('DEL', ARGV[1] .. id) end
 redis.call('DEL', KEYS[1])
@@ -132,10 +158,19 @@ local old = tonumber(redis.call('GET', KEYS[2]))
 if old ~= nil and old > value then value = old end
 local oldTtl = redis.call('PTTL', KEYS[2])
 if oldTtl > ttl then ttl = oldTtl end
-redis.call('SET', KEYS[2], value, 'PX', ttl)
+redis.call('SET', KEYS[2], string.format('%.0f', value), 'PX', ttl)
 return 0`
 
-const SCRIPTS = { RESERVE: [1, RESERVE], RELEASE: [1, RELEASE], HIT: [1, HIT], CREATE: [2, CREATE], ROTATE: [2, ROTATE], REVOKE_FAMILY: [2, REVOKE_FAMILY], REVOKE_USER: [2, REVOKE_USER] } as const
+const SCRIPTS = {
+  RESERVE: [1, RESERVE],
+  RELEASE: [1, RELEASE],
+  HIT: [1, HIT],
+  CREATE: [3, CREATE],
+  ROTATE: [3, ROTATE],
+  REVOKE_FAMILY: [2, REVOKE_FAMILY],
+  ADVANCE_EPOCH: [1, ADVANCE_EPOCH],
+  REVOKE_USER: [2, REVOKE_USER]
+} as const
 type ScriptName = keyof typeof SCRIPTS
 type Scripted = Record<string, (...args: Array<string | number>) => Promise<unknown>>
 
@@ -199,6 +234,9 @@ export function createRedisStore (options: RedisStoreOptions): AuthStore {
   const boundKey = (userKey: string): string => `${userTag(userKey)}rb`
   // An account's known sources share the tag {a:account}: one slot, whatever the source.
   const sourceKey = (account: string, source: string): string => `${prefix}{a:${account}}:s:${source}`
+  const familyDenyKey = (userKey: string, id: string): string => `${userTag(userKey)}fd:${id}`
+  // One key for the whole store, in a slot of its own: a grant reads it before it knows the user.
+  const epochKey = `${prefix}epoch`
 
   return {
     async reserve (key, rule, now) {
@@ -223,15 +261,15 @@ export function createRedisStore (options: RedisStoreOptions): AuthStore {
       return await call(() => client.exists(sourceKey(account, source))) === 1
     },
 
-    async createRefreshFamily (family, tokenHash, idleMs, now) {
+    async createRefreshFamily (family, tokenHash, idleMs, now, epoch) {
       const { userKey, id } = family
-      await run('CREATE', familyKey(userKey, id), familiesKey(userKey), id, `${userTag(userKey)}f:`,
+      return await run('CREATE', familyKey(userKey, id), familiesKey(userKey), boundKey(userKey), id, `${userTag(userKey)}f:`,
         family.sub, family.username, family.clientId, family.scope.join(' '),
-        family.createdAt, family.expiresAt, tokenHash, idleMs, now)
+        family.createdAt, family.expiresAt, tokenHash, idleMs, now, epoch) === 1
     },
     async getRefreshFamily (userKey, familyId, tokenHash, now) {
-      const [sub, username, clientId, scope, created, expires, hash, idle] = await call(() =>
-        client.hmget(familyKey(userKey, familyId), 'sub', 'username', 'client', 'scope', 'created', 'expires', 'hash', 'idle'))
+      const [sub, username, clientId, scope, created, expires, hash, idle, previous, rotated] = await call(() =>
+        client.hmget(familyKey(userKey, familyId), 'sub', 'username', 'client', 'scope', 'created', 'expires', 'hash', 'idle', 'prev', 'rotated'))
       if (sub == null || Number(expires) <= now || Number(idle) <= now) return undefined
       const family: RefreshFamily = {
         id: familyId,
@@ -243,24 +281,40 @@ export function createRedisStore (options: RedisStoreOptions): AuthStore {
         createdAt: Number(created),
         expiresAt: Number(expires)
       }
-      return { family, current: hash === tokenHash }
+      const found = { family, current: hash === tokenHash }
+      return hash !== '' && previous === tokenHash ? { ...found, replacedAt: Number(rotated) } : found
     },
-    async rotateRefreshToken (userKey, familyId, tokenHash, nextHash, idleMs, now) {
-      return await run('ROTATE', familyKey(userKey, familyId), familiesKey(userKey), tokenHash, nextHash, idleMs, now, familyId) as RotateResult
+    async rotateRefreshToken (userKey, familyId, tokenHash, nextHash, { idleMs, graceMs, denyMs }, now) {
+      return await run('ROTATE', familyKey(userKey, familyId), familiesKey(userKey), familyDenyKey(userKey, familyId),
+        tokenHash, nextHash, idleMs, now, familyId, graceMs, denyMs) as RotateResult
     },
     async revokeRefreshFamily (userKey, familyId) {
       return await run('REVOKE_FAMILY', familyKey(userKey, familyId), familiesKey(userKey), familyId) === 1
     },
-    async revokeUser (userKey, revokedBefore, ttlMs) {
-      await run('REVOKE_USER', familiesKey(userKey), boundKey(userKey), `${userTag(userKey)}f:`, revokedBefore, Math.max(1, ttlMs))
+    async revocationEpoch () {
+      return Number(await call(() => client.get(epochKey)) ?? 0)
+    },
+    async revokeUser (userKey, ttlMs, now) {
+      const ttl = Math.max(1, ttlMs)
+      // Two steps, as the epoch and the user's keys live in different Cluster slots. A grant that
+      // read the epoch before the first step and creates a family between the two has it deleted
+      // by the second; one that reads it after the first carries the new epoch, and began after
+      // revokeUserTokens was called.
+      const epoch = await run('ADVANCE_EPOCH', epochKey, now, ttl) as string
+      await run('REVOKE_USER', familiesKey(userKey), boundKey(userKey), `${userTag(userKey)}f:`, epoch, ttl)
     },
     async revokeAccessToken (userKey, jti, ttlMs) {
       await call(() => client.set(`${userTag(userKey)}j:${jti}`, '1', 'PX', Math.max(1, ttlMs)))
     },
-    async revocationState (userKey, jti) {
-      // Both keys carry the user's tag, so one MGET answers, on a Cluster too.
-      const [bound, denied] = await call(() => client.mget(boundKey(userKey), `${userTag(userKey)}j:${jti ?? ''}`))
-      return { revokedBefore: Number(bound ?? 0), jtiDenied: jti !== undefined && denied !== null }
+    async revocationState (userKey, jti, _now, familyId) {
+      // Every key carries the user's tag, so one MGET answers, on a Cluster too.
+      const [bound, denied, familyDenied] = await call(() =>
+        client.mget(boundKey(userKey), `${userTag(userKey)}j:${jti ?? ''}`, familyDenyKey(userKey, familyId ?? '')))
+      return {
+        revokedBefore: Number(bound ?? 0),
+        jtiDenied: jti !== undefined && denied !== null,
+        familyDenied: familyId !== undefined && familyDenied !== null
+      }
     },
 
     async checkSetup () {

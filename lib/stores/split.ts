@@ -20,7 +20,7 @@ export interface SplitStoreOptions {
 // Which store answers which method. A method the contract gains goes to `sessions` unless it
 // is a counter: adding it here is the one change this file needs.
 const COUNTER_METHODS = ['reserve', 'release', 'reset', 'hit'] as const
-const SESSION_METHODS = ['createRefreshFamily', 'getRefreshFamily', 'rotateRefreshToken', 'revokeRefreshFamily', 'revokeUser',
+const SESSION_METHODS = ['createRefreshFamily', 'getRefreshFamily', 'rotateRefreshToken', 'revokeRefreshFamily', 'revocationEpoch', 'revokeUser',
   'revokeAccessToken', 'revocationState', 'rememberSource', 'isKnownSource'] as const
 
 /**

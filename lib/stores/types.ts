@@ -53,22 +53,46 @@ export interface RefreshFamily {
 export interface RefreshLookup {
   family: RefreshFamily
   current: boolean
+  /**
+   * When the presented hash is the token that the family's last rotation replaced: when that
+   * rotation happened (milliseconds). A retry may present it again for a short while.
+   */
+  replacedAt?: number
 }
 
 /**
  * The answer of `rotateRefreshToken`: `rotated` when the presented hash was the current one (it
- * is replaced); `reused` when it was not: the family is revoked, and keeps no current hash until
- * it would have ended, so each later presentation is `reused` too; `invalid` when there is no
- * such live family.
+ * is replaced); `retried` when it was the one the last rotation replaced, within the grace
+ * period: the current token is replaced all the same, so the family still has one live token;
+ * `reused` for any other: the family is revoked, and keeps no current hash until it would have
+ * ended, so each later presentation is `reused` too; `invalid` when there is no such live family.
  */
-export type RotateResult = 'rotated' | 'reused' | 'invalid'
+export type RotateResult = 'rotated' | 'retried' | 'reused' | 'invalid'
+
+/** How `rotateRefreshToken` treats a family; times in milliseconds. */
+export interface RotateRules {
+  /** The idle lifetime a rotation restarts. */
+  idleMs: number
+  /**
+   * How long after a rotation the token it replaced is taken as a retry rather than reuse
+   * (RFC 9700 §4.14.2); 0 never. Counted from the rotation, not from the last retry.
+   */
+  graceMs: number
+  /** On reuse, how long the family's access tokens are denied (`familyDenied`); 0 records nothing. */
+  denyMs: number
+}
 
 /** What the store knows about a user's access tokens. */
 export interface RevocationState {
-  /** Access tokens with an `iat` (seconds) below this are revoked; 0 when there is no such bound. */
+  /**
+   * The user's revocation bound: an access token whose grant began in an earlier revocation
+   * epoch (see `revocationEpoch`) is revoked; 0 when there is no bound.
+   */
   revokedBefore: number
   /** The asked-for `jti` is on the deny list. */
   jtiDenied: boolean
+  /** The asked-for refresh family was revoked for reuse: its access tokens are denied too. */
+  familyDenied: boolean
 }
 
 /**
@@ -102,33 +126,46 @@ export interface AuthStore {
    * the answer in memory may give it at once rather than as a promise.
    */
   isKnownSource: (account: string, source: string, now: number) => boolean | Promise<boolean>
-  /** Starts a family whose current token hashes to `tokenHash`; it lives `idleMs` unless used, at most until `expiresAt`. */
-  createRefreshFamily: (family: RefreshFamily, tokenHash: string, idleMs: number, now: number) => Promise<void>
+  /**
+   * Starts a family whose current token hashes to `tokenHash`; it lives `idleMs` unless used, at
+   * most until `expiresAt`. Atomically conditional on `epoch`, the revocation epoch read when the
+   * grant began: when the user's bound has passed it (`revokeUser` ran since), nothing is created
+   * and it resolves false.
+   */
+  createRefreshFamily: (family: RefreshFamily, tokenHash: string, idleMs: number, now: number, epoch: number) => Promise<boolean>
   /**
    * The live family `familyId` of `userKey`, if any, and whether `tokenHash` is its current
    * token. A family revoked for reuse is still found until it would have ended, with no current token.
    */
   getRefreshFamily: (userKey: string, familyId: string, tokenHash: string, now: number) => Promise<RefreshLookup | undefined>
   /**
-   * Atomically replaces the current token `tokenHash` by `nextHash` and restarts the idle time;
-   * a hash that is not the current one revokes the family.
+   * Atomically replaces the current token by `nextHash` and restarts the idle time, when
+   * `tokenHash` is the current token, or the one the last rotation replaced within
+   * `rules.graceMs`; any other hash revokes the family (and denies its access tokens for
+   * `rules.denyMs`).
    */
-  rotateRefreshToken: (userKey: string, familyId: string, tokenHash: string, nextHash: string, idleMs: number, now: number) => Promise<RotateResult>
+  rotateRefreshToken: (userKey: string, familyId: string, tokenHash: string, nextHash: string, rules: RotateRules, now: number) => Promise<RotateResult>
   /** Ends one family; resolves true when it existed. */
   revokeRefreshFamily: (userKey: string, familyId: string) => Promise<boolean>
   /**
-   * Ends every family of `userKey` and records that access tokens with an `iat` below
-   * `revokedBefore` (seconds) are revoked; the record lives `ttlMs` (an access token's lifetime).
+   * The store's revocation epoch, read before a grant checks any credential; 0 before any
+   * `revokeUser`. It only grows while a bound that refers to it may live.
    */
-  revokeUser: (userKey: string, revokedBefore: number, ttlMs: number, now: number) => Promise<void>
+  revocationEpoch: () => number | Promise<number>
+  /**
+   * Ends every family of `userKey`, advances the revocation epoch (to `now`, or one past its
+   * value when that is not less) and makes it the user's bound: every grant that read an earlier
+   * epoch is revoked. The records live `ttlMs` (an access token's lifetime).
+   */
+  revokeUser: (userKey: string, ttlMs: number, now: number) => Promise<void>
   /** Denies the access token `jti` of `userKey` for `ttlMs` (until it expires anyway). */
   revokeAccessToken: (userKey: string, jti: string, ttlMs: number, now: number) => Promise<void>
   /**
-   * The user's revocation bound, and whether `jti` is denied. With revocable access tokens it is
-   * asked on every authenticated request, so a store that holds the answer in memory may give it
-   * at once rather than as a promise.
+   * The user's revocation bound, whether `jti` is denied, and whether refresh family `familyId`
+   * was revoked for reuse. With revocable access tokens it is asked on every authenticated
+   * request, so a store that holds the answer in memory may give it at once rather than as a promise.
    */
-  revocationState: (userKey: string, jti: string | undefined, now: number) => RevocationState | Promise<RevocationState>
+  revocationState: (userKey: string, jti: string | undefined, now: number, familyId?: string) => RevocationState | Promise<RevocationState>
   /** Frees what the store holds; the plugin calls it when the app closes, for a store it made itself. */
   close?: () => Promise<void>
   /**

@@ -15,6 +15,16 @@ export interface AccessTokenClaims {
   /** Space-delimited granted scopes (RFC 8693 §4.2), absent when none were granted. */
   scope?: string
   client_id: string
+  /**
+   * The refresh-token family (the session) the token was issued from, when refresh tokens are on
+   * (the OpenID Connect `sid`): reuse of the family's refresh tokens denies it.
+   */
+  sid?: string
+  /**
+   * The revocation epoch the grant began in, before any credential was checked: a
+   * `revokeUserTokens` that returned after that denies the token, however close in time.
+   */
+  rev_epoch?: number
   [claim: string]: unknown
 }
 

@@ -3,6 +3,7 @@ import type { FastifyTokenAuthOptions } from '../options/types.js'
 import type { AuthStore } from '../stores/types.js'
 import type { AccessTokenClaims } from './claims.js'
 import { isRefreshToken, type RefreshTokens } from './refresh-tokens.js'
+import { isRevoked } from './revocation.js'
 import type { TokenService } from './token-service.js'
 import { userKeyOf } from './user-key.js'
 
@@ -63,8 +64,11 @@ export function createIntrospector (deps: IntrospectorDeps): Introspect {
     }
     if (revocableAccessTokens) {
       // The state `authenticate` reads; a store that cannot answer is a 503, never "active".
-      const state = await store.revocationState(userKeyOf(claims.sub), claims.jti, Date.now())
-      if (state.jtiDenied || claims.iat < state.revokedBefore) return INACTIVE
+      // An access token revoked by reuse of its family's refresh tokens (sid) or by "log out
+      // everywhere" (its grant's epoch) introspects as inactive, as `authenticate` refuses it.
+      const familyId = typeof claims.sid === 'string' ? claims.sid : undefined
+      const state = await store.revocationState(userKeyOf(claims.sub), claims.jti, Date.now(), familyId)
+      if (isRevoked(claims, state)) return INACTIVE
     }
     const { scope, client_id: clientId, exp, iat, nbf, sub, aud, iss, jti } = claims
     return {

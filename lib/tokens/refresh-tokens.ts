@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
-import type { AuthStore, RefreshFamily, RotateResult } from '../stores/types.js'
+import type { AuthStore, RefreshFamily, RotateResult, RotateRules } from '../stores/types.js'
 import { userKeyOf } from './user-key.js'
 
 // userKey . familyId (128 random bits) . secret (256 random bits), all base64url. The client
@@ -27,14 +27,21 @@ function newToken (userKey: string, familyId: string): string {
 /** A presented refresh token that names a live family. */
 export interface FoundToken {
   family: RefreshFamily
-  /** Whether it is the family's current token; any other is a replaced one (reuse). */
+  /** Whether it is the family's current token. */
   current: boolean
+  /**
+   * Whether it is the token the last rotation replaced, presented within the retry grace: a
+   * client retrying a refresh whose answer it lost. Any other token that is not current is reuse.
+   */
+  previous: boolean
   /** The hash the store compares. */
   hash: string
 }
 
 /** Who and what a new family is for. */
 export interface FamilyGrant {
+  /** The family's id, from `newFamilyId`: the access token names it before the family is stored. */
+  id: string
   sub: string
   username: string
   clientId: string
@@ -43,15 +50,21 @@ export interface FamilyGrant {
 
 /** Refresh-token families in the store: the tokens themselves never are, only their hashes. */
 export interface RefreshTokens {
-  /** Starts a family for a fresh login and returns its first refresh token. */
-  start: (grant: FamilyGrant) => Promise<string>
+  /** A fresh family id. */
+  newFamilyId: () => string
+  /**
+   * Starts a family for a fresh login and returns its first refresh token; `undefined`, with
+   * nothing stored, when the user was logged out everywhere after the grant read `epoch`.
+   */
+  start: (grant: FamilyGrant, epoch: number) => Promise<string | undefined>
   /** The live family a presented token names, or `undefined` (malformed, unknown, ended). */
   find: (token: string) => Promise<FoundToken | undefined>
   /**
-   * Replaces the found token by a new one, atomically in the store: `reused` when it was not
-   * the current token any more (the store has revoked the family, RFC 9700 §4.14.2).
+   * Replaces the family's current token by a new one, atomically in the store: `rotated` for the
+   * current token, `retried` for the previous one within the retry grace (when `allowRetry`),
+   * `reused` for any other (the store has revoked the family, RFC 9700 §4.14.2).
    */
-  rotate: (found: FoundToken) => Promise<{ outcome: RotateResult, next: string }>
+  rotate: (found: FoundToken, allowRetry: boolean) => Promise<{ outcome: RotateResult, next: string }>
   /** Ends the family; resolves true when it existed. */
   end: (family: RefreshFamily) => Promise<boolean>
 }
@@ -63,37 +76,51 @@ export interface RefreshTokensDeps {
   idleTtl: number
   /** Seconds a family lives from its login however often it is used. */
   absoluteTtl: number
+  /** Seconds after a rotation during which the replaced token may be presented again as a retry; 0 never. */
+  retryGrace: number
+  /** Milliseconds a reused family's access tokens are denied; 0 when they are not revocable. */
+  familyDenyMs: number
 }
 
 /**
  * Refresh tokens with rotation (RFC 6749 §6, RFC 9700 §4.14.2): each refresh replaces the
  * token, and presenting a replaced one revokes the whole family, as it means two parties hold
  * it. Families are bound to the user, the client and the scopes granted at login.
+ *
+ * One exception, which RFC 9700 §4.14.2 allows: a client whose refresh answer was lost to the
+ * network retries with the token it still has. Within `retryGrace` seconds of the rotation, the
+ * token it replaced gets a fresh pair, and the successor the client never received is retired,
+ * so the family keeps exactly one live token.
  */
-export function createRefreshTokens ({ store, idleTtl, absoluteTtl }: RefreshTokensDeps): RefreshTokens {
+export function createRefreshTokens ({ store, idleTtl, absoluteTtl, retryGrace, familyDenyMs }: RefreshTokensDeps): RefreshTokens {
   const idleMs = idleTtl * 1000
+  const graceMs = retryGrace * 1000
   return {
-    async start ({ sub, username, clientId, scope }) {
+    newFamilyId: () => randomBytes(16).toString('base64url'),
+
+    async start ({ id, sub, username, clientId, scope }, epoch) {
       const now = Date.now()
       const userKey = userKeyOf(sub)
-      const id = randomBytes(16).toString('base64url')
       const token = newToken(userKey, id)
       const family: RefreshFamily = { id, userKey, sub, username, clientId, scope: [...scope], createdAt: now, expiresAt: now + absoluteTtl * 1000 }
-      await store.createRefreshFamily(family, hashOf(token), idleMs, now)
-      return token
+      return await store.createRefreshFamily(family, hashOf(token), idleMs, now, epoch) ? token : undefined
     },
 
     async find (token) {
       const match = TOKEN.exec(token)
       if (match === null) return undefined
       const hash = hashOf(token)
-      const lookup = await store.getRefreshFamily(match[1] as string, match[2] as string, hash, Date.now())
-      return lookup === undefined ? undefined : { ...lookup, hash }
+      const now = Date.now()
+      const lookup = await store.getRefreshFamily(match[1] as string, match[2] as string, hash, now)
+      if (lookup === undefined) return undefined
+      const { family, current, replacedAt } = lookup
+      return { family, current, previous: replacedAt !== undefined && now < replacedAt + graceMs, hash }
     },
 
-    async rotate ({ family, hash }) {
+    async rotate ({ family, hash }, allowRetry) {
       const next = newToken(family.userKey, family.id)
-      const outcome = await store.rotateRefreshToken(family.userKey, family.id, hash, hashOf(next), idleMs, Date.now())
+      const rules: RotateRules = { idleMs, graceMs: allowRetry ? graceMs : 0, denyMs: familyDenyMs }
+      const outcome = await store.rotateRefreshToken(family.userKey, family.id, hash, hashOf(next), rules, Date.now())
       return { outcome, next }
     },
 

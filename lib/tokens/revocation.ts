@@ -1,5 +1,4 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { bearerError, StoreUnavailableError } from '../errors.js'
 import type { EmitEvent } from '../logging/events.js'
 import type { AuthStore, RevocationState } from '../stores/types.js'
@@ -28,21 +27,43 @@ export interface RevocationDeps {
 
 export interface Revocation {
   /**
-   * Before an access token is signed for `sub`: waits out a revocation bound set within the
-   * current second. `iat` has one-second resolution (RFC 7519 §2 NumericDate), so a token
-   * signed in the same second as `revokeUserTokens` would otherwise be rejected by it.
+   * Read by a grant before it checks any credential: the revocation epoch, which the grant's
+   * access token carries (`rev_epoch`) and its refresh family is created under.
    */
-  beforeSign: (sub: string) => Promise<void>
-  /** Ends every refresh family of the user, and rejects their access tokens issued until now. */
+  epoch: () => Promise<number>
+  /**
+   * "Log out everywhere": ends every refresh family of the user, and denies every access token
+   * whose grant read an earlier epoch. Once it has returned, no grant that began before can
+   * hand out anything that works, however close in time (RFC 9700 §4.14.2 leaves "how" open;
+   * see the epoch in stores/types.ts).
+   */
   revokeUser: (userId: string | number) => Promise<void>
   /** Denies one access token until it expires. */
   revokeAccessToken: (claims: AccessTokenClaims) => Promise<void>
+  /**
+   * How long, in milliseconds, the reuse of a family's refresh token denies the family's access
+   * tokens: as long as one issued just before may live. 0 without revocable access tokens.
+   */
+  familyDenyMs: number
   /**
    * For `authenticate`, with revocable access tokens (`undefined` without): throws a 401 for a
    * revoked token, a 503 when the store cannot tell (unless failing open). It answers with a
    * promise only when the store does.
    */
   check: ClaimsCheck | undefined
+}
+
+/**
+ * Whether a verified token is revoked by what the store knows.
+ *
+ * The user's bound is compared with the epoch the token's grant began in, both read from the
+ * store, so no clock decides it. A token without `rev_epoch` (issued by a version of the plugin
+ * from before it, or by another issuer) is judged by its `iat`, at the resolution of a second and
+ * erring towards refusal: a token issued in the second of the revocation is refused.
+ */
+export function isRevoked (claims: AccessTokenClaims, state: RevocationState): boolean {
+  if (state.jtiDenied || state.familyDenied) return true
+  return typeof claims.rev_epoch === 'number' ? claims.rev_epoch < state.revokedBefore : claims.iat * 1000 < state.revokedBefore
 }
 
 /** Revocation of access tokens (`revocableAccessTokens`) and "log out everywhere", on top of the store. */
@@ -52,16 +73,12 @@ export function createRevocation ({ store, revocableAccessTokens, accessTokenTtl
   const boundTtlMs = (accessTokenTtl + clockTolerance + 1) * 1000
 
   const revocation: Revocation = {
-    async beforeSign (sub) {
-      if (revocableAccessTokens === false) return
-      const { revokedBefore } = await store.revocationState(userKeyOf(sub), undefined, Date.now())
-      for (let wait = revokedBefore * 1000 - Date.now(); wait > 0; wait = revokedBefore * 1000 - Date.now()) await sleep(wait)
-    },
+    // Read on every grant, even with neither refresh tokens nor revocable access tokens on here:
+    // an instance that only verifies, sharing the store, may have them on.
+    epoch: async () => await store.revocationEpoch(),
 
     async revokeUser (userId) {
-      const now = Date.now()
-      // Tokens with iat below the next whole second are revoked: that covers every one issued until now.
-      await store.revokeUser(userKeyOf(String(userId)), Math.ceil(now / 1000), boundTtlMs, now)
+      await store.revokeUser(userKeyOf(String(userId)), boundTtlMs, Date.now())
     },
 
     async revokeAccessToken (claims) {
@@ -70,12 +87,15 @@ export function createRevocation ({ store, revocableAccessTokens, accessTokenTtl
       if (ttlMs > 0) await store.revokeAccessToken(userKeyOf(claims.sub), claims.jti, ttlMs, now)
     },
 
+    familyDenyMs: revocableAccessTokens === false ? 0 : boundTtlMs,
+
     check: revocableAccessTokens === false
       ? undefined
       : (request, reply, claims) => {
           let state
           try {
-            state = store.revocationState(userKeyOf(claims.sub), claims.jti, Date.now())
+            const familyId = typeof claims.sid === 'string' ? claims.sid : undefined
+            state = store.revocationState(userKeyOf(claims.sub), claims.jti, Date.now(), familyId)
           } catch (error) {
             unavailable(request, reply, error)
             return
@@ -95,7 +115,7 @@ export function createRevocation ({ store, revocableAccessTokens, accessTokenTtl
   }
 
   function judge (request: FastifyRequest, reply: FastifyReply, claims: AccessTokenClaims, state: RevocationState): void {
-    if (state.jtiDenied || claims.iat < state.revokedBefore) {
+    if (isRevoked(claims, state)) {
       emit(request, { type: 'token.rejected', reason: 'revoked' })
       const error = bearerError(realm, 'invalid_token', 'The access token was revoked')
       reply.headers(error.headers)

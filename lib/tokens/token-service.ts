@@ -51,7 +51,7 @@ export interface SignedToken {
 
 export interface TokenService {
   /** `extra` claims never replace the registered ones; a host function that tries is a bug, refused here. */
-  sign: (claims: { sub: string, scope: readonly string[], clientId: string, extra?: object }) => SignedToken
+  sign: (claims: { sub: string, scope: readonly string[], clientId: string, familyId?: string, epoch?: number, extra?: object }) => SignedToken
   /**
    * Verifies a compact JWS and gives its claims; throws, or rejects, with `TokenRejectedError`
    * for anything else. Synchronous unless a key has to be fetched first (verify-only mode).
@@ -66,7 +66,8 @@ export interface TokenService {
 const ACCESS_TOKEN_TYP = 'at+jwt'
 const NAMESPACE = 'fastifyTokenAuth'
 // RFC 7519 §4.1 and RFC 9068 §2.2: set by the plugin only.
-const REGISTERED_CLAIMS = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'client_id', 'scope'])
+// `sid` and `rev_epoch` are the plugin's own, read by revocation.
+const REGISTERED_CLAIMS = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'client_id', 'scope', 'sid', 'rev_epoch'])
 
 /** fast-jwt's verification options for one key: its one algorithm and our claim rules. */
 function verifyOptions (options: TokenServiceDeps, alg: SigningAlgorithm) {
@@ -194,12 +195,14 @@ export async function createTokenService (fastify: FastifyInstance, options: Tok
   const byKid = new Map<unknown, JWT>(keys.map((key, index) => [key.kid, jwts[index] as JWT]))
 
   return {
-    sign ({ sub, scope, clientId, extra = {} }) {
+    sign ({ sub, scope, clientId, familyId, epoch, extra = {} }) {
       if (typeof extra !== 'object' || extra === null || Array.isArray(extra)) throw new InvalidOptionError('claims', 'must return an object')
       const reserved = Object.keys(extra).find((name) => REGISTERED_CLAIMS.has(name))
       if (reserved !== undefined) throw new InvalidOptionError('claims', `returned the registered claim "${reserved}", which the plugin sets`)
       const payload: Record<string, unknown> = { ...extra, sub, jti: randomUUID(), client_id: clientId }
       if (scope.length > 0) payload.scope = scope.join(' ')
+      if (familyId !== undefined) payload.sid = familyId
+      if (epoch !== undefined) payload.rev_epoch = epoch
       return { token: signer.sign(payload), expiresIn: options.accessTokenTtl }
     },
 
