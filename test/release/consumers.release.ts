@@ -33,7 +33,8 @@ const LOGIN = `
   await app.close()
 `
 
-const EXPECTED_NAMES = ['StoreUnavailableError', 'createMemoryStore', 'createRedisStore', 'fastifyTokenAuth', 'hashPassword', 'needsRehash', 'requestLogSerializer', 'verifyPassword']
+const EXPECTED_NAMES = ['StoreFullError', 'StoreUnavailableError', 'createMemoryStore', 'createPostgresStore', 'createRedisStore', 'createSplitStore',
+  'fastifyTokenAuth', 'hashPassword', 'migratePostgresStore', 'needsRehash', 'postgresStoreMigrationSql', 'requestLogSerializer', 'verifyPassword']
 
 t.test('CommonJS: require() is the plugin function, with .default and the named exports', async (t) => {
   writeFileSync(join(APP, 'consumer.cjs'), `'use strict'
