@@ -160,7 +160,7 @@ t.test('each kind of state has a table of its own', async (t) => {
   await store.rememberSource('account', '192.0.2.1', 60_000, T0)
   t.equal(store.isKnownSource('account', '192.0.2.1', T0), true)
   await store.revokeAccessToken('userKey', 'jti', 60_000, T0)
-  t.same(await store.revocationState('userKey', 'jti', T0), { revokedBefore: 0, jtiDenied: true })
+  t.same(await store.revocationState('userKey', 'jti', T0), { revokedBefore: 0, jtiDenied: true, familyDenied: false })
 })
 
 t.test('the amortized sweep removes expired entries, so they do not push live ones out', async (t) => {
