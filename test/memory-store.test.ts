@@ -163,6 +163,25 @@ t.test('each kind of state has a table of its own', async (t) => {
   t.same(await store.revocationState('userKey', 'jti', T0), { revokedBefore: 0, jtiDenied: true, familyDenied: false })
 })
 
+t.test('a denied token stays denied past a shorter bound of its user, and a full bound table refuses a denial', async (t) => {
+  const store = createMemoryStore({ maxEntries: 2 })
+  // A user's bound that ends in one minute, then one of their tokens denied for ten.
+  await store.revokeUser('userKeyA', 60_000, T0)
+  const { revokedBefore } = await store.revocationState('userKeyA', undefined, T0)
+  await store.revokeAccessToken('userKeyA', 'jti-a', 600_000, T0 + 1)
+  t.same(await store.revocationState('userKeyA', 'jti-a', T0 + 2), { revokedBefore, jtiDenied: true, familyDenied: false })
+  t.same(await store.revocationState('userKeyA', 'jti-a', T0 + 120_000), { revokedBefore, jtiDenied: true, familyDenied: false },
+    'the bound lives on as long as the denial, so the lookup by user still finds it')
+  t.same(await store.revocationState('userKeyA', 'other', T0 + 120_000), { revokedBefore, jtiDenied: false, familyDenied: false })
+  t.same(await store.revocationState('userKeyA', 'jti-a', T0 + 600_001), { revokedBefore: 0, jtiDenied: false, familyDenied: false }, 'both end together')
+  // Two users with a denied token fill a table of two; a third user's denial is refused, and nothing is half written.
+  await store.revokeAccessToken('userKeyB', 'jti-b', 600_000, T0 + 600_001)
+  await store.revokeAccessToken('userKeyC', 'jti-c', 600_000, T0 + 600_001)
+  await t.rejects(store.revokeAccessToken('userKeyD', 'jti-d', 600_000, T0 + 600_001), { code: 'FST_TOKEN_AUTH_STORE_FULL', table: 'revocation_bounds' })
+  t.same(await store.revocationState('userKeyB', 'jti-b', T0 + 600_002), { revokedBefore: 0, jtiDenied: true, familyDenied: false })
+  t.same(await store.revocationState('userKeyD', 'jti-d', T0 + 600_002), { revokedBefore: 0, jtiDenied: false, familyDenied: false })
+})
+
 t.test('the amortized sweep removes expired entries, so they do not push live ones out', async (t) => {
   const store = createMemoryStore({ maxEntries: 5000 })
   const live: ThrottleRule = { limit: 1, windowMs: 3_600_000 }

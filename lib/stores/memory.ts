@@ -1,6 +1,6 @@
 import { InvalidOptionError, storeFull } from '../errors.js'
 import { STORE_DEFAULTS } from '../options/defaults.js'
-import type { AuthStore, RefreshFamily, ReserveResult, ThrottleRule } from './types.js'
+import type { AuthStore, RefreshFamily, ReserveResult, RevocationState, ThrottleRule } from './types.js'
 
 interface Entry {
   count: number
@@ -50,6 +50,9 @@ interface Table<V extends { expiresAt: number }> {
   delete: (key: string) => void
   clear: () => void
 }
+
+/** The answer for a user with nothing revoked; frozen, as every such request shares it. */
+const NOTHING_REVOKED: RevocationState = Object.freeze({ revokedBefore: 0, jtiDenied: false, familyDenied: false })
 
 /** Entries the sweep looks at on each new key. */
 const SWEEP_STEP = 4
@@ -140,6 +143,18 @@ export function createMemoryStore (options: MemoryStoreOptions = {}): AuthStore 
   const users = boundedTable<UserEntry>('users', maxEntries)
   const bounds = boundedTable<ValueEntry>('revocation_bounds', maxEntries)
   const denied = boundedTable<ValueEntry>('revoked_tokens', maxEntries)
+  // Every user with a denied token also has an entry in `bounds` that lives at least as long
+  // (its value 0 when the user was never revoked as a whole, which revokes nothing): a user
+  // without one has nothing revoked, which `revocationState` tells from that lookup alone.
+  function ensureDenyRoom (userKey: string, key: string, now: number): void {
+    bounds.ensureRoom(userKey, now)
+    denied.ensureRoom(key, now)
+  }
+  function deny (userKey: string, key: string, expiresAt: number, now: number): void {
+    const bound = bounds.get(userKey, now)
+    if (bound === undefined || bound.expiresAt < expiresAt) bounds.set(userKey, { value: bound?.value ?? 0, expiresAt }, now)
+    denied.set(key, { value: 1, expiresAt }, now)
+  }
   // The revocation epoch (see AuthStore.revocationEpoch). One number for the process, never
   // dropped, so it only grows.
   let epoch = 0
@@ -243,9 +258,9 @@ export function createMemoryStore (options: MemoryStoreOptions = {}): AuthStore 
       // have ended, so every later presentation of one of its tokens is reported as reuse too;
       // and the access tokens issued from it are denied until they expire.
       // Room for the deny entry is made first, so a full table refuses before anything changes.
-      if (denyMs > 0) denied.ensureRoom(`f ${userKey} ${familyId}`, now)
+      if (denyMs > 0) ensureDenyRoom(userKey, `f ${userKey} ${familyId}`, now)
       entry.hash = ''
-      if (denyMs > 0) denied.set(`f ${userKey} ${familyId}`, { value: 1, expiresAt: now + denyMs }, now)
+      if (denyMs > 0) deny(userKey, `f ${userKey} ${familyId}`, now + denyMs, now)
       return 'reused'
     },
     async revokeRefreshFamily (userKey, familyId) {
@@ -263,12 +278,17 @@ export function createMemoryStore (options: MemoryStoreOptions = {}): AuthStore 
       bounds.set(userKey, { value: epoch, expiresAt: Math.max(bound?.expiresAt ?? 0, now + ttlMs) }, now)
     },
     async revokeAccessToken (userKey, jti, ttlMs, now) {
-      denied.set(`${userKey} ${jti}`, { value: 1, expiresAt: now + ttlMs }, now)
+      ensureDenyRoom(userKey, `${userKey} ${jti}`, now)
+      deny(userKey, `${userKey} ${jti}`, now + ttlMs, now)
     },
-    // Not async: asked on every authenticated request, and answered from memory.
+    // Not async: asked on every authenticated request, and answered from memory. A user with
+    // no bound costs one lookup, under a key string that `userKeyOf` hands out again and again,
+    // whose hash V8 keeps: no key is built and no object made.
     revocationState (userKey, jti, now, familyId) {
+      const bound = bounds.get(userKey, now)
+      if (bound === undefined) return NOTHING_REVOKED
       return {
-        revokedBefore: bounds.get(userKey, now)?.value ?? 0,
+        revokedBefore: bound.value,
         jtiDenied: jti !== undefined && denied.get(`${userKey} ${jti}`, now) !== undefined,
         familyDenied: familyId !== undefined && denied.get(`f ${userKey} ${familyId}`, now) !== undefined
       }
