@@ -18,7 +18,7 @@ import { buildBare } from './bare-server.js'
 import { buildPeer } from './peer-server.js'
 
 /** How often the event-loop delay is sampled, in ms; Node records the whole interval, this included. */
-export const ELD_RESOLUTION_MS = 1
+export const ELD_RESOLUTION_MS = 10
 
 export interface ServerStats {
   rss: number

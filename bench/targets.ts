@@ -99,6 +99,11 @@ export function notes (r: Results): string[] {
       `bare GET /public ${int(o.bare.cpuPerRequest)} µs: bare ÷ /protected ${ratio(o.bare.cpuPerRequest / o.protected.cpuPerRequest)}` +
       (busy < 0.9 ? ` (the servers were busy ${Math.round(busy * 100)} % of a core at least: the client was the bottleneck, and req/s measures it too)` : ''))
   }
+  if (r.idle !== undefined) {
+    // The 3 × p50 flood target read against the machine's own jitter: the same probe, nothing else running.
+    lines.push(`NOTE GET /protected probe p99 ÷ p50 with the server idle: ${ratio(r.idle.probe.p99 / r.idle.probe.p50)} ` +
+      `(${ms(r.idle.probe.p99)} vs ${ms(r.idle.probe.p50)} ms): the tail this machine gives a request when nothing floods it`)
+  }
   if (r.flood50Pinned !== undefined && 'skipped' in r.flood50Pinned) lines.push(`NOTE the ${FLOOD_CONNECTIONS}-connection flood with the server on one core was skipped: ${r.flood50Pinned.skipped}`)
   return lines
 }

@@ -90,6 +90,7 @@ t.test('the bench in smoke mode prints its table and every PASS/FAIL line, and w
   }
   for (const target of TARGETS) t.match(stdout, new RegExp(`^(PASS|FAIL) ${escape(target)}\\S`, 'm'), target)
   if (!canPin) t.match(stdout, /^NOTE the 50-connection flood with the server on one core was skipped: /m, 'says why it could not pin')
+  t.match(stdout, /^NOTE GET \/protected probe p99 ÷ p50 with the server idle: [\d.]+ \([\d.]+ vs [\d.]+ ms\)/m, 'the idle tail the flood targets are read against')
   t.match(stdout, /^NOTE 429 answers\/s during brute force from many addresses: [\d.]+ × GET \/public; a bare Fastify form POST answered 429: [\d.]+ × GET \/public/m,
     'the many-address figure, beside the floor it is read against')
 

@@ -57,16 +57,20 @@ export async function runFlood (settings: Settings, hashing: HashingBounds, pinn
   ], async ([ours, peer]) => {
     // On one core the server's pool has one slot: the limit is one hash at a time on one core.
     const concurrency = pinned ? 1 : hashing.maxConcurrent
-    let rawArgon2PerSecond = pinned ? undefined : raw
-    if (rawArgon2PerSecond === undefined) {
-      log(`flood (${mode}): raw argon2.verify, ${concurrency} at once`)
-      rawArgon2PerSecond = (await rawArgon2(concurrency, settings.time.raw)).perSecond
+    // A shared VM's core runs faster or slower from one minute to the next: the limit is measured
+    // half before the floods and half after, and the two averaged, so that a slow or fast spell
+    // during one of them does not decide the ratio alone.
+    const measureRaw = async (when: string): Promise<number> => {
+      log(`flood (${mode}): raw argon2.verify, ${concurrency} at once, ${when}`)
+      return (await rawArgon2(concurrency, settings.time.raw / 2)).perSecond
     }
-    return {
-      rawArgon2PerSecond,
+    const before = pinned || raw === undefined ? await measureRaw('before the floods') : raw
+    const figures = {
       ours: await floodOne(`flood-${mode}`, ours as BenchServer, settings),
       peer: await floodOne(`flood-${mode}-peer`, peer as BenchServer, settings)
     }
+    const rawArgon2PerSecond = pinned || raw === undefined ? (before + await measureRaw('after them')) / 2 : raw
+    return { rawArgon2PerSecond, ...figures }
   })
   if (!pinned) return await run()
   const unavailable = pinningUnavailable()
