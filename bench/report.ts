@@ -9,7 +9,7 @@ import { rate, type LoadResult } from './harness/load.js'
 import { CONNECTIONS, PROBE_INTERVAL_MS } from './harness/settings.js'
 import type { Results } from './results.js'
 import { FLOOD_CONNECTIONS, type FloodFigures, type FloodRun } from './scenarios/flood.js'
-import { int, loginsPerSecond, mb, ms, notes, ratio } from './targets.js'
+import { int, loginsPerSecond, mb, ms, notes, ratio, us } from './targets.js'
 
 const pct = (n: number): string => Number.isFinite(n) ? `${Math.round(n * 100)} %` : '–'
 
@@ -17,7 +17,7 @@ function table (r: Results): string {
   const rows: string[] = []
   /** One autocannon run: answers of `status` per second, latency, and what the server spent. */
   const loadRow = (label: string, result: LoadResult, status: string, notes: string, perSecond = int(rate(result, status))): void => {
-    rows.push(`| ${label} | ${perSecond} | ${ms(result.p50)} | ${ms(result.p99)} | ${pct(result.serverCpu)} | ${int(result.cpuPerRequest)} | ${notes} |`)
+    rows.push(`| ${label} | ${perSecond} | ${ms(result.p50)} | ${ms(result.p99)} | ${pct(result.serverCpu)} | ${us(result.cpuPerRequest)} | ${notes} |`)
   }
   const row = (label: string, perSecond: string, p50: string, p99: string, notes: string): void => {
     rows.push(`| ${label} | ${perSecond} | ${p50} | ${p99} | | | ${notes} |`)
