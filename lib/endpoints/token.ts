@@ -31,7 +31,7 @@ export function tokenEndpoint (fastify: FastifyInstance, { path, bodyLimit, auth
     if (grantType === undefined) throw oauthError('invalid_request', 'The "grant_type" parameter is required')
     const grant = grants.get(grantType)
     if (grant === undefined) throw oauthError('unsupported_grant_type', supported)
-    const body = await grant(request, form, clientId)
+    const { body } = await grant(request, form, clientId)
     // RFC 6749 §5.1: token responses must not be cached.
     reply.headers({ 'cache-control': 'no-store', pragma: 'no-cache' })
     return body

@@ -44,7 +44,7 @@ export interface UserGrant extends GrantBase {
    * The refresh token to hand out: the successor a refresh grant rotated in, with its family's
    * id; or `undefined` to start a new family (when refresh tokens are on).
    */
-  refresh?: { token: string, familyId: string }
+  refresh?: { token: string, familyId: string, expiresAt: number }
 }
 
 /**
@@ -59,5 +59,12 @@ export interface ClientGrant extends GrantBase {
 /** What a grant decided, which the one issuing step turns into tokens. */
 export type Grant = UserGrant | ClientGrant
 
+/** What a grant hands the endpoint: the answer, and what the endpoint needs to deliver it. */
+export interface Issued {
+  body: TokenResponse
+  /** When the family of `body.refresh_token` ends (milliseconds), when there is one: a cookie's lifetime. */
+  refreshExpiresAt?: number
+}
+
 /** A grant type's handler, for a request whose client has already authenticated. */
-export type GrantHandler = (request: FastifyRequest, form: Form, clientId: string) => Promise<TokenResponse>
+export type GrantHandler = (request: FastifyRequest, form: Form, clientId: string) => Promise<Issued>

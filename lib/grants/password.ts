@@ -111,8 +111,8 @@ export function createPasswordGrant (deps: PasswordGrantDeps): GrantHandler {
     const allowed = account.scopes ?? []
     const scope = requested === undefined ? [...allowed] : requested.filter((s) => allowed.includes(s))
     const sub = String(account.id ?? account.username)
-    const body = await issue(request, { user: account, username, sub, clientId, scope, requested, epoch })
+    const issued = await issue(request, { user: account, username, sub, clientId, scope, requested, epoch })
     emit(request, { type: 'login.success', username, clientId })
-    return body
+    return issued
   }
 }
