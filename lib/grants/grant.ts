@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import type { UserRecord } from '../options/types.js'
+import type { Device } from '../throttle/login-throttle.js'
 
 /*
  * The shape every grant type shares: what it is handed (the request, its form and the client
@@ -64,6 +65,8 @@ export interface Issued {
   body: TokenResponse
   /** When the family of `body.refresh_token` ends (milliseconds), when there is one: a cookie's lifetime. */
   refreshExpiresAt?: number
+  /** After a browser login with device cookies on: the device whose cookie to set. */
+  device?: Device
 }
 
 /** A grant type's handler, for a request whose client has already authenticated. */
