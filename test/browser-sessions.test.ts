@@ -3,7 +3,7 @@ import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fast
 import cookie from '@fastify/cookie'
 import tokenAuth, { type AuthEvent } from '../lib/index.js'
 import { crossSiteRequest } from '../lib/errors.js'
-import { buildApp, CHEAP, demoUsers, FORM, form, SECRET, type LooseOptions } from './helper.js'
+import { buildApp, CHEAP, cheapHash, demoUsers, FORM, form, SECRET, type LooseOptions } from './helper.js'
 
 /*
  * Browser sessions (issue 17): a page that sends `x-token-delivery: cookie` gets the refresh token
@@ -97,6 +97,19 @@ t.test('a client that sends no signal gets the refresh token in the body, as bef
   const other = await post(app, '/token', { grant_type: 'client_credentials' }, PAGE)
   t.equal(other.statusCode, 400, 'other grants are answered as before')
   t.same(setCookies(other), [])
+})
+
+t.test('browserSessions: false is off, and a page\'s grant without a refresh token sets no cookie', async (t) => {
+  const off = await build(t, { browserSessions: false })
+  const login = await post(off, '/token', LOGIN, PAGE)
+  t.type(login.json().refresh_token, 'string', 'off: the body, whatever the page asks')
+  t.same(setCookies(login), [])
+
+  const app = await build(t, { clients: [{ id: 'svc', secretHash: await cheapHash('svc-secret'), grants: ['client_credentials'] }], publicClient: true })
+  const basic = { authorization: `Basic ${Buffer.from('svc:svc-secret').toString('base64')}` }
+  const service = await post(app, '/token', { grant_type: 'client_credentials' }, { ...PAGE, ...basic })
+  t.equal(service.statusCode, 200)
+  t.same(setCookies(service), [], 'no refresh token, no cookie')
 })
 
 t.test('cookie and body tokens both present: the body wins', async (t) => {
@@ -285,18 +298,18 @@ t.test('browserSessions options are checked at registration', async (t) => {
     const app = Fastify()
     t.teardown(() => app.close())
     app.register(tokenAuth, { secret: SECRET, findUser: () => null, ...plugin } as never)
-    await t.rejects(app.ready(), { code: 'FST_TOKEN_AUTH_INVALID_OPTION', message }, JSON.stringify(plugin))
+    await t.rejects(async () => { await app.ready() }, { code: 'FST_TOKEN_AUTH_INVALID_OPTION', message }, JSON.stringify(plugin))
   }
   for (const deviceSecret of ['short', 'your-super-secret-key-change-me-in-production']) {
     const weak = Fastify()
     t.teardown(() => weak.close())
     weak.register(tokenAuth, { secret: SECRET, findUser: () => null, refreshTokens: true, browserSessions: { deviceSecret } })
-    await t.rejects(weak.ready(), { code: 'FST_TOKEN_AUTH_WEAK_SECRET', message: /"browserSessions.deviceSecret"/ }, 'a weak device secret')
+    await t.rejects(async () => { await weak.ready() }, { code: 'FST_TOKEN_AUTH_WEAK_SECRET', message: /"browserSessions.deviceSecret"/ }, 'a weak device secret')
   }
   const verifyOnly = Fastify()
   t.teardown(() => verifyOnly.close())
   verifyOnly.register(tokenAuth, { secret: SECRET, refreshTokens: true, browserSessions: true })
-  await t.rejects(verifyOnly.ready(), { message: /"browserSessions" needs `findUser`/ })
+  await t.rejects(async () => { await verifyOnly.ready() }, { message: /"browserSessions" needs `findUser`/ })
 
   // Accepted: a custom header (case-insensitive), a cookie name, origins, a secret of its own.
   const app = await build(t, {
