@@ -1,6 +1,7 @@
 import t from 'tap'
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
 import cookie from '@fastify/cookie'
+import cors from '@fastify/cors'
 import tokenAuth, { type AuthEvent } from '../lib/index.js'
 import { crossSiteRequest } from '../lib/errors.js'
 import { buildApp, CHEAP, cheapHash, demoUsers, FORM, form, SECRET, type LooseOptions } from './helper.js'
@@ -319,4 +320,35 @@ t.test('browserSessions options are checked at registration', async (t) => {
   t.equal(login.statusCode, 200)
   t.ok(setCookies(login).some((line) => line.startsWith('__Host-rt=')), 'the cookie\'s name')
   t.equal((await post(app, '/token', LOGIN, PAGE)).json().refresh_token === undefined, false, 'the default header is no signal then')
+})
+
+t.test('an app on another origin of the same site, with @fastify/cors as docs/browser-apps.md sets it up', async (t) => {
+  const APP = 'https://app.example.com'
+  const users = await demoUsers()
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(cors, {
+    origin: [APP],
+    credentials: true,
+    methods: ['GET', 'POST'],
+    allowedHeaders: ['Authorization', 'Content-Type', 'X-Token-Delivery'],
+    exposedHeaders: ['WWW-Authenticate', 'Retry-After']
+  })
+  await app.register(tokenAuth, {
+    secret: SECRET, findUser: (u: string) => users.get(u) ?? null, password: CHEAP, rateLimit: false, refreshTokens: true, browserSessions: { origins: [APP] }
+  })
+  const pre = await app.inject({
+    method: 'OPTIONS', url: '/token', headers: { origin: APP, 'access-control-request-method': 'POST', 'access-control-request-headers': 'x-token-delivery' }
+  })
+  t.equal(pre.statusCode, 204, 'the preflight the custom header costs')
+  t.match(pre.headers['access-control-allow-headers'], /X-Token-Delivery/)
+  t.equal(pre.headers['access-control-allow-credentials'], 'true')
+  const page = { origin: APP, 'x-token-delivery': 'cookie', host: 'api.example.com' }
+  const login = await post(app, '/token', LOGIN, page)
+  t.equal(login.statusCode, 200)
+  t.equal(login.headers['access-control-allow-origin'], APP)
+  t.equal(login.headers['access-control-allow-credentials'], 'true', 'so the page may receive the cookie')
+  const refreshed = await post(app, '/token', REFRESH, withCookie(refreshCookie(login).value, page))
+  t.equal(refreshed.statusCode, 200)
+  t.equal((await post(app, '/token', REFRESH, withCookie(refreshCookie(refreshed).value, { ...page, origin: 'https://other.example.com' }))).statusCode, 403, 'an origin not listed')
 })
