@@ -15,6 +15,7 @@
  * may introspect tokens; password, refresh and revoke requests without client credentials work as before).
  *
  * Swagger UI is at /docs (log in with its Authorize button) and the OpenAPI document at /docs/json.
+ * A single-page app on browser sessions (the refresh token in an httpOnly cookie) is at /app/.
  */
 import Fastify, { type FastifyInstance } from 'fastify'
 import swagger from '@fastify/swagger'
@@ -22,7 +23,7 @@ import swaggerUi from '@fastify/swagger-ui'
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
-import { pathToFileURL } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Redis } from 'ioredis'
 import pg from 'pg'
 import tokenAuth, { createPostgresStore, createRedisStore, hashPassword, migratePostgresStore, requestLogSerializer, type AuthStore, type KeyOption, type UserRecord } from 'fastify-token-auth'
@@ -70,6 +71,28 @@ export function trustProxyOf (value: string | undefined): false | string[] | ((a
     }
   }
   return proxies
+}
+
+/** The single-page app's files (examples/app/), served as they are: plain HTML, CSS and JavaScript. */
+const APP_FILES = [['', 'index.html', 'text/html'], ['app.js', 'app.js', 'text/javascript'], ['app.css', 'app.css', 'text/css']] as const
+
+/**
+ * Serves the single-page app at /app/ with three routes (no static-file plugin for three files).
+ * Its Content-Security-Policy allows scripts, styles and requests of this origin only, and no
+ * inline script: an injected `<script>` could not run, nor send anything elsewhere.
+ */
+function serveApp (app: FastifyInstance): void {
+  const headers = {
+    'content-security-policy': "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'",
+    'x-content-type-options': 'nosniff',
+    'referrer-policy': 'no-referrer',
+    'cache-control': 'no-cache'
+  }
+  for (const [route, file, type] of APP_FILES) {
+    const body = readFileSync(fileURLToPath(new URL(`app/${file}`, import.meta.url)), 'utf8')
+    app.get(`/app/${route}`, { schema: { hide: true } }, async (_request, reply) => reply.headers({ ...headers, 'content-type': `${type}; charset=utf-8` }).send(body))
+  }
+  app.get('/app', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/app/'))
 }
 
 /** Builds the example app from environment variables; `start()` below listens. */
@@ -152,6 +175,9 @@ export async function buildServer (env: Env = process.env): Promise<FastifyInsta
     store,
     refreshTokens: true,
     revocableAccessTokens: true,
+    // Pages that send `x-token-delivery: cookie` (the app at /app/) get the refresh token in an
+    // httpOnly cookie; API clients, which do not, get it in the JSON body as before.
+    browserSessions: true,
     scopes: { profile: 'Read your own profile', admin: 'Administer the service', reports: 'Read the reports (services, by client credentials)' },
     ...services,
     issuer: env.JWT_ISSUER ?? 'http://127.0.0.1:3000',
@@ -173,6 +199,7 @@ export async function buildServer (env: Env = process.env): Promise<FastifyInsta
     client: request.user.clientId,
     reports: [{ id: 1, title: 'Daily sign-ins' }]
   }))
+  serveApp(app)
   return app
 }
 

@@ -131,6 +131,20 @@ export function methodNotAllowed (endpoint: string): OAuthError {
   return error
 }
 
+// A browser-session request that relies on the cookie without proving it comes from the app.
+const CrossSiteRequest = clientError('FST_TOKEN_AUTH_CROSS_SITE_REQUEST', 403)
+
+/**
+ * The answer to a token or revocation request that relies on the browser-session cookie (or asks
+ * for one) without the signal header, or from an origin that is not the app's: 403 with an
+ * `invalid_request` body, like every other error there (a CSRF defence, OWASP CSRF cheat sheet).
+ */
+export function crossSiteRequest (description: string): OAuthError {
+  const error = new CrossSiteRequest(description) as OAuthError
+  error.oauthError = 'invalid_request'
+  return error
+}
+
 /** Seconds a client is told to wait when the store is full (`Retry-After`). */
 export const STORE_FULL_RETRY_AFTER = 60
 /** The description of the answer to a body that is not a form. */

@@ -28,6 +28,9 @@ import { setUpEndpointScope } from './endpoints/endpoint-scope.js'
 import { tokenEndpoint } from './endpoints/token.js'
 import { revokeEndpoint } from './endpoints/revoke.js'
 import { jwksEndpoint } from './endpoints/jwks.js'
+import { createBrowserSessions } from './browser/browser-sessions.js'
+import { createDeviceCookies } from './browser/device-cookies.js'
+import { setUpBrowserSessions } from './browser/set-up.js'
 import { createApiDocs, tagScopes } from './openapi.js'
 import type { AuthUser } from './tokens/claims.js'
 import { AlreadyRegisteredError } from './errors.js'
@@ -104,13 +107,19 @@ async function registerEndpoints (fastify: FastifyInstance, prefix: string | und
     : createRefreshTokens({ store, ...options.refreshTokens, familyDenyMs: revocation.familyDenyMs })
   const issue = createTokenIssuer({ tokens, refreshTokens, claims: options.claims })
   const revocationEpoch = revocation.epoch
+  // Browser sessions (the refresh token in a cookie) and their device cookies, when they are on.
+  const { browserSessions } = options
+  const sessions = browserSessions === false ? undefined : createBrowserSessions(browserSessions, emit)
+  const device = browserSessions === false || browserSessions.device === false ? undefined : { header: browserSessions.header, ...browserSessions.device }
+  const devices = device === undefined ? undefined : createDeviceCookies({ ...options, ...device })
 
   const grants = new Map<string, GrantHandler>([['password', createPasswordGrant({
     findUser,
     onPasswordRehash: options.onPasswordRehash,
     passwords,
     maxPasswordLength: options.password.maxLength,
-    throttle: createLoginThrottle({ ...options, store }),
+    throttle: createLoginThrottle({ ...options, store, deviceLockout: device?.lockout }),
+    deviceOf: devices?.forLogin,
     offeredScopes,
     revocationEpoch,
     issue,
@@ -127,7 +136,8 @@ async function registerEndpoints (fastify: FastifyInstance, prefix: string | und
   // endpoints and never reach the host's other routes.
   await fastify.register(async function oauthEndpoints (scope) {
     await setUpEndpointScope(scope, { ...options, store, emit })
-    tokenEndpoint(scope, { path: options.tokenPath, bodyLimit, authenticateClient, grants: restrictGrantsToClients(grants, clients), docs: docs.tokenRoute })
+    if (sessions !== undefined) await setUpBrowserSessions(scope)
+    tokenEndpoint(scope, { path: options.tokenPath, bodyLimit, authenticateClient, grants: restrictGrantsToClients(grants, clients), docs: docs.tokenRoute, sessions, devices })
     paths.token = scope.prefix + options.tokenPath
     if (revocationServed) {
       revokeEndpoint(scope, {
@@ -139,7 +149,8 @@ async function registerEndpoints (fastify: FastifyInstance, prefix: string | und
         revocation,
         revocableAccessTokens: options.revocableAccessTokens !== false,
         emit,
-        docs: docs.revokeRoute
+        docs: docs.revokeRoute,
+        sessions
       })
       paths.revocation = scope.prefix + options.revocationPath
     }
@@ -212,7 +223,7 @@ export type {
 } from './stores/types.js'
 export type {
   FastifyTokenAuthOptions, FastifyTokenAuthBaseOptions, KeySourceOptions, UserRecord, ClientRecord, ClientGrantType, PasswordOptions, WindowLimit, BackoffLimit, LoginThrottleOptions,
-  RefreshTokenOptions, RevocableAccessTokenOptions
+  RefreshTokenOptions, RevocableAccessTokenOptions, BrowserSessionOptions
 } from './options/types.js'
 export type { AuthUser, CustomClaims, AccessTokenClaims } from './tokens/claims.js'
 export type { KeyOption, KeyMaterial, SigningAlgorithm, JwksClientOptions } from './options/keys.js'

@@ -65,6 +65,8 @@ export interface OperationDoc {
   consumes?: string[]
   /** The request body, as a JSON Schema. */
   body?: Json
+  /** The request headers, as a JSON Schema of an object. */
+  headers?: Json
   /** The answers by status code, each a JSON Schema with a `description` (and `headers`). */
   response: Record<string, Json>
 }
@@ -128,6 +130,26 @@ function clientFields (options: ApiDocsOptions): Json {
 }
 
 const CLIENT_AUTH = ' The client authenticates with HTTP Basic or with `client_id` and `client_secret`.'
+
+/** With browser sessions: the signal header, and the 403 of a request that fails the CSRF check. */
+function browserParts (options: ApiDocsOptions, cookieRole: string): { headers?: Json, refusal?: Json, note: string } {
+  const sessions = options.browserSessions
+  if (sessions === false) return { note: '' }
+  return {
+    headers: {
+      type: 'object',
+      properties: {
+        [sessions.header]: {
+          type: 'string',
+          enum: ['cookie'],
+          description: `Browser sessions: sent by the app's own page, ${cookieRole}. Other clients leave it out.`
+        }
+      }
+    },
+    refusal: oauthErrorBody('The request relies on the session cookie (or asks for it) without the header, or comes from an origin that is not the app\'s (CSRF).', ['invalid_request']),
+    note: ` A page that sends \`${sessions.header}: cookie\` uses the \`${sessions.cookieName}\` cookie (httpOnly) ${cookieRole}; the body wins when it has a token.`
+  }
+}
 const UNAVAILABLE = 'The server is busy or its store is unavailable; retry later.'
 
 /** The token endpoint (RFC 6749 §4.3.2, §6, §5.1, §5.2), as configured. */
@@ -137,12 +159,14 @@ function tokenDoc (options: ApiDocsOptions): OperationDoc {
   const clientCredentials = servesClientCredentials(options.clients)
   const grantTypes = ['password', ...(refresh ? ['refresh_token'] : []), ...(clientCredentials ? ['client_credentials'] : [])]
   const limited = options.rateLimit !== false || options.perUsernameAndIp !== false || options.perUsername !== false
+  const browser = browserParts(options, 'to receive the refresh token in a cookie instead of the body, and to refresh with no token in the body')
   const response: Record<string, Json> = {
     200: {
       description: 'An access token (RFC 6749 §5.1). Never cached.',
       type: 'object',
       // With refresh tokens on, the user grants always answer one; the client credentials grant never does.
-      required: ['access_token', 'token_type', 'expires_in', ...(refresh && !clientCredentials ? ['refresh_token'] : [])],
+      // A browser session's refresh token is in the cookie, not the body.
+      required: ['access_token', 'token_type', 'expires_in', ...(refresh && !clientCredentials && browser.headers === undefined ? ['refresh_token'] : [])],
       properties: {
         access_token: { type: 'string', description: 'A signed JWT access token (RFC 9068); send it as `Authorization: Bearer <token>`.' },
         token_type: { type: 'string', enum: ['Bearer'] },
@@ -162,6 +186,7 @@ function tokenDoc (options: ApiDocsOptions): OperationDoc {
     ['invalid_request', 'invalid_grant', 'unsupported_grant_type', 'invalid_scope', ...(clients ? ['unauthorized_client' as const] : [])])
   }
   if (clients) response[401] = oauthErrorBody('Client authentication failed (with `WWW-Authenticate: Basic`).', ['invalid_client'])
+  if (browser.refusal !== undefined) response[403] = browser.refusal
   if (limited) response[429] = oauthErrorBody('Too many requests from this address, or too many failed logins.', ['too_many_requests'], true)
   response[503] = oauthErrorBody(UNAVAILABLE, ['temporarily_unavailable'], true)
 
@@ -176,8 +201,9 @@ function tokenDoc (options: ApiDocsOptions): OperationDoc {
       (refresh ? 'With `grant_type=refresh_token`, a refresh token gets a new access token and a new refresh token (RFC 6749 §6); the one sent is spent. ' : '') +
       (clientCredentials ? 'With `grant_type=client_credentials`, a confidential client allowed that grant gets an access token for itself, without a refresh token (RFC 6749 §4.4). ' : '') +
       'The body is a form, never JSON. Empty fields count as absent; a repeated field is an error.' +
-      (clients ? CLIENT_AUTH : ''),
+      (clients ? CLIENT_AUTH : '') + browser.note,
     consumes: ['application/x-www-form-urlencoded'],
+    ...(browser.headers === undefined ? {} : { headers: browser.headers }),
     body: {
       type: 'object',
       required: grantTypes.length > 1 ? ['grant_type'] : ['grant_type', 'username', 'password'],
@@ -204,6 +230,7 @@ function tokenDoc (options: ApiDocsOptions): OperationDoc {
 
 /** The revocation endpoint (RFC 7009 §2), as configured. */
 function revokeDoc (options: ApiDocsOptions): OperationDoc {
+  const browser = browserParts(options, 'to log out: with no token in the body, the cookie\'s session ends and the cookie is cleared')
   const kinds = [
     ...(options.refreshTokens === false ? [] : ['a refresh token (its whole family ends)']),
     ...(options.revocableAccessTokens === false ? [] : ['an access token (denied until it expires)'])
@@ -221,17 +248,20 @@ function revokeDoc (options: ApiDocsOptions): OperationDoc {
     ['invalid_request', 'unauthorized_client', ...(options.revocableAccessTokens === false ? ['unsupported_token_type' as const] : [])])
   }
   if (options.clients !== undefined) response[401] = oauthErrorBody('Client authentication failed (with `WWW-Authenticate: Basic`).', ['invalid_client'])
+  if (browser.refusal !== undefined) response[403] = browser.refusal
   // The per-IP limit of the token endpoint covers this one; the login throttle does not.
   if (options.rateLimit !== false) response[429] = oauthErrorBody('Too many requests from this address.', ['too_many_requests'], true)
   response[503] = oauthErrorBody(UNAVAILABLE, ['temporarily_unavailable'], true)
   return {
     summary: 'Revoke a token (log out)',
     description: `Token revocation (RFC 7009): revokes ${kinds.join(', or ')}. The type is told from the token, so a wrong ` +
-      '`token_type_hint` still revokes. The body is a form, never JSON.' + (options.clients !== undefined ? CLIENT_AUTH : ''),
+      '`token_type_hint` still revokes. The body is a form, never JSON.' + (options.clients !== undefined ? CLIENT_AUTH : '') + browser.note,
     consumes: ['application/x-www-form-urlencoded'],
+    ...(browser.headers === undefined ? {} : { headers: browser.headers }),
     body: {
       type: 'object',
-      required: ['token'],
+      // A browser session's logout carries its token in the cookie.
+      ...(browser.headers === undefined ? { required: ['token'] } : {}),
       properties: {
         token: { type: 'string', format: 'password', description: 'The token to revoke.' },
         token_type_hint: { type: 'string', enum: ['refresh_token', 'access_token'], description: 'Optional; the type is told from the token.' },
@@ -322,7 +352,8 @@ function metadataDoc (): OperationDoc {
 /** What the plugin needs from this module. */
 /** The options the document is derived from. */
 export type ApiDocsOptions = Pick<ResolvedOptions,
-  'openapi' | 'scopes' | 'clients' | 'refreshTokens' | 'revocableAccessTokens' | 'rateLimit' | 'perUsernameAndIp' | 'perUsername' | 'introspectionRateLimit'>
+  'openapi' | 'scopes' | 'clients' | 'refreshTokens' | 'revocableAccessTokens' | 'rateLimit' | 'perUsernameAndIp' | 'perUsername' | 'introspectionRateLimit' |
+  'browserSessions'>
 
 export interface ApiDocs {
   /** The `config` of the token endpoint: documents it and carries the security scheme. */

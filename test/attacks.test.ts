@@ -558,3 +558,33 @@ t.test('a stolen refresh token replayed inside the retry grace (RFC 9700 §4.14.
   t.equal((await refresh(next.refresh_token)).json().error, 'invalid_grant', 'is reuse at once: the family ended')
   t.equal(await onProtected(next.access_token), 401)
 })
+
+t.test('browser sessions: CSRF on the cookie, and device cookies (OWASP CSRF and authentication cheat sheets)', async (t) => {
+  // Details in browser-sessions.test.ts and device-cookies.test.ts; here one row each.
+  const app = await buildApp(t, {
+    plugin: { refreshTokens: true, rateLimit: false, browserSessions: true, loginThrottle: { perUsername: { freeAttempts: 2, maxDelay: 3_600_000 } } }
+  })
+  const page = { 'x-token-delivery': 'cookie', origin: 'http://localhost:80' }
+  const post = (fields: Record<string, string>, headers: Record<string, string>, remoteAddress = '198.51.100.1', url = '/token') =>
+    app.inject({ method: 'POST', url, remoteAddress, headers: { ...FORM, ...headers }, payload: form(fields) })
+  const cookieOf = (res: LightMyRequestResponse, name: string): string => {
+    const lines = res.headers['set-cookie'] as string[]
+    return (lines.find((line) => line.startsWith(`${name}=`)) as string).split(';')[0] as string
+  }
+  const login = await post(GOOD, page)
+  const session = cookieOf(login, '__Host-refresh-token')
+  const device = cookieOf(login, '__Host-device')
+  const refresh = { grant_type: 'refresh_token' }
+  const rows: Array<[string, Record<string, string>, string, number]> = [
+    ['a cross-site form posts a refresh with the victim\'s cookie (no custom header)', { cookie: session, origin: 'https://evil.example' }, '/token', 403],
+    ['a cross-site form logs the victim out', { cookie: session, origin: 'https://evil.example' }, '/revoke', 403],
+    ['a cross-origin fetch sets the header (after a preflight the host would refuse)', { ...page, cookie: session, origin: 'https://evil.example' }, '/token', 403],
+    ['no Origin, Sec-Fetch-Site: cross-site', { 'x-token-delivery': 'cookie', 'sec-fetch-site': 'cross-site', cookie: session }, '/token', 403]
+  ]
+  for (const [attack, headers, url, status] of rows) t.equal((await post(refresh, headers, '198.51.100.1', url)).statusCode, status, attack)
+
+  for (let i = 0; i < 2; i++) await post({ ...GOOD, password: 'guess' }, {}, `203.0.113.${i}`)
+  t.equal((await post(GOOD, { ...page, cookie: device.replace(/.$/, (c) => c === 'A' ? 'B' : 'A') }, '192.0.2.1')).statusCode, 429,
+    'a forged device cookie does not pass the per-username backoff')
+  t.equal((await post(GOOD, { ...page, cookie: device }, '192.0.2.2')).statusCode, 200, 'the real one does')
+})

@@ -18,6 +18,7 @@ async function session (t: Tap, app: App): Promise<void> {
   t.equal(login.statusCode, 200)
   const { refresh_token: r1 } = login.json()
   t.type(r1, 'string', 'the password grant returns a refresh token')
+  t.equal(login.headers['set-cookie'], undefined, 'and no cookie: browser sessions serve only pages that ask for one')
 
   const refreshed = await post(app, '/token', { grant_type: 'refresh_token', refresh_token: r1 })
   t.equal(refreshed.statusCode, 200)

@@ -457,3 +457,26 @@ t.test('introspection without any limit documents no 429; Swagger 2 keeps the pa
   t.equal(doc2.securityDefinitions[SCHEME].flow, 'password')
   t.ok(doc2.paths['/introspect'].post)
 })
+
+t.test('browser sessions: the signal header, the refresh token that may be in a cookie, and the 403', async (t) => {
+  for (const swaggerOptions of [OPENAPI, { swagger: { info: { title: 'test', version: '1.0.0' } } }] as SwaggerOptions[]) {
+    const app = await docsApp(t, { swaggerOptions, plugin: { refreshTokens: true, browserSessions: true } })
+    const doc = await validDocument(t, app)
+    const token = doc.paths['/token'].post
+    const revoke = doc.paths['/revoke'].post
+    for (const operation of [token, revoke]) {
+      const header = (operation.parameters as Doc[]).find((p) => p.in === 'header')
+      t.equal(header?.name, 'x-token-delivery', 'the signal header is a documented parameter')
+      t.match(operation.description, /`__Host-refresh-token` cookie \(httpOnly\)/)
+      t.ok(operation.responses['403'], 'the CSRF refusal')
+    }
+    const success = token.responses['200'].content?.['application/json'].schema ?? token.responses['200'].schema
+    t.notOk(success.required.includes('refresh_token'), 'a browser session gets its refresh token in the cookie')
+    t.type(success.properties.refresh_token, 'object')
+    const form = revoke.requestBody?.content['application/x-www-form-urlencoded'].schema ?? { required: (revoke.parameters as Doc[]).filter((p) => p.in === 'formData' && p.required === true).map((p) => p.name) }
+    t.notOk((form.required ?? []).includes('token'), 'a logout may carry its token in the cookie')
+  }
+  const off = await validDocument(t, await docsApp(t, { plugin: { refreshTokens: true } }))
+  t.notOk((off.paths['/token'].post.parameters ?? []).some((p: Doc) => p.in === 'header'), 'no header without browser sessions')
+  t.notOk(off.paths['/token'].post.responses['403'])
+})

@@ -13,7 +13,8 @@ import { DEFAULTS } from '../lib/options/defaults.js'
 // option itself is `false` by default (`refreshTokens: true` turns the lifetimes on).
 const OPTION_OF: Record<string, string> = {
   refreshTokenLifetimes: 'refreshTokens',
-  revocableAccessTokenOptions: 'revocableAccessTokens'
+  revocableAccessTokenOptions: 'revocableAccessTokens',
+  browserSessionOptions: 'browserSessions'
 }
 
 /** Every leaf of DEFAULTS by its option path, e.g. `loginThrottle.perUsername.maxDelay`. */

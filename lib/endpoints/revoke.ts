@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { BrowserSessions } from '../browser/browser-sessions.js'
 import { oauthError } from '../errors.js'
 import type { EmitEvent } from '../logging/events.js'
 import type { RouteDocConfig } from '../openapi.js'
@@ -23,6 +24,8 @@ export interface RevokeEndpointDeps {
   revocableAccessTokens: boolean
   emit: EmitEvent
   docs: RouteDocConfig
+  /** Present when browser sessions are on. */
+  sessions: BrowserSessions | undefined
 }
 
 /**
@@ -30,7 +33,7 @@ export interface RevokeEndpointDeps {
  * token endpoint: the same form rules, per-IP limit, client authentication and error answers.
  */
 export function revokeEndpoint (fastify: FastifyInstance, deps: RevokeEndpointDeps): void {
-  const { path, bodyLimit, authenticateClient, tokens, refreshTokens, revocation, revocableAccessTokens, emit, docs } = deps
+  const { path, bodyLimit, authenticateClient, tokens, refreshTokens, revocation, revocableAccessTokens, emit, docs, sessions } = deps
 
   async function revokeRefreshToken (request: FastifyRequest, token: string, clientId: string): Promise<void> {
     const found = await refreshTokens?.find(token)
@@ -65,15 +68,22 @@ export function revokeEndpoint (fastify: FastifyInstance, deps: RevokeEndpointDe
 
   fastify.post(path, { bodyLimit, config: docs }, async function revoke (request, reply) {
     const form = readForm(request.body)
+    // A browser session's logout presents the cookie's token, CSRF-checked, and clears the cookie.
+    const presented = sessions?.present(request, form.token, true)
+    const token = presented === undefined ? form.token : presented.token
     const clientId = await authenticateClient(request, form)
-    const token = form.token
-    if (token === undefined) throw oauthError('invalid_request', 'The "token" parameter is required')
+    // RFC 7009 §2.2: a browser with no session left to end is answered as for an unknown token.
+    if (token === undefined && presented?.browser !== true) throw oauthError('invalid_request', 'The "token" parameter is required')
     // RFC 7009 §2.1: `token_type_hint` may be ignored when the type can be told from the token,
     // as it can here (a refresh token never parses as a JWT), and a wrong hint must not stop
     // the revocation.
-    if (refreshTokens !== undefined && isRefreshToken(token)) await revokeRefreshToken(request, token, clientId)
-    else await revokeAccessToken(request, token, clientId)
+    if (token !== undefined) {
+      if (refreshTokens !== undefined && isRefreshToken(token)) await revokeRefreshToken(request, token, clientId)
+      else await revokeAccessToken(request, token, clientId)
+    }
     reply.headers({ 'cache-control': 'no-store', pragma: 'no-cache' })
+    // The cookie goes whenever the logout relied on it, or found none.
+    if (presented?.browser === true && (presented.fromCookie || token === undefined)) (sessions as BrowserSessions).clear(reply)
     // RFC 7009 §2.2: the client ignores the body, but clients that insist on a JSON answer (as
     // simple-oauth2 does by default) refuse an empty one: an empty JSON object satisfies both.
     return reply.code(200).send({})

@@ -1,4 +1,6 @@
 import type { FastifyInstance } from 'fastify'
+import type { BrowserSessions } from '../browser/browser-sessions.js'
+import type { DeviceCookies } from '../browser/device-cookies.js'
 import { oauthError } from '../errors.js'
 import type { GrantHandler, TokenResponse } from '../grants/grant.js'
 import type { RouteDocConfig } from '../openapi.js'
@@ -14,26 +16,37 @@ export interface TokenEndpointDeps {
   /** The grant types served, by `grant_type` value. */
   grants: ReadonlyMap<string, GrantHandler>
   docs: RouteDocConfig
+  /** Present when browser sessions are on. */
+  sessions: BrowserSessions | undefined
+  /** Present when device cookies are on. */
+  devices: DeviceCookies | undefined
 }
 
 /**
  * The token endpoint (RFC 6749 §3.2), in the scope `setUpEndpointScope` prepared: reads the
  * form, authenticates the client, and hands the request to its grant type.
  */
-export function tokenEndpoint (fastify: FastifyInstance, { path, bodyLimit, authenticateClient, grants, docs }: TokenEndpointDeps): void {
+export function tokenEndpoint (fastify: FastifyInstance, { path, bodyLimit, authenticateClient, grants, docs, sessions, devices }: TokenEndpointDeps): void {
   const supported = `Supported grant types: ${[...grants.keys()].join(', ')}`
   refuseOtherMethods(fastify, path, 'token')
 
   fastify.post(path, { bodyLimit, config: docs }, async function token (request, reply): Promise<TokenResponse> {
-    const form = readForm(request.body)
+    let form = readForm(request.body)
+    // A browser session's page: CSRF-checked before anything else, and its refresh grant may
+    // present the token in the cookie rather than the body.
+    const refreshing = form.grant_type === 'refresh_token'
+    const presented = sessions?.present(request, refreshing ? form.refresh_token : undefined, refreshing)
+    if (presented?.fromCookie === true) form = { ...form, refresh_token: presented.token as string }
     const clientId = await authenticateClient(request, form)
     const grantType = form.grant_type
     if (grantType === undefined) throw oauthError('invalid_request', 'The "grant_type" parameter is required')
     const grant = grants.get(grantType)
     if (grant === undefined) throw oauthError('unsupported_grant_type', supported)
-    const body = await grant(request, form, clientId)
+    const issued = await grant(request, form, clientId)
     // RFC 6749 §5.1: token responses must not be cached.
     reply.headers({ 'cache-control': 'no-store', pragma: 'no-cache' })
-    return body
+    if (presented?.browser !== true) return issued.body
+    if (issued.device !== undefined) (devices as DeviceCookies).remember(reply, issued.device)
+    return (sessions as BrowserSessions).deliver(reply, issued)
   })
 }

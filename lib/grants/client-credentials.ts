@@ -28,8 +28,8 @@ export function createClientCredentialsGrant ({ clients, issue, emit }: ClientCr
     if (requested !== undefined && !requested.every((s) => allowed.includes(s))) {
       throw oauthError('invalid_scope', 'The requested scope exceeds what this client may be granted')
     }
-    const body = await issue(request, { kind: 'client', sub: client.id, clientId: client.id, scope: requested ?? [...allowed], requested })
+    const issued = await issue(request, { kind: 'client', sub: client.id, clientId: client.id, scope: requested ?? [...allowed], requested })
     emit(request, { type: 'client.token', clientId: client.id })
-    return body
+    return issued
   }
 }

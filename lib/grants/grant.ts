@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import type { UserRecord } from '../options/types.js'
+import type { Device } from '../throttle/login-throttle.js'
 
 /*
  * The shape every grant type shares: what it is handed (the request, its form and the client
@@ -44,7 +45,7 @@ export interface UserGrant extends GrantBase {
    * The refresh token to hand out: the successor a refresh grant rotated in, with its family's
    * id; or `undefined` to start a new family (when refresh tokens are on).
    */
-  refresh?: { token: string, familyId: string }
+  refresh?: { token: string, familyId: string, expiresAt: number }
 }
 
 /**
@@ -59,5 +60,14 @@ export interface ClientGrant extends GrantBase {
 /** What a grant decided, which the one issuing step turns into tokens. */
 export type Grant = UserGrant | ClientGrant
 
+/** What a grant hands the endpoint: the answer, and what the endpoint needs to deliver it. */
+export interface Issued {
+  body: TokenResponse
+  /** When the family of `body.refresh_token` ends (milliseconds), when there is one: a cookie's lifetime. */
+  refreshExpiresAt?: number
+  /** After a browser login with device cookies on: the device whose cookie to set. */
+  device?: Device
+}
+
 /** A grant type's handler, for a request whose client has already authenticated. */
-export type GrantHandler = (request: FastifyRequest, form: Form, clientId: string) => Promise<TokenResponse>
+export type GrantHandler = (request: FastifyRequest, form: Form, clientId: string) => Promise<Issued>

@@ -4,10 +4,10 @@ import type { UserRecord } from '../options/types.js'
 import type { CustomClaims } from '../tokens/claims.js'
 import type { RefreshTokens } from '../tokens/refresh-tokens.js'
 import type { TokenService } from '../tokens/token-service.js'
-import type { Grant, TokenResponse } from './grant.js'
+import type { Grant, Issued, TokenResponse } from './grant.js'
 
 /** Signs the tokens for what a grant decided, and builds the answer. */
-export type IssueTokens = (request: FastifyRequest, grant: Grant) => Promise<TokenResponse>
+export type IssueTokens = (request: FastifyRequest, grant: Grant) => Promise<Issued>
 
 /** What issuing tokens depends on. */
 export interface TokenIssuerDeps {
@@ -35,15 +35,17 @@ export function createTokenIssuer ({ tokens, refreshTokens, claims }: TokenIssue
     // to nothing, it is the empty string: the client must not think it got what it asked).
     if (requested === undefined ? scope.length > 0 : scope.length !== requested.length) body.scope = scope.join(' ')
     // RFC 6749 §4.4.3: no refresh token for a client's own token.
-    if (grant.kind === 'client') return body
-    let refreshToken = grant.refresh?.token
-    if (refreshToken === undefined && refreshTokens !== undefined) {
+    if (grant.kind === 'client') return { body }
+    let refresh = grant.refresh
+    if (refresh === undefined && refreshTokens !== undefined) {
       // Created only if the user was not revoked since `epoch`, atomically in the store: a login
       // whose password was checked before a "log out everywhere" returned starts no session.
-      refreshToken = await refreshTokens.start({ id: familyId as string, sub, username: grant.username, clientId, scope }, grant.epoch)
-      if (refreshToken === undefined) throw oauthError('invalid_grant', 'The user\'s sessions were revoked during this request; log in again')
+      const started = await refreshTokens.start({ id: familyId as string, sub, username: grant.username, clientId, scope }, grant.epoch)
+      if (started === undefined) throw oauthError('invalid_grant', 'The user\'s sessions were revoked during this request; log in again')
+      refresh = { ...started, familyId: familyId as string }
     }
-    if (refreshToken !== undefined) body.refresh_token = refreshToken
-    return body
+    if (refresh === undefined) return { body }
+    body.refresh_token = refresh.token
+    return { body, refreshExpiresAt: refresh.expiresAt }
   }
 }

@@ -6,7 +6,7 @@ import type { PasswordHasher } from '../password/hasher.js'
 import { LimiterFullError } from '../password/limiter.js'
 import { parseScope } from '../scope.js'
 import { sourceOf } from '../throttle/keys.js'
-import type { LoginThrottle } from '../throttle/login-throttle.js'
+import type { Device, LoginThrottle } from '../throttle/login-throttle.js'
 import type { IssueTokens } from './issue.js'
 import type { GrantHandler } from './grant.js'
 
@@ -22,6 +22,8 @@ export interface PasswordGrantDeps {
   /** Longest password accepted, in characters. */
   maxPasswordLength: number
   throttle: LoginThrottle
+  /** With device cookies on: the device of a browser login (`DeviceCookies.forLogin`). */
+  deviceOf: ((request: FastifyRequest, username: string) => Device | undefined) | undefined
   /**
    * The scopes this server offers, when the host listed them (the `scopes` option, and every
    * scope a route requires through `requireScopes`); `undefined` when it did not.
@@ -39,7 +41,7 @@ export interface PasswordGrantDeps {
  * checked, and settled after.
  */
 export function createPasswordGrant (deps: PasswordGrantDeps): GrantHandler {
-  const { findUser, onPasswordRehash, passwords, maxPasswordLength, throttle, offeredScopes, revocationEpoch, issue, emit } = deps
+  const { findUser, onPasswordRehash, passwords, maxPasswordLength, throttle, deviceOf, offeredScopes, revocationEpoch, issue, emit } = deps
 
   /** Hands a fresh hash to the host after the answer is on its way; a failure is only logged. */
   function rehash (request: FastifyRequest, user: UserRecord, password: string): void {
@@ -70,7 +72,8 @@ export function createPasswordGrant (deps: PasswordGrantDeps): GrantHandler {
       throw oauthError('invalid_scope', 'The requested scope is not offered by this server')
     }
 
-    const reservation = await throttle(username, sourceOf(request))
+    const device = deviceOf?.(request, username)
+    const reservation = await throttle(username, sourceOf(request), device)
     if (!('succeeded' in reservation)) {
       emit(request, { type: 'login.throttled', username, reason: reservation.limit })
       throw oauthError('too_many_requests', 'Too many failed logins; retry later', reservation.retryAfterMs / 1000)
@@ -111,8 +114,8 @@ export function createPasswordGrant (deps: PasswordGrantDeps): GrantHandler {
     const allowed = account.scopes ?? []
     const scope = requested === undefined ? [...allowed] : requested.filter((s) => allowed.includes(s))
     const sub = String(account.id ?? account.username)
-    const body = await issue(request, { user: account, username, sub, clientId, scope, requested, epoch })
+    const issued = await issue(request, { user: account, username, sub, clientId, scope, requested, epoch })
     emit(request, { type: 'login.success', username, clientId })
-    return body
+    return device === undefined ? issued : { ...issued, device }
   }
 }

@@ -89,10 +89,10 @@ export function createRefreshGrant ({ refreshTokens, findUser, revocationEpoch, 
 
     // Only an eligible token gets this far (any other is reuse), and it was admitted above.
     const { user, scope } = admitted as { user: UserRecord, scope: string[] }
-    const body = await issue(request, {
-      user, username: family.username, sub: family.sub, clientId, scope, requested, epoch, refresh: { token: next, familyId: family.id }
+    const issued = await issue(request, {
+      user, username: family.username, sub: family.sub, clientId, scope, requested, epoch, refresh: { token: next, familyId: family.id, expiresAt: family.expiresAt }
     })
     emit(request, { type: 'refresh.success', username: family.username, clientId, ...(outcome === 'retried' ? { reason: 'retry' } : {}) })
-    return body
+    return issued
   }
 }

@@ -17,6 +17,7 @@ export type AuthEventType =
   | 'refresh.reuse'
   | 'token.revoked'
   | 'store.full'
+  | 'csrf.refused'
 
 /**
  * One security event. It never carries a password, a hash or a token: only who (username,

@@ -74,6 +74,17 @@ export const DEFAULTS = frozen({
    */
   refreshTokenLifetimes: { idleTtl: 14 * DAY_SECONDS, absoluteTtl: 90 * DAY_SECONDS, retryGrace: 10 },
   revocableAccessTokens: false,
+  browserSessions: false,
+  /**
+   * The settings when `browserSessions` is on: the header a page sends (`x-token-delivery: cookie`),
+   * the refresh cookie's name, device cookies, and how many failed logins lock one device cookie out.
+   */
+  browserSessionOptions: {
+    header: 'x-token-delivery',
+    cookieName: '__Host-refresh-token',
+    deviceCookie: true,
+    deviceLockout: { max: 5, timeWindow: 15 * MINUTE }
+  },
   /** Verify-only mode checks `aud` against `audience` unless this says otherwise (RFC 9068 §4). */
   acceptAnyAudience: false,
   /** The settings when `revocableAccessTokens` is on: fail closed. */

@@ -3,6 +3,7 @@ import { DEFAULTS, defaultHashingConcurrency } from './defaults.js'
 import { fail, objectOrFalse, optionalString, path, wholeNumber } from './checks.js'
 import { SCOPE_TOKEN } from '../scope.js'
 import { checkClientPermissions } from './clients.js'
+import { checkBrowserSessions, type ResolvedBrowserSessions } from './browser-sessions.js'
 import type { AuthStore } from '../stores/types.js'
 import type {
   BackoffLimit, ClientRecord, FastifyTokenAuthOptions, PasswordOptions, RefreshTokenOptions, RevocableAccessTokenOptions, WindowLimit
@@ -43,6 +44,7 @@ export interface ResolvedOptions {
   refreshTokens: Required<RefreshTokenOptions> | false
   revocableAccessTokens: Required<RevocableAccessTokenOptions> | false
   revocationPath: string
+  browserSessions: ResolvedBrowserSessions | false
 }
 
 function windowLimit (name: string, value: WindowLimit | false | undefined, defaults: Required<WindowLimit>): Required<WindowLimit> | false {
@@ -199,6 +201,8 @@ export function resolveOptions (options: FastifyTokenAuthOptions): ResolvedOptio
   const issuer = optionalString('issuer', options.issuer)
   const audience = checkAudience(options.audience)
   checkVerifyOnly(keySource, findUser !== undefined, issuer, audience, options.acceptAnyAudience ?? DEFAULTS.acceptAnyAudience)
+  const throttle = checkLoginThrottle(options.loginThrottle)
+  const sessions = sessionOptions(options, tokenPath)
 
   return {
     keySource,
@@ -216,14 +220,15 @@ export function resolveOptions (options: FastifyTokenAuthOptions): ResolvedOptio
     password: checkPassword(options.password),
     onPasswordRehash,
     rateLimit: windowLimit('rateLimit', options.rateLimit, DEFAULTS.rateLimit),
-    ...checkLoginThrottle(options.loginThrottle),
+    ...throttle,
     bodyLimit: wholeNumber('bodyLimit', options.bodyLimit, DEFAULTS.bodyLimit, 1024 * 1024),
     store,
     onAuthEvent,
     scopes: checkScopeDescriptions(options.scopes),
     openapi: options.openapi ?? DEFAULTS.openapi,
     claims: options.claims,
-    ...sessionOptions(options, tokenPath)
+    ...sessions,
+    browserSessions: checkBrowserSessions(options.browserSessions, sessions.refreshTokens !== false, findUser !== undefined, throttle.perUsername !== false)
   }
 }
 

@@ -135,6 +135,36 @@ export interface RefreshTokenOptions {
   retryGrace?: number
 }
 
+/**
+ * Browser sessions (docs/browser-apps.md): a page that sends `x-token-delivery: cookie` gets the
+ * refresh token in an httpOnly cookie instead of the JSON body; other clients are unaffected.
+ */
+export interface BrowserSessionOptions {
+  /**
+   * The request header a page sends, with the value `cookie`, to have the refresh token in a
+   * cookie; it is also the CSRF proof, so it may not be a header a cross-site form or a simple
+   * request can carry. Default `x-token-delivery`.
+   */
+  header?: string
+  /**
+   * Origins besides the server's own whose pages may use the cookie, e.g.
+   * `['https://app.example.com']` (with @fastify/cors allowing them and credentials). Default none.
+   */
+  origins?: readonly string[]
+  /** The refresh cookie's name; it must start with `__Host-`. Default `__Host-refresh-token`. */
+  cookieName?: string
+  /**
+   * After a browser login, a signed device cookie naming the user, which makes the browser a known
+   * source for the login throttle (OWASP device cookies). Default `true`; needs
+   * `loginThrottle.perUsername`.
+   */
+  deviceCookie?: boolean
+  /** The HMAC key that signs device cookies, at least 32 bytes. Default 32 random bytes at start-up. */
+  deviceSecret?: string | Buffer
+  /** Failed logins with one device cookie before it stops counting as known; default 5 per 15 minutes. */
+  deviceLockout?: WindowLimit
+}
+
 /** How `authenticate` checks access tokens against the store. */
 export interface RevocableAccessTokenOptions {
   /**
@@ -254,6 +284,11 @@ export interface FastifyTokenAuthBaseOptions {
   store?: AuthStore
   /** Refresh tokens with rotation (RFC 6749 §6, RFC 9700 §4.14.2); off by default. */
   refreshTokens?: RefreshTokenOptions | boolean
+  /**
+   * Browser sessions: the refresh token in an httpOnly cookie for pages that ask for it, with a
+   * CSRF check and device cookies (docs/browser-apps.md). Needs `refreshTokens`. Off by default.
+   */
+  browserSessions?: BrowserSessionOptions | boolean
   /**
    * Revocable access tokens: `authenticate` asks the store about every token (one store read
    * per request), so `/revoke` and `revokeUserTokens` take effect before tokens expire. Off by default.

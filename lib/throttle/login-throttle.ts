@@ -20,8 +20,21 @@ export interface Refusal {
   limit: 'per_username_ip' | 'per_username' | 'per_client_ip'
 }
 
-/** Reserves a login attempt of `username` from `source` (see `sourceOf`). */
-export type LoginThrottle = (username: string, source: string) => Promise<Reservation | Refusal>
+/**
+ * A browser's device cookie at a login (OWASP "Slow down online guessing attacks with device
+ * cookies"): a source of its own, beside the address.
+ */
+export interface Device {
+  /** The account key (`accountKey`) the cookie names. */
+  account: string
+  /** The device's random id. */
+  id: string
+  /** The request presented a valid cookie of this account; otherwise the id is new, for the cookie a success sets. */
+  presented: boolean
+}
+
+/** Reserves a login attempt of `username` from `source` (see `sourceOf`), and from `device` when a browser has one. */
+export type LoginThrottle = (username: string, source: string, device?: Device) => Promise<Reservation | Refusal>
 
 /** Reserves a client authentication of `clientId` from `source`. */
 export type ClientThrottle = (clientId: string, source: string) => Promise<Reservation | Refusal>
@@ -34,6 +47,8 @@ export interface LoginThrottleDeps {
   /** Milliseconds a source stays known after a successful login. */
   knownSourceTtl: number
   caseSensitiveUsernames: boolean
+  /** Failed logins per (username, device cookie) before the cookie stops counting as known; absent without device cookies. */
+  deviceLockout?: Required<WindowLimit> | undefined
 }
 
 /**
@@ -50,40 +65,54 @@ export interface LoginThrottleDeps {
  *   out of their usual network. A success does not clear it: it would clear the attacker's
  *   count too. It ages out by time alone.
  *
+ * - Per (username, device cookie): a browser that presents a valid device cookie of the account
+ *   is a known source as an address is, once the user logged in with it within `knownSourceTtl`;
+ *   its own failures lock the cookie out (it is then an unknown source) for `deviceLockout`.
+ *
  * Each attempt is counted BEFORE its password is verified ("reserve, then settle"): a burst of
  * parallel guesses cannot all pass a check that only counts failures afterwards.
  *
  * Keys name the username whether or not it exists, so a 429 tells nothing about accounts.
  */
 export function createLoginThrottle (options: LoginThrottleDeps): LoginThrottle {
-  const { store, perUsername, perUsernameAndIp, knownSourceTtl, caseSensitiveUsernames } = options
+  const { store, perUsername, perUsernameAndIp, knownSourceTtl, caseSensitiveUsernames, deviceLockout } = options
   const backoff: ThrottleRule | undefined = perUsername === false
     ? undefined
     : { limit: perUsername.freeAttempts, windowMs: perUsername.timeWindow, backoff: { maxMs: perUsername.maxDelay } }
   const window: ThrottleRule | undefined = perUsernameAndIp === false
     ? undefined
     : { limit: perUsernameAndIp.max, windowMs: perUsernameAndIp.timeWindow }
+  const lockout: ThrottleRule | undefined = deviceLockout === undefined ? undefined : { limit: deviceLockout.max, windowMs: deviceLockout.timeWindow }
 
-  return async function reserve (username, source) {
+  return async function reserve (username, source, device) {
     const now = Date.now()
     const account = accountKey(username, caseSensitiveUsernames)
     const userKey = `login:u:${account}`
     const pairKey = `login:us:${account}:${source}`
+    // Device cookies stand beside the per-username backoff alone: they are only made while it
+    // is on, and always with a `deviceLockout`.
+    const deviceSource = device === undefined ? undefined : `device:${device.id}`
+    const deviceKey = device?.presented === true ? `login:ud:${account}:${device.id}` : undefined
     let userTaken = false
-    // The per-username backoff first: spread over many addresses, a brute force on one username
+    // A presented cookie's own attempts first: one it has failed too often is no known source.
+    const deviceTaken = deviceKey !== undefined && (await store.reserve(deviceKey, lockout as ThrottleRule, now)).allowed
+    const releaseDevice = async (): Promise<void> => { if (deviceTaken) await store.release(deviceKey as string) }
+    // The per-username backoff next: spread over many addresses, a brute force on one username
     // is refused by that one hot key (and one look-up of the source), without a key written for
     // every address. A known source's attempts count here too, but are never refused here.
     if (backoff !== undefined) {
       const result = await store.reserve(userKey, backoff, now)
       userTaken = result.allowed
-      if (!result.allowed && !await store.isKnownSource(account, source, now)) {
+      if (!result.allowed && !await store.isKnownSource(account, source, now) &&
+        !(deviceTaken && await store.isKnownSource(account, deviceSource as string, now))) {
+        await releaseDevice()
         return { retryAfterMs: result.retryAfterMs, limit: 'per_username' }
       }
     }
     if (window !== undefined) {
       const result = await store.reserve(pairKey, window, now)
       if (!result.allowed) {
-        if (userTaken) await store.release(userKey)
+        await Promise.all([userTaken ? store.release(userKey) : undefined, releaseDevice()])
         return { retryAfterMs: result.retryAfterMs, limit: 'per_username_ip' }
       }
     }
@@ -92,14 +121,17 @@ export function createLoginThrottle (options: LoginThrottleDeps): LoginThrottle 
         // A success is no failure: its own per-username count is taken back, and no other.
         await Promise.all([
           window === undefined ? undefined : store.reset(pairKey),
-          userTaken ? store.release(userKey) : undefined
+          userTaken ? store.release(userKey) : undefined,
+          deviceTaken ? store.reset(deviceKey as string) : undefined
         ])
         if (backoff !== undefined) await store.rememberSource(account, source, knownSourceTtl, Date.now())
+        if (deviceSource !== undefined) await store.rememberSource(account, deviceSource, knownSourceTtl, Date.now())
       },
       async cancelled () {
         await Promise.all([
           window === undefined ? undefined : store.release(pairKey),
-          userTaken ? store.release(userKey) : undefined
+          userTaken ? store.release(userKey) : undefined,
+          releaseDevice()
         ])
       }
     }

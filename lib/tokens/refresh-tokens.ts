@@ -53,10 +53,11 @@ export interface RefreshTokens {
   /** A fresh family id. */
   newFamilyId: () => string
   /**
-   * Starts a family for a fresh login and returns its first refresh token; `undefined`, with
-   * nothing stored, when the user was logged out everywhere after the grant read `epoch`.
+   * Starts a family for a fresh login and returns its first refresh token and when the family
+   * ends (milliseconds); `undefined`, with nothing stored, when the user was logged out
+   * everywhere after the grant read `epoch`.
    */
-  start: (grant: FamilyGrant, epoch: number) => Promise<string | undefined>
+  start: (grant: FamilyGrant, epoch: number) => Promise<{ token: string, expiresAt: number } | undefined>
   /** The live family a presented token names, or `undefined` (malformed, unknown, ended). */
   find: (token: string) => Promise<FoundToken | undefined>
   /**
@@ -103,7 +104,7 @@ export function createRefreshTokens ({ store, idleTtl, absoluteTtl, retryGrace, 
       const userKey = userKeyOf(sub)
       const token = newToken(userKey, id)
       const family: RefreshFamily = { id, userKey, sub, username, clientId, scope: [...scope], createdAt: now, expiresAt: now + absoluteTtl * 1000 }
-      return await store.createRefreshFamily(family, hashOf(token), idleMs, now, epoch) ? token : undefined
+      return await store.createRefreshFamily(family, hashOf(token), idleMs, now, epoch) ? { token, expiresAt: family.expiresAt } : undefined
     },
 
     async find (token) {

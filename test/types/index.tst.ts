@@ -55,6 +55,9 @@ test('the options', () => {
   expect(app.register(tokenAuth, { secret, tokenPth: '/login' })).type.toRaiseError('tokenPth')
   expect(app.register(tokenAuth, { secret, scopes: { admin: true } })).type.toRaiseError()
   expect(app.register(tokenAuth, { secret, openapi: 'yes' })).type.toRaiseError()
+  expect(app.register(tokenAuth, { secret, findUser, refreshTokens: true, browserSessions: { origins: ['https://app.example.com'], deviceLockout: { max: 3 } } })).type.not.toRaiseError()
+  expect(app.register(tokenAuth, { secret, refreshTokens: true, browserSessions: { origins: 'https://app.example.com' } })).type.toRaiseError()
+  expect(app.register(tokenAuth, { secret, refreshTokens: true, browserSessions: { deviceCookie: 'on' } })).type.toRaiseError()
   expect(app.register(tokenAuth, { secret, findUser: async () => ({ username: 'u' }) })).type.toRaiseError('passwordHash')
   // The extra claims must be the ones declared in CustomClaims.
   expect(app.register(tokenAuth, { secret, claims: () => ({ tenants: 't1' }) })).type.toRaiseError()
