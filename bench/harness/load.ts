@@ -114,8 +114,14 @@ export async function load (server: BenchServer | undefined, options: LoadOption
  */
 export async function alternate (server: BenchServer, loads: LoadOptions[], seconds: number, rounds: number): Promise<LoadResult[]> {
   const runs: Measure[][] = loads.map(() => [])
+  const order = [...loads.keys()]
   for (let round = 0; round < rounds; round++) {
-    for (const [i, options] of loads.entries()) runs[i]?.push(await measure(options.server ?? server, { ...options, duration: seconds / rounds }))
+    // Forwards, then backwards: a drift across a round, or a turn that gains or loses by what ran
+    // just before it, falls on every load alike instead of always on the same one.
+    for (const i of round % 2 === 0 ? order : [...order].reverse()) {
+      const options = loads[i] as LoadOptions
+      runs[i]?.push(await measure(options.server ?? server, { ...options, duration: seconds / rounds }))
+    }
   }
   return runs.map(summarize)
 }
