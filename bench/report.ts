@@ -9,7 +9,7 @@ import { rate, type LoadResult } from './harness/load.js'
 import { CONNECTIONS, PROBE_INTERVAL_MS } from './harness/settings.js'
 import type { Results } from './results.js'
 import { FLOOD_CONNECTIONS, type FloodFigures, type FloodRun } from './scenarios/flood.js'
-import { int, loginsPerSecond, mb, ms, notes, ratio, us } from './targets.js'
+import { floodModes, int, loginsPerSecond, mb, ms, notes, ratio, us } from './targets.js'
 
 const pct = (n: number): string => Number.isFinite(n) ? `${Math.round(n * 100)} %` : '–'
 
@@ -54,7 +54,7 @@ function table (r: Results): string {
     loadRow(`login flood: \`POST /token\`, ${int(f.offered)} a second from ${f.connections} connections`, f.token, '200',
       `${int(rate(f.token, '200'))} × 200 and ${int(rate(f.token, '503'))} × 503 per second`, int(rate(f.token, '200') + rate(f.token, '503')))
   }
-  for (const [mode, flood] of [['unpinned', r.flood50], ['server on one core', r.flood50Pinned]] as const) {
+  for (const [mode, flood] of floodModes(r)) {
     if (flood !== undefined && !('skipped' in flood)) floodRows(row, loadRow, mode, flood)
   }
   if (r.publicThrottled !== undefined) {

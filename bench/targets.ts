@@ -14,6 +14,9 @@ export const ratio = (n: number): string => Number.isFinite(n) ? n.toFixed(2) : 
 /** Microseconds: a tenth where a request costs tens of them, so that 13 and 15 are not read as 13 and 13. */
 export const us = (n: number): string => Number.isFinite(n) && n < 100 ? n.toFixed(1) : int(n)
 
+/** The 50-connection floods by the name of their mode, as the targets, notes and table name them. */
+export const floodModes = (r: Results): Array<[string, Results['flood50']]> => [['unpinned', r.flood50], ['server on one core', r.flood50Pinned]]
+
 /** Logins served a second during a flood. */
 export const loginsPerSecond = (run: { token: Parameters<typeof rate>[0] }): number => rate(run.token, '200')
 
@@ -46,7 +49,7 @@ export function targets (r: Results): Target[] {
     check('fixed-rate flood: /protected p99 ÷ idle', x, 5, '<=',
       `GET /protected p99 under the login flood <= 5 × idle: ${ratio(x)} (${ms(r.flood.probe.p99)} vs ${ms(r.idle.probe.p99)} ms)`)
   }
-  for (const [mode, flood] of [['unpinned', r.flood50], ['server on one core', r.flood50Pinned]] as const) {
+  for (const [mode, flood] of floodModes(r)) {
     if (flood === undefined || 'skipped' in flood) continue
     floodTargets(check, mode, flood)
   }
@@ -115,7 +118,7 @@ export function notes (r: Results): string[] {
     lines.push(`NOTE GET /protected probe p99 ÷ p50 with the server idle: ${ratio(r.idle.probe.p99 / r.idle.probe.p50)} ` +
       `(${ms(r.idle.probe.p99)} vs ${ms(r.idle.probe.p50)} ms): the tail this machine gives a request when nothing floods it`)
   }
-  for (const [mode, flood] of [['unpinned', r.flood50], ['server on one core', r.flood50Pinned]] as const) {
+  for (const [mode, flood] of floodModes(r)) {
     if (flood !== undefined && !('skipped' in flood)) lines.push(floodProbeNote(mode, flood))
   }
   if (r.flood50Pinned !== undefined && 'skipped' in r.flood50Pinned) lines.push(`NOTE the ${FLOOD_CONNECTIONS}-connection flood with the server on one core was skipped: ${r.flood50Pinned.skipped}`)

@@ -40,31 +40,38 @@ export interface FloodFigures {
 
 export type FloodMode = { pinned: false } | { pinned: true }
 
-/** One server under the flood, probed once the flood is under way. */
+const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+/**
+ * The flood on `server` for `warm` + `seconds`, in a worker thread so that its client work does
+ * not delay what is measured beside it; resolves once `warm` has passed, with the flood's result.
+ */
+async function floodFor (server: BenchServer, warm: number, seconds: number): Promise<{ flood: Promise<LoadResult> }> {
+  const flood = load(undefined, {
+    url: `${server.url}/token`, method: 'POST', headers: FORM, body: RIGHT, connections: FLOOD_CONNECTIONS, duration: warm + seconds, workers: 1
+  })
+  await sleep(warm * 1000)
+  return { flood }
+}
+
+/** One server under the flood, probed once the flood is under way; then under it again with /protected loaded. */
 async function floodOne (name: string, server: BenchServer, { time }: Settings): Promise<FloodRun> {
   const token = (await login(server.url)).access_token as string
   log(`${name}: ${FLOOD_CONNECTIONS} connections flood POST /token; GET /protected probed after ${time.warm} s`)
-  // In a worker thread, so that the flood's client work does not delay the probe.
-  const flood = load(undefined, {
-    url: `${server.url}/token`, method: 'POST', headers: FORM, body: RIGHT, connections: FLOOD_CONNECTIONS, duration: time.warm + time.run, workers: 1
-  })
-  await new Promise((resolve) => setTimeout(resolve, time.warm * 1000))
+  const first = await floodFor(server, time.warm, time.run)
   const window = await probeWithEventLoopDelay(server, token, time.run)
-  const result = await flood
+  const result = await first.flood
   expect(`${name}: the login flood`, result, '200')
-  const loaded = time.run / 2
   log(`${name}: the flood again, with ${FLOOD_CONNECTIONS} connections on GET /protected after ${time.warm} s`)
-  const again = load(undefined, {
-    url: `${server.url}/token`, method: 'POST', headers: FORM, body: RIGHT, connections: FLOOD_CONNECTIONS, duration: time.warm + loaded, workers: 1
-  })
-  await new Promise((resolve) => setTimeout(resolve, time.warm * 1000))
+  const loaded = time.run / 2
+  const again = await floodFor(server, time.warm, loaded)
   // In the bench's main thread, so that every response time is kept (a worker gives only
   // autocannon's whole-millisecond histogram).
   const protectedLoad = await load(server, {
     url: `${server.url}/protected`, headers: { authorization: `Bearer ${token}` }, connections: FLOOD_CONNECTIONS, duration: loaded
   })
   expect(`${name}: GET /protected during the flood`, protectedLoad, '200')
-  await again
+  await again.flood
   return { ...window, token: result, protectedLoad }
 }
 
@@ -97,7 +104,7 @@ export async function runFlood (settings: Settings, hashing: HashingBounds, pinn
     }
     // Logins the floods left in a server's queue (or, on the peer, in libuv's) are still hashed
     // once their connections are gone: let them finish before the core is measured again.
-    if (pinned || raw === undefined) await new Promise((resolve) => setTimeout(resolve, settings.smoke ? 0 : SETTLE_MS))
+    if (pinned || raw === undefined) await sleep(settings.smoke ? 0 : SETTLE_MS)
     const rawArgon2PerSecond = pinned || raw === undefined ? (before + await measureRaw('after them')) / 2 : raw
     return { rawArgon2PerSecond, ...figures }
   })
