@@ -1,4 +1,5 @@
 import t from 'tap'
+import { getEventListeners } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createLimiter, LimiterFullError } from '../lib/password/limiter.js'
 
@@ -81,4 +82,71 @@ t.test('a long queue drains first in, first out', async (t) => {
   await Promise.all(waiters)
   t.equal(order.length, count)
   t.ok(order.every((n, i) => n === i), 'in the order they came')
+})
+
+t.test('a waiter whose caller gives up is refused at once, gives its place back and never runs', async (t) => {
+  const limiter = createLimiter(1, 2, 60_000)
+  const first = held()
+  const running = limiter.run(first.task)
+  const ran: string[] = []
+  const leaving = new AbortController()
+  const left = limiter.run(async () => { ran.push('left') }, leaving.signal)
+  const stays = new AbortController()
+  const waiting = limiter.run(async () => { ran.push('stayed') }, stays.signal)
+  t.equal(limiter.full, true, 'two waiting: the queue is full')
+  leaving.abort()
+  await t.rejects(left, LimiterFullError, 'refused as soon as its caller went')
+  t.equal(limiter.full, false, 'its place in the queue is free again')
+  const third = limiter.run(async () => { ran.push('third') })
+  t.equal(limiter.full, true)
+  t.equal(getEventListeners(leaving.signal, 'abort').length, 0, 'nothing still listens to the signal of the one that left')
+  first.release()
+  await running
+  await waiting
+  await third
+  t.same(ran, ['stayed', 'third'], 'the one that left never ran; the others ran in order')
+  t.equal(getEventListeners(stays.signal, 'abort').length, 0, 'a started task no longer listens to its signal')
+})
+
+t.test('a caller already gone is refused, slot or no slot; one that leaves after its start is not stopped', async (t) => {
+  const limiter = createLimiter(1, 10, 60_000)
+  let ran = false
+  await t.rejects(limiter.run(async () => { ran = true }, AbortSignal.abort()), LimiterFullError, 'refused with the slot free')
+  const first = held()
+  const running = limiter.run(first.task)
+  await t.rejects(limiter.run(async () => { ran = true }, AbortSignal.abort()), LimiterFullError, 'refused at once with the slot taken')
+  t.notOk(ran)
+  t.equal(limiter.full, false)
+  first.release()
+  await running
+  const started = new AbortController()
+  const second = held()
+  const task = limiter.run(async () => { await second.task(); return 'ran' }, started.signal)
+  started.abort()
+  second.release()
+  t.equal(await task, 'ran')
+})
+
+t.test('waiters that left are passed over when a slot frees and when the wait runs out', async (t) => {
+  const limiter = createLimiter(1, 10, 50)
+  const first = held()
+  const running = limiter.run(first.task)
+  const callers = Array.from({ length: 4 }, () => new AbortController())
+  const results = callers.map((c, i) => limiter.run(async () => i, c.signal).catch((error: Error) => error.message))
+  callers[0]?.abort()
+  callers[2]?.abort()
+  // The others wait out maxWait: the expiry passes over the ones that left.
+  t.same(await Promise.all(results), ['its caller has gone', 'waited too long for a slot', 'its caller has gone', 'waited too long for a slot'])
+  first.release()
+  await running
+  t.equal(limiter.full, false)
+  const callers2 = Array.from({ length: 3 }, () => new AbortController())
+  const holder = held()
+  const running2 = limiter.run(holder.task)
+  const results2 = callers2.map((c, i) => limiter.run(async () => i, c.signal).catch((error: Error) => error.message))
+  callers2[0]?.abort()
+  callers2[1]?.abort()
+  holder.release()
+  await running2
+  t.same(await Promise.all(results2), ['its caller has gone', 'its caller has gone', 2], 'the freed slot went to the one still waiting')
 })

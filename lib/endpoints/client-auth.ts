@@ -87,7 +87,7 @@ export function createClientAuthenticator ({ clients, defaultClientId, publicCli
     }
     let ok: boolean
     try {
-      ok = await passwords.check(client?.secretHash, credentials.secret)
+      ok = await passwords.check(client?.secretHash, credentials.secret, request)
     } catch (error) {
       await reservation?.cancelled()
       throw error

@@ -88,7 +88,7 @@ export function createPasswordGrant (deps: PasswordGrantDeps): GrantHandler {
       epoch = await revocationEpoch()
       user = await findUser(username, request)
       const hash = typeof user?.passwordHash === 'string' ? user.passwordHash : undefined
-      ok = await passwords.check(hash, rawPassword)
+      ok = await passwords.check(hash, rawPassword, request)
     } catch (error) {
       await reservation.cancelled()
       throw error

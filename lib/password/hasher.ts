@@ -1,10 +1,11 @@
 import argon2 from 'argon2'
 import { randomBytes } from 'node:crypto'
-import type { FastifyBaseLogger } from 'fastify'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { createBcryptVerifier, isBcryptHash } from './bcrypt.js'
 import { createLimiter, LimiterFullError, type Limiter } from './limiter.js'
 import { oauthError } from '../errors.js'
 import { DEFAULTS } from '../options/defaults.js'
+import { watchClient } from '../util/client-gone.js'
 import type { PasswordOptions } from '../options/types.js'
 
 /** argon2id parameters; the defaults are OWASP's minimum (m = 19 MiB, t = 2, p = 1). */
@@ -70,9 +71,12 @@ export interface PasswordHasher {
   verify: (hash: string | undefined, password: string) => Promise<boolean>
   /**
    * `verify` for the token endpoints: a saturated pool rejects with the OAuth2 answer, 503
-   * `temporarily_unavailable` with `Retry-After` (RFC 6749 §5.2 lets a server say so).
+   * `temporarily_unavailable` with `Retry-After` (RFC 6749 §5.2 lets a server say so). A login
+   * whose client goes while it waits for a slot is dropped without being hashed (and gets the
+   * same answer, which no one reads): a flood of logins sent and given up at once cannot spend
+   * the hashing on no one while the users who wait for an answer wait longer.
    */
-  check: (hash: string | undefined, password: string) => Promise<boolean>
+  check: (hash: string | undefined, password: string, request: FastifyRequest) => Promise<boolean>
   /** Hashes with the configured parameters, through the same bound. */
   hash: (password: string) => Promise<string>
   needsRehash: (hash: string) => boolean
@@ -88,21 +92,24 @@ export async function createPasswordHasher (options: Required<PasswordOptions>, 
   const limiter = createLimiter(options.maxConcurrent, options.maxQueue, options.maxWait)
   const dummyHash = await hashPassword(randomBytes(16).toString('base64url'), parameters)
   const verifyBcrypt = createBcryptVerifier(log)
-  const verify = (hash: string | undefined, password: string): Promise<boolean> => limiter.run(async () => {
+  const verify = (hash: string | undefined, password: string, signal?: AbortSignal): Promise<boolean> => limiter.run(async () => {
     if (hash !== undefined && isBcryptHash(hash)) return await verifyBcrypt(hash, password)
     const ok = await verifyPassword(hash ?? dummyHash, password)
     return ok && hash !== undefined
-  })
+  }, signal)
   return {
     limiter,
     verify,
-    async check (hash, password) {
+    async check (hash, password, request) {
+      const client = watchClient(request)
       try {
-        return await verify(hash, password)
+        return await verify(hash, password, client.signal)
       } catch (error) {
         if (error instanceof LimiterFullError) throw oauthError('temporarily_unavailable', 'The server is busy; retry later', 1)
         /* c8 ignore next 2 -- verify resolves false for every bad input; this is for a bug */
         throw error
+      } finally {
+        client.stop()
       }
     },
     hash: (password) => limiter.run(() => hashPassword(password, parameters)),

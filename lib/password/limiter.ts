@@ -1,4 +1,7 @@
-/** Thrown by a limiter whose running slots and queue are all taken, or whose wait ran out. */
+/**
+ * Thrown by a limiter whose running slots and queue are all taken, whose wait ran out, or whose
+ * caller gave up (its `signal` aborted) while it waited.
+ */
 export class LimiterFullError extends Error {
   override name = 'LimiterFullError'
 }
@@ -8,7 +11,12 @@ export class LimiterFullError extends Error {
  * `maxWait` ms: a task still waiting then is refused without having run.
  */
 export interface Limiter {
-  run: <T>(task: () => Promise<T>) => Promise<T>
+  /**
+   * A task whose `signal` has aborted (its client has gone, say) is refused without running; one
+   * whose signal aborts while it waits is refused then, and gives its place in the queue back: no
+   * slot goes to work that no one waits for any more. A task that has started is not stopped.
+   */
+  run: <T>(task: () => Promise<T>, signal?: AbortSignal) => Promise<T>
   /** True when neither a slot nor a queue place is free. */
   readonly full: boolean
 }
@@ -18,6 +26,8 @@ interface Waiter {
   deadline: number
   start: () => void
   refuse: (error: LimiterFullError) => void
+  /** Its caller gave up: it was refused then, and is dropped when it reaches the head. */
+  gone: boolean
 }
 
 /**
@@ -32,9 +42,11 @@ export function createLimiter (maxConcurrent: number, maxQueue: number, maxWait:
   // deadlines are in queue order, and one timer, set for the oldest, serves the whole queue.
   let queue: Waiter[] = []
   let head = 0
+  // How many waiters in the queue are gone: they hold no place in it.
+  let gone = 0
   let timer: NodeJS.Timeout | undefined
 
-  const waiting = (): number => queue.length - head
+  const waiting = (): number => queue.length - head - gone
 
   function take (): Waiter | undefined {
     const waiter = queue[head]
@@ -55,7 +67,9 @@ export function createLimiter (maxConcurrent: number, maxQueue: number, maxWait:
     timer = undefined
     const now = performance.now()
     while (head < queue.length && (queue[head] as Waiter).deadline <= now) {
-      (take() as Waiter).refuse(new LimiterFullError('waited too long for a slot'))
+      const waiter = take() as Waiter
+      if (waiter.gone) gone -= 1
+      else waiter.refuse(new LimiterFullError('waited too long for a slot'))
     }
     arm()
   }
@@ -69,7 +83,11 @@ export function createLimiter (maxConcurrent: number, maxQueue: number, maxWait:
 
   function next (): void {
     running -= 1
-    const waiter = take()
+    let waiter = take()
+    while (waiter?.gone === true) {
+      gone -= 1
+      waiter = take()
+    }
     if (waiter === undefined) {
       if (timer !== undefined) {
         clearTimeout(timer)
@@ -81,17 +99,35 @@ export function createLimiter (maxConcurrent: number, maxQueue: number, maxWait:
     waiter.start()
   }
 
+  /** Waits for a slot: `start` gives it, `refuse` or the signal takes the waiter out. */
+  async function wait (signal: AbortSignal | undefined): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = { deadline: performance.now() + maxWait, start: resolve, refuse: reject, gone: false }
+      if (signal !== undefined) {
+        const leave = (): void => {
+          waiter.gone = true
+          gone += 1
+          reject(new LimiterFullError('its caller has gone'))
+        }
+        signal.addEventListener('abort', leave, { once: true })
+        // The listener must not outlive the wait: a keep-alive connection serves many requests.
+        waiter.start = () => { signal.removeEventListener('abort', leave); resolve() }
+        waiter.refuse = (error) => { signal.removeEventListener('abort', leave); reject(error) }
+      }
+      queue.push(waiter)
+      arm()
+    })
+  }
+
   return {
     get full () {
       return running >= maxConcurrent && waiting() >= maxQueue
     },
-    async run (task) {
+    async run (task, signal) {
+      if (signal?.aborted === true) throw new LimiterFullError('its caller has gone')
       if (running >= maxConcurrent) {
         if (waiting() >= maxQueue) throw new LimiterFullError('too many tasks waiting')
-        await new Promise<void>((resolve, reject) => {
-          queue.push({ deadline: performance.now() + maxWait, start: resolve, refuse: reject })
-          arm()
-        })
+        await wait(signal)
       } else {
         running += 1
       }
