@@ -63,7 +63,7 @@ async function main (): Promise<number> {
     results.hashing.parameters = argon2Parameters
   }
   if (ONLY.has('flood')) {
-    results.flood50 = await runFlood(SETTINGS, results.hashing, false, results.rawArgon2PerSecond)
+    results.flood50 = await runFlood(SETTINGS, results.hashing, false)
     results.flood50Pinned = await runFlood(SETTINGS, results.hashing, true)
   }
   if (ONLY.has('throttled')) Object.assign(results, await runThrottled(SETTINGS))

@@ -2,8 +2,9 @@
  * Logins under a flood, against the hand-written peer: 50 connections send the right password
  * to /token as fast as they are answered (a closed loop), throttling off, while a probe times
  * GET /protected and the server's event-loop delay is read over the same seconds; then the flood
- * again, with 50 connections of their own on GET /protected, as the issue measured it. Run once
- * with the servers unpinned and once with each server on one core (the bench's client on another).
+ * again, with 50 connections of their own on GET /protected, as the issue measured it. The logins
+ * a second are then measured in short turns that alternate with argon2 alone. Run once with the
+ * servers unpinned and once with each server on one core (the bench's client on another).
  */
 import { expect, load, type LoadResult } from '../harness/load.js'
 import { log } from '../harness/log.js'
@@ -17,12 +18,23 @@ import type { HashingBounds, Settings } from '../harness/settings.js'
 /** The issue's flood: this many connections, each sending its next login when answered. */
 export const FLOOD_CONNECTIONS = 50
 
-/** Long enough for a core to hash the 50 logins a flood can leave behind. */
-const SETTLE_MS = 3000
+/**
+ * Rounds of the login turns: argon2 alone, the flood on our server, the flood on the peer, in that
+ * order and then in the reverse one. A shared VM's core hashes a fifth faster or slower from one
+ * ten seconds to the next (bench/README.md): measured minutes apart, the limit and the logins
+ * compared a fast spell with a slow one.
+ */
+const LOGIN_ROUNDS = 4
+/** Seconds of each login turn. */
+const LOGIN_TURN = 2
+/** The most a server is waited for to finish the logins a turn left in its queue. */
+const SETTLE_MAX_MS = 5000
 
 export interface FloodRun extends LatencyWindow {
-  /** The flood's answers: 200s are the logins served. */
+  /** The first flood's answers (under the probe): 200s are the logins served. */
   token: LoadResult
+  /** Logins a second over the login turns, in which this server had the core(s) to itself. */
+  loginsPerSecond: number
   /**
    * GET /protected from FLOOD_CONNECTIONS connections of its own, each sending its next request
    * when answered, during a second run of the same flood: the issue's measurement (wrk on
@@ -32,8 +44,13 @@ export interface FloodRun extends LatencyWindow {
 }
 
 export interface FloodFigures {
-  /** argon2.verify alone, with the same CPUs the server had, and as many at once as its pool. */
+  /**
+   * argon2.verify alone, with the same CPUs the server had, and as many at once as its pool,
+   * over the login turns it alternated with.
+   */
   rawArgon2PerSecond: number
+  /** How many login turns each figure is summed over, and the seconds of each. */
+  loginTurns: { count: number, seconds: number }
   ours: FloodRun
   peer: FloodRun
 }
@@ -41,6 +58,59 @@ export interface FloodFigures {
 export type FloodMode = { pinned: false } | { pinned: true }
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+/** The server's CPU time so far, in ms. */
+async function cpuMs (server: BenchServer): Promise<number> {
+  const { cpuUser, cpuSystem } = await server.stats()
+  return (cpuUser + cpuSystem) / 1000
+}
+
+/**
+ * Waits until `server` is idle (less than 5 ms of CPU in 100 ms): once its flood has stopped, our
+ * server drops the logins whose clients went, but the peer hashes all it had queued.
+ */
+async function settle (server: BenchServer): Promise<void> {
+  const deadline = performance.now() + SETTLE_MAX_MS
+  let last = await cpuMs(server)
+  while (performance.now() < deadline) {
+    await sleep(100)
+    const now = await cpuMs(server)
+    if (now - last < 5) return
+    last = now
+  }
+}
+
+/**
+ * Logins a second of each server under the flood, and argon2 alone, measured in turns of
+ * LOGIN_TURN seconds, in the order raw, ours, peer and back: every figure spans the same spells
+ * of the machine. Each server is idle again before the next turn starts.
+ */
+async function loginTurns (servers: [BenchServer, BenchServer], raw: (seconds: number) => Promise<number>, smoke: boolean): Promise<{ raw: number, logins: [number, number], turns: FloodFigures['loginTurns'] }> {
+  const turn = smoke ? 0.5 : LOGIN_TURN
+  const rounds = smoke ? 1 : LOGIN_ROUNDS
+  let hashed = 0
+  let rawSeconds = 0
+  const served: [number, number] = [0, 0]
+  const seconds: [number, number] = [0, 0]
+  for (let round = 0; round < rounds; round++) {
+    const order = ['raw', 0, 1] as const
+    for (const which of round % 2 === 0 ? order : [...order].reverse()) {
+      if (which === 'raw') {
+        hashed += await raw(turn) * turn
+        rawSeconds += turn
+        continue
+      }
+      const server = servers[which]
+      const result = await load(undefined, {
+        url: `${server.url}/token`, method: 'POST', headers: FORM, body: RIGHT, connections: FLOOD_CONNECTIONS, duration: turn, workers: 1
+      })
+      served[which] += result.statuses['200'] ?? 0
+      seconds[which] += result.seconds
+      await settle(server)
+    }
+  }
+  return { raw: hashed / rawSeconds, logins: [served[0] / seconds[0], served[1] / seconds[1]], turns: { count: rounds, seconds: turn } }
+}
 
 /**
  * The flood on `server` for `warm` + `seconds`, in a worker thread so that its client work does
@@ -72,14 +142,11 @@ async function floodOne (name: string, server: BenchServer, { time }: Settings):
   })
   expect(`${name}: GET /protected during the flood`, protectedLoad, '200')
   await again.flood
-  return { ...window, token: result, protectedLoad }
+  return { ...window, token: result, loginsPerSecond: Number.NaN, protectedLoad }
 }
 
-/**
- * The flood on our example server and on the peer, unpinned or each on one core. `raw` is the
- * unpinned argon2 rate when the run has measured it already.
- */
-export async function runFlood (settings: Settings, hashing: HashingBounds, pinned: boolean, raw?: number): Promise<FloodFigures | { skipped: string }> {
+/** The flood on our example server and on the peer, unpinned or each on one core. */
+export async function runFlood (settings: Settings, hashing: HashingBounds, pinned: boolean): Promise<FloodFigures | { skipped: string }> {
   const mode = pinned ? 'pinned' : 'unpinned'
   const run = async (): Promise<FloodFigures> => await withServers([
     [`flood-${mode}`, { RATE_LIMIT: 'off' }, { pinned }],
@@ -87,26 +154,24 @@ export async function runFlood (settings: Settings, hashing: HashingBounds, pinn
   ], async ([ours, peer]) => {
     // On one core the server's pool has one slot: the limit is one hash at a time on one core.
     const concurrency = pinned ? 1 : hashing.maxConcurrent
-    // A shared VM's core runs faster or slower from one minute to the next: the limit is measured
-    // half before the floods and half after, and the two averaged, so that a slow or fast spell
-    // during one of them does not decide the ratio alone. Pinned, it is measured on the servers'
-    // own core, while they idle: the cores of a VM need not be equally fast (on the machine of
-    // bench/README.md's figures, one hashed a quarter slower than the other).
-    const measureRaw = async (when: string): Promise<number> => {
-      log(`flood (${mode}): raw argon2.verify, ${concurrency} at once, ${when}${pinned ? `, on the servers' core (CPU ${SERVER_CPU})` : ''}`)
-      const measure = async (): Promise<number> => (await rawArgon2(concurrency, settings.time.raw / 2)).perSecond
+    // Pinned, the limit is measured on the servers' own core, while they idle: the cores of a VM
+    // need not be equally fast (on the machine of bench/README.md's figures, one hashed a quarter
+    // slower than the other).
+    const raw = async (seconds: number): Promise<number> => {
+      const measure = async (): Promise<number> => (await rawArgon2(concurrency, seconds)).perSecond
       return pinned ? await withBenchPinned(SERVER_CPU, measure) : await measure()
     }
-    const before = pinned || raw === undefined ? await measureRaw('before the floods') : raw
+    const servers = [ours, peer] as [BenchServer, BenchServer]
     const figures = {
-      ours: await floodOne(`flood-${mode}`, ours as BenchServer, settings),
-      peer: await floodOne(`flood-${mode}-peer`, peer as BenchServer, settings)
+      ours: await floodOne(`flood-${mode}`, servers[0], settings),
+      peer: await floodOne(`flood-${mode}-peer`, servers[1], settings)
     }
-    // Logins the floods left in a server's queue (or, on the peer, in libuv's) are still hashed
-    // once their connections are gone: let them finish before the core is measured again.
-    if (pinned || raw === undefined) await sleep(settings.smoke ? 0 : SETTLE_MS)
-    const rawArgon2PerSecond = pinned || raw === undefined ? (before + await measureRaw('after them')) / 2 : raw
-    return { rawArgon2PerSecond, ...figures }
+    await Promise.all(servers.map(settle))
+    log(`flood (${mode}): logins a second in turns with raw argon2.verify (${concurrency} at once${pinned ? `, on the servers' core, CPU ${SERVER_CPU}` : ''})`)
+    const turns = await loginTurns(servers, raw, settings.smoke)
+    figures.ours.loginsPerSecond = turns.logins[0]
+    figures.peer.loginsPerSecond = turns.logins[1]
+    return { rawArgon2PerSecond: turns.raw, loginTurns: turns.turns, ...figures }
   })
   if (!pinned) return await run()
   const unavailable = pinningUnavailable()
