@@ -6,7 +6,7 @@ import http from 'node:http'
 import http2, { type ClientHttp2Stream, type ServerHttp2Stream } from 'node:http2'
 import net, { type AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { buildApp, captureLogs, cheapHash, countArgon2Verifies, form, FORM, SECRET, tokenRequest } from './helper.js'
+import { buildApp, captureLogs, type LooseOptions, cheapHash, countArgon2Verifies, form, FORM, SECRET, tokenRequest } from './helper.js'
 import { hashPassword, type UserRecord } from '../lib/index.js'
 import { DEFAULTS } from '../lib/options/defaults.js'
 import { resolveOptions } from '../lib/options/resolve.js'
@@ -184,6 +184,25 @@ function listenersLeftAfterLogins (left: number[]) {
   }
 }
 
+/** The plugin options of the hang-up tests: one hashing slot, five places in the queue, every lookup recorded. */
+function oneSlotFivePlaces (user: UserRecord, lookups: string[]): LooseOptions {
+  return {
+    rateLimit: false,
+    loginThrottle: false,
+    password: { ...SLOW, maxConcurrent: 1, maxQueue: 5, maxWait: NO_TIMEOUT },
+    findUser: (username) => {
+      lookups.push(username)
+      return username === 'user' ? user : null
+    }
+  }
+}
+
+/** Starts `app` on 127.0.0.1 and returns its port. */
+async function listen (app: FastifyInstance): Promise<number> {
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  return (app.server.address() as AddressInfo).port
+}
+
 /** The connections the server has open. */
 async function openConnections (app: FastifyInstance): Promise<number> {
   return await new Promise((resolve, reject) => {
@@ -198,18 +217,9 @@ t.test('logins whose clients hang up while they wait for a slot are never hashed
   const logs = captureLogs()
   const app = await buildApp(t, {
     server: { logger: { level: 'info', stream: logs.stream } },
-    plugin: {
-      rateLimit: false,
-      loginThrottle: false,
-      password: { ...SLOW, maxConcurrent: 1, maxQueue: 5, maxWait: NO_TIMEOUT },
-      findUser: (username) => {
-        lookups.push(username)
-        return username === 'user' ? user : null
-      }
-    }
+    plugin: oneSlotFivePlaces(user, lookups)
   })
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const { port } = app.server.address() as AddressInfo
+  const port = await listen(app)
   const body = form({ grant_type: 'password', username: 'user', password: 'right-password' })
   const login = async (): Promise<Response> => await fetch(`http://127.0.0.1:${port}/token`, { method: 'POST', headers: FORM, body })
 
@@ -260,8 +270,7 @@ t.test('a login whose client hung up before its password is checked is not hashe
       }
     }
   })
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const { port } = app.server.address() as AddressInfo
+  const port = await listen(app)
   const body = (username: string): string => form({ grant_type: 'password', username, password: 'right-password' })
 
   const quitter = net.connect(port, '127.0.0.1')
@@ -293,18 +302,9 @@ t.test('over HTTP/2, a login whose stream is cancelled while it waits is never h
       })
       countLeftListeners(app, (request) => (request.raw as unknown as { stream: ServerHttp2Stream }).stream)
     },
-    plugin: {
-      rateLimit: false,
-      loginThrottle: false,
-      password: { ...SLOW, maxConcurrent: 1, maxQueue: 5, maxWait: NO_TIMEOUT },
-      findUser: (username) => {
-        lookups.push(username)
-        return username === 'user' ? user : null
-      }
-    }
+    plugin: oneSlotFivePlaces(user, lookups)
   })
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const { port } = app.server.address() as AddressInfo
+  const port = await listen(app)
   const session = http2.connect(`http://127.0.0.1:${port}`)
   t.teardown(() => { session.close() })
   const body = form({ grant_type: 'password', username: 'user', password: 'right-password' })
@@ -342,8 +342,7 @@ t.test('logins over one keep-alive connection leave no listener behind on it', a
     before: (app) => { listenersLeftAfterLogins(left)(app, (request) => request.raw.socket) },
     plugin: { rateLimit: false, loginThrottle: false }
   })
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const { port } = app.server.address() as AddressInfo
+  const port = await listen(app)
   const body = form({ grant_type: 'password', username: 'user1', password: 'password1' })
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
   t.teardown(() => { agent.destroy() })
