@@ -360,3 +360,33 @@ t.test('logins over one keep-alive connection leave no listener behind on it', a
   t.equal(await openConnections(app), 1, 'one connection carried them all')
   t.same(left, Array.from({ length: 12 }, () => 0), 'none of them left a close listener on it')
 })
+
+t.test('logins pipelined on one connection share one listener, and none still queued is hashed once it closes', async (t) => {
+  const user: UserRecord = { username: 'user', passwordHash: await hashPassword('right-password', SLOW), scopes: [] }
+  const { hashes, holdingSlot, release } = holdFirstVerification(t)
+  const lookups: string[] = []
+  const warnings: Error[] = []
+  const onWarning = (warning: Error): void => { warnings.push(warning) }
+  process.on('warning', onWarning)
+  t.teardown(() => { process.off('warning', onWarning) })
+  const app = await buildApp(t, { plugin: { ...oneSlotFivePlaces(user, lookups), password: { ...SLOW, maxConcurrent: 1, maxQueue: 20, maxWait: NO_TIMEOUT } } })
+  const port = await listen(app)
+
+  // Twelve logins in one write: Node hands them to the app at once, each waiting for the slot.
+  const body = form({ grant_type: 'password', username: 'user', password: 'right-password' })
+  const client = net.connect(port, '127.0.0.1')
+  client.on('error', () => {})
+  client.write(`POST /token HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`.repeat(12))
+  await holdingSlot
+  await until(() => lookups.length === 12)
+  await sleep(20)
+  t.same(warnings.map((warning) => warning.name), [], 'no MaxListenersExceededWarning: one close listener serves them all')
+  client.destroy()
+  await until(async () => await openConnections(app) === 0)
+  release()
+  // A login from another connection queues behind whatever is still queued (first in, first out):
+  // by its answer, any of the eleven left in the queue would have been hashed.
+  const after = await fetch(`http://127.0.0.1:${port}/token`, { method: 'POST', headers: FORM, body })
+  t.equal(after.status, 200)
+  t.equal(hashes(), 2, 'only the login that had started, and the one after, were hashed')
+})
