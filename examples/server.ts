@@ -6,7 +6,7 @@
  *
  * Environment: HOST, PORT, JWT_SECRET (>= 32 bytes; random per run when unset), JWT_KEYS_FILE (a
  * JWK Set of private keys, each with kid and alg, the first signing; replaces JWT_SECRET and serves
- * /.well-known/jwks.json), JWT_ISSUER, JWT_AUDIENCE, ACCESS_TOKEN_TTL (seconds), RATE_LIMIT=off
+ * /.well-known/jwks.json), JWT_ISSUER, JWT_AUDIENCE, ACCESS_TOKEN_TTL (seconds), THREAD_POOL_PRIORITY (0–19, default 10), RATE_LIMIT=off
  * (load tests only), TRUST_PROXY (behind reverse proxies: their number, e.g. 1, or their addresses
  * and CIDR ranges, comma-separated, e.g. 10.0.0.0/8,fd00::/8), LOG_LEVEL, REDIS_URL (share state with
  * other instances through Redis; in memory when unset), REDIS_PREFIX, STORE_DATABASE_URL (share it
@@ -184,6 +184,8 @@ export async function buildServer (env: Env = process.env): Promise<FastifyInsta
     audience: env.JWT_AUDIENCE ?? 'fastify-token-auth-example',
     accessTokenTtl: env.ACCESS_TOKEN_TTL === undefined ? 900 : Number(env.ACCESS_TOKEN_TTL),
     findUser: (username) => users.get(username) ?? null,
+    // Requests other than logins go first when hashing and the event loop want the same core.
+    password: { threadPoolPriority: env.THREAD_POOL_PRIORITY === undefined ? 10 : Number(env.THREAD_POOL_PRIORITY) },
     ...(throttling ? {} : { rateLimit: false, loginThrottle: false })
   })
 

@@ -1,6 +1,8 @@
 import t from 'tap'
 import { spawn, execFileSync } from 'node:child_process'
 import { once } from 'node:events'
+import { readdirSync } from 'node:fs'
+import os from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { buildServer, start } from '../examples/server.js'
 import { FORM, form, forge, validClaims, VALID_HEADER } from './helper.js'
@@ -113,6 +115,19 @@ t.test('throttling is on by default; RATE_LIMIT=off turns it off with a warning'
     t.equal(res.statusCode, 400, 'never 429')
   }
   t.equal((await tokenFor(off, 'user1', 'password1')).statusCode, 200)
+})
+
+t.test('THREAD_POOL_PRIORITY: the threads that hash run at 10 unless it says otherwise', { skip: process.platform === 'linux' ? false : 'per-thread priorities are a Linux feature' }, async (t) => {
+  const poolSize = Number(process.env.UV_THREADPOOL_SIZE ?? 4)
+  const threadsAt = (priority: number): number => readdirSync('/proc/self/task').filter((tid) => os.getPriority(Number(tid)) === priority).length
+  const app = await buildServer({ ...QUIET, JWT_SECRET: SECRET })
+  await app.close()
+  t.equal(threadsAt(10), poolSize, 'the pool\'s threads, at 10 by default')
+  const lower = await buildServer({ ...QUIET, JWT_SECRET: SECRET, THREAD_POOL_PRIORITY: '12' })
+  await lower.close()
+  t.equal(threadsAt(12), poolSize)
+  t.equal(os.getPriority(), 0, 'the event loop\'s thread is left as it was')
+  await t.rejects(buildServer({ ...QUIET, JWT_SECRET: SECRET, THREAD_POOL_PRIORITY: 'low' }), { code: 'FST_TOKEN_AUTH_INVALID_OPTION' })
 })
 
 t.test('start() listens on HOST and PORT', async (t) => {

@@ -47,7 +47,9 @@ export const DEFAULTS = frozen({
      * `Retry-After`, without having been hashed. Waiting costs the server nothing; a refusal costs
      * it a whole request, and invites the next one at once.
      */
-    maxWait: 2000
+    maxWait: 2000,
+    /** The pool's threads are the host's as well: left as they are unless asked. */
+    threadPoolPriority: 0
   },
   /** Per client address on the token endpoints, counted before the body is read. */
   rateLimit: { max: 30, timeWindow: MINUTE },

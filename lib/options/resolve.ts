@@ -102,7 +102,9 @@ function checkPassword (value: PasswordOptions | undefined): Required<PasswordOp
     // 0 is meaningful for both: no waiting at all, a full pool answers 503 at once.
     maxQueue: wholeNumber('password.maxQueue', password.maxQueue, defaults.maxQueue, Number.MAX_SAFE_INTEGER, 0),
     // A login that waits longer than a client does is work for nobody.
-    maxWait: wholeNumber('password.maxWait', password.maxWait, defaults.maxWait, 60_000, 0)
+    maxWait: wholeNumber('password.maxWait', password.maxWait, defaults.maxWait, 60_000, 0),
+    // 19 is the lowest priority Linux has; a negative one would need privileges, and ask for more than the event loop's.
+    threadPoolPriority: wholeNumber('password.threadPoolPriority', password.threadPoolPriority, defaults.threadPoolPriority, 19, 0)
   }
 }
 

@@ -76,6 +76,14 @@ export interface PasswordOptions {
    * with `Retry-After`, without being hashed. Default 2000.
    */
   maxWait?: number
+  /**
+   * Linux: the scheduling priority (nice, 0–19, as `os.setPriority` takes it) given to libuv's
+   * thread pool, where passwords are hashed, so that the event loop goes first when both want a
+   * core: at 10 a hash gets about a tenth of a core the event loop also wants, and all of one it
+   * leaves idle. The pool is the process's, so its other work (fs, dns.lookup, zlib, crypto)
+   * waits too. Default 0: the threads are left as they are.
+   */
+  threadPoolPriority?: number
 }
 
 /** A fixed window: at most `max` attempts in `timeWindow` milliseconds. */

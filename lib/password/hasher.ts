@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { createBcryptVerifier, isBcryptHash } from './bcrypt.js'
 import { createLimiter, LimiterFullError, type Limiter } from './limiter.js'
+import { lowerThreadPoolPriority } from './thread-priority.js'
 import { oauthError } from '../errors.js'
 import { DEFAULTS } from '../options/defaults.js'
 import { watchClient } from '../util/client-gone.js'
@@ -90,6 +91,13 @@ export interface PasswordHasher {
 export async function createPasswordHasher (options: Required<PasswordOptions>, log: FastifyBaseLogger): Promise<PasswordHasher> {
   const parameters = { memoryCost: options.memoryCost, timeCost: options.timeCost, parallelism: options.parallelism }
   const limiter = createLimiter(options.maxConcurrent, options.maxQueue, options.maxWait)
+  if (options.threadPoolPriority > 0) {
+    // Not a reason to refuse to start (a laptop without /proc, a sandbox that forbids it): the
+    // hashing is as safe at any priority, only the event loop's latency under a flood differs.
+    await lowerThreadPoolPriority(options.threadPoolPriority).catch((error: unknown) => {
+      log.warn(`password.threadPoolPriority: the thread pool's priority is left as it was (${error instanceof Error ? error.message : String(error)})`)
+    })
+  }
   const dummyHash = await hashPassword(randomBytes(16).toString('base64url'), parameters)
   const verifyBcrypt = createBcryptVerifier(log)
   const verify = (hash: string | undefined, password: string, signal?: AbortSignal): Promise<boolean> => limiter.run(async () => {

@@ -1,0 +1,115 @@
+import t from 'tap'
+import { readdirSync, readFileSync } from 'node:fs'
+import fsPromises from 'node:fs/promises'
+import os from 'node:os'
+import { buildApp, captureLogs, login, tokenRequest } from './helper.js'
+
+/*
+ * password.threadPoolPriority: the threads that hash (libuv's pool) run at a lower priority than
+ * the event loop, so that requests other than logins go first on a core both want. Linux sets a
+ * priority per thread; these tests read every thread of this process (/proc/self/task) and the
+ * CPU time each spent, so they find the threads that hashed without asking the plugin.
+ *
+ * Each test file runs in a process of its own; within this one, a thread's priority can only be
+ * lowered (raising it back needs privileges), so the tests go from no change to lower ones.
+ */
+
+const LINUX = process.platform === 'linux' ? false : 'per-thread priorities are a Linux feature: skipped on this platform'
+
+/** Every thread of this process: its priority and the CPU time it has run, in clock ticks. */
+function threads (): Map<number, { priority: number, cpu: number }> {
+  const result = new Map<number, { priority: number, cpu: number }>()
+  for (const entry of readdirSync('/proc/self/task')) {
+    const tid = Number(entry)
+    let stat: string
+    try {
+      stat = readFileSync(`/proc/self/task/${entry}/stat`, 'utf8')
+    } catch {
+      continue // a thread that ended meanwhile
+    }
+    // proc(5): after "(comm)", the fields from the third on; utime and stime are the 14th and 15th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    result.set(tid, { priority: os.getPriority(tid), cpu: Number(fields[11]) + Number(fields[12]) })
+  }
+  return result
+}
+
+/** The threads that ran at least `ticks` of CPU while `work` ran, with their priority. */
+async function threadsThatRan (work: () => Promise<unknown>, ticks: number): Promise<Array<{ tid: number, priority: number }>> {
+  const before = threads()
+  await work()
+  const ran: Array<{ tid: number, priority: number }> = []
+  for (const [tid, { priority, cpu }] of threads()) {
+    if (cpu - (before.get(tid)?.cpu ?? 0) >= ticks) ran.push({ tid, priority })
+  }
+  return ran
+}
+
+/**
+ * Logins of unknown users: each is checked against the plugin's dummy hash, made with the
+ * configured (here OWASP's) parameters, some 20–40 ms of one thread's CPU.
+ */
+const heavyLogins = (app: Awaited<ReturnType<typeof buildApp>>) => async () => {
+  for (let i = 0; i < 8; i++) {
+    const response = await tokenRequest(app, { grant_type: 'password', username: `nobody-${i}`, password: 'password1' })
+    if (response.statusCode !== 400) throw new Error(`unexpected ${response.statusCode}`)
+  }
+}
+
+const DEFAULT_COST = { memoryCost: 19456, timeCost: 2, parallelism: 1 }
+
+t.test('by default no thread\'s priority is changed', { skip: LINUX }, async (t) => {
+  const app = await buildApp(t, { plugin: { password: DEFAULT_COST } })
+  const ran = await threadsThatRan(heavyLogins(app), 5)
+  t.ok(ran.length > 0, 'some thread hashed')
+  for (const { priority } of threads().values()) t.equal(priority, 0)
+})
+
+t.test('threadPoolPriority 10: the threads that hash run at 10, the event loop stays at 0', { skip: LINUX }, async (t) => {
+  const app = await buildApp(t, { plugin: { password: { ...DEFAULT_COST, threadPoolPriority: 10 } } })
+  t.equal(os.getPriority(), 0, 'the main thread (the event loop) is left as it was')
+  const ran = await threadsThatRan(heavyLogins(app), 5)
+  const hashing = ran.filter(({ tid }) => tid !== process.pid)
+  t.ok(hashing.length > 0, 'the logins were hashed off the main thread')
+  for (const { tid, priority } of hashing) t.equal(priority, 10, `thread ${tid}, which hashed, runs at 10`)
+  const lowered = [...threads().values()].filter(({ priority }) => priority === 10)
+  t.equal(lowered.length, Number(process.env.UV_THREADPOOL_SIZE ?? 4), 'every pool thread, and only those')
+})
+
+t.test('a thread already at a lower priority is left there; a higher setting lowers the rest', { skip: LINUX }, async (t) => {
+  const pool = [...threads()].filter(([, { priority }]) => priority === 10).map(([tid]) => tid)
+  const [first] = pool as [number]
+  os.setPriority(first, 19)
+  await buildApp(t, { plugin: { password: { ...DEFAULT_COST, threadPoolPriority: 5 } } })
+  t.equal(os.getPriority(first), 19, 'not raised back to 5')
+  for (const tid of pool.slice(1)) t.equal(os.getPriority(tid), 10, 'not raised either')
+  await buildApp(t, { plugin: { password: { ...DEFAULT_COST, threadPoolPriority: 15 } } })
+  for (const tid of pool.slice(1)) t.equal(os.getPriority(tid), 15)
+})
+
+t.test('where the threads cannot be found, a warning is logged and logins work', async (t) => {
+  t.capture(fsPromises, 'readlink', async () => { throw Object.assign(new Error('ENOENT: no such file or directory, readlink \'/proc/thread-self\''), { code: 'ENOENT' }) })
+  const logs = captureLogs()
+  const app = await buildApp(t, { server: { logger: { level: 'warn', stream: logs.stream } }, plugin: { password: { threadPoolPriority: 10 } } })
+  const warning = logs.entries().find((entry) => String(entry.msg).startsWith('password.threadPoolPriority'))
+  t.match(warning, { level: 40, msg: /left as it was \(ENOENT/ })
+  t.type(await login(app), 'string', 'the plugin started and serves logins')
+})
+
+t.test('where a thread cannot be reniced, a warning is logged and logins work', async (t) => {
+  t.capture(os, 'setPriority', () => { throw Object.assign(new Error('A system error occurred: uv_os_setpriority returned EACCES (permission denied)'), { code: 'ERR_SYSTEM_ERROR' }) })
+  t.capture(os, 'getPriority', () => 0)
+  const logs = captureLogs()
+  const app = await buildApp(t, { server: { logger: { level: 'warn', stream: logs.stream } }, plugin: { password: { threadPoolPriority: 19 } } })
+  t.match(logs.entries(), [{ level: 40, msg: /^password\.threadPoolPriority: .*EACCES/ }])
+  t.type(await login(app), 'string')
+})
+
+t.test('the option takes a whole number from 0 to 19', async (t) => {
+  for (const threadPoolPriority of [-1, 20, 1.5, '10', Number.NaN]) {
+    await t.rejects(buildApp(t, { plugin: { password: { threadPoolPriority: threadPoolPriority as number } } }), {
+      code: 'FST_TOKEN_AUTH_INVALID_OPTION',
+      message: /"password\.threadPoolPriority" must be a whole number from 0 to 19/
+    }, String(threadPoolPriority))
+  }
+})
