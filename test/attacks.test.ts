@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { createHmac, createPublicKey, generateKeyPairSync, randomBytes, sign, type JsonWebKey, type KeyObject } from 'node:crypto'
+import { createHash, createHmac, createPublicKey, generateKeyPairSync, randomBytes, sign, type JsonWebKey, type KeyObject } from 'node:crypto'
 import { createServer, request as httpRequest } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
@@ -502,8 +502,9 @@ t.test('refresh tokens (RFC 6749 §6, §10.4; RFC 9700 §4.14.2) and /revoke (RF
   const [stolen, revoked, other, guessed, forged] = [await session(), await session(), await session(), await session(), await session()]
   t.equal((await revoke(revoked.refresh_token)).statusCode, 200)
   // The first part of a refresh token names the user's store key, a hash of `sub`, which anyone
-  // who has seen an access token can compute; the second, the family, is 128 random bits; the
-  // store compares a hash of the whole token.
+  // who has seen an access token can compute; the second locates the family, 128 random bits
+  // (the family's id, which access tokens carry, is a hash of it); the store compares a hash of
+  // the whole token.
   const [userKey, familyId] = forged.refresh_token.split('.') as [string, string]
 
   const rows: Array<{ attack: string, source: string, attempt: () => Promise<unknown[]>, expected: unknown[] }> = [
@@ -526,6 +527,30 @@ t.test('refresh tokens (RFC 6749 §6, §10.4; RFC 9700 §4.14.2) and /revoke (RF
   t.equal((await refresh(guessed.refresh_token)).statusCode, 200, 'guessing hurt no family')
   t.same(oauth(await refresh(forged.refresh_token)), [400, 'invalid_grant'], 'the family whose name came with a forged secret has ended')
   t.same(await onProtected(other.access_token), [200, undefined], 'the access token presented as a refresh token still works')
+})
+
+t.test('a refresh token made up from what an access token shows (its sub and sid)', async (t) => {
+  // An access token's payload is readable by whoever sees it: a resource server, a log, a page's
+  // script. Its `sub` gives the user's store key (a hash of it), its `sid` names its family. A
+  // refresh token built from the two must not reach the family: taken for reuse, it would end the
+  // user's session and deny its access tokens (RFC 9700 §4.14.2 revokes for a token that was
+  // issued and replaced, not for one nobody issued).
+  const app = await buildApp(t, { plugin: { refreshTokens: true, revocableAccessTokens: true, rateLimit: false, loginThrottle: false } })
+  const pair = (await tokenRequest(app, GOOD)).json() as { access_token: string, refresh_token: string }
+  const claims = JSON.parse(Buffer.from(pair.access_token.split('.')[1] as string, 'base64url').toString()) as { sub: string, sid: string }
+  t.type(claims.sid, 'string', 'the access token names its family')
+  const userKey = createHash('sha256').update(claims.sub).digest('base64url').slice(0, 22)
+  t.equal(pair.refresh_token.split('.')[0], userKey, 'the refresh token\'s first part is computable from sub')
+  const madeUp = `${userKey}.${claims.sid}.${randomBytes(32).toString('base64url')}`
+
+  const refreshed = await tokenRequest(app, { grant_type: 'refresh_token', refresh_token: madeUp })
+  t.same([refreshed.statusCode, refreshed.json().error], [400, 'invalid_grant'])
+  t.equal((await tokenRequest(app, { token: madeUp }, {}, '/revoke')).statusCode, 200, 'RFC 7009 §2.2: an unknown token is answered 200')
+  const protectedRoute = await app.inject({ url: '/protected', headers: bearer(pair.access_token) })
+  t.equal(protectedRoute.statusCode, 200, 'the access token was not denied')
+  const next = await tokenRequest(app, { grant_type: 'refresh_token', refresh_token: pair.refresh_token })
+  t.equal(next.statusCode, 200, 'the session goes on: its refresh token still works')
+  t.equal(JSON.parse(Buffer.from(next.json().access_token.split('.')[1], 'base64url').toString()).sid, claims.sid, 'in the same family')
 })
 
 t.test('a stolen refresh token replayed inside the retry grace (RFC 9700 §4.14.2)', async (t) => {

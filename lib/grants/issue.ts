@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import { oauthError } from '../errors.js'
 import type { UserRecord } from '../options/types.js'
 import type { CustomClaims } from '../tokens/claims.js'
-import type { RefreshTokens } from '../tokens/refresh-tokens.js'
+import type { NewFamily, RefreshTokens } from '../tokens/refresh-tokens.js'
 import type { TokenService } from '../tokens/token-service.js'
 import type { Grant, Issued, TokenResponse } from './grant.js'
 
@@ -27,7 +27,8 @@ export function createTokenIssuer ({ tokens, refreshTokens, claims }: TokenIssue
     // A user's access token names its family, so that reuse of the family's refresh tokens can
     // deny it, and the epoch its grant began in, so that a "log out everywhere" racing this grant
     // does. A client's own token has no family (RFC 6749 §4.4.3).
-    const familyId = grant.kind === 'client' ? undefined : grant.refresh?.familyId ?? refreshTokens?.newFamilyId()
+    const fresh = grant.kind === 'client' || grant.refresh !== undefined ? undefined : refreshTokens?.newFamily()
+    const familyId = grant.kind === 'client' ? undefined : grant.refresh?.familyId ?? fresh?.id
     const epoch = grant.kind === 'client' ? undefined : grant.epoch
     const { token, expiresIn } = tokens.sign({ sub, scope, clientId, familyId, epoch, extra })
     const body: TokenResponse = { access_token: token, token_type: 'Bearer', expires_in: expiresIn }
@@ -40,7 +41,7 @@ export function createTokenIssuer ({ tokens, refreshTokens, claims }: TokenIssue
     if (refresh === undefined && refreshTokens !== undefined) {
       // Created only if the user was not revoked since `epoch`, atomically in the store: a login
       // whose password was checked before a "log out everywhere" returned starts no session.
-      const started = await refreshTokens.start({ id: familyId as string, sub, username: grant.username, clientId, scope }, grant.epoch)
+      const started = await refreshTokens.start({ ...fresh as NewFamily, sub, username: grant.username, clientId, scope }, grant.epoch)
       if (started === undefined) throw oauthError('invalid_grant', 'The user\'s sessions were revoked during this request; log in again')
       refresh = { ...started, familyId: familyId as string }
     }

@@ -2,9 +2,16 @@ import { createHash, randomBytes } from 'node:crypto'
 import type { AuthStore, RefreshFamily, RotateResult, RotateRules } from '../stores/types.js'
 import { userKeyOf } from './user-key.js'
 
-// userKey . familyId (128 random bits) . secret (256 random bits), all base64url. The client
+// userKey . locator (128 random bits) . secret (256 random bits), all base64url. The client
 // treats it as opaque; the first two parts only tell the store where to look, and never
 // suffice: the store compares a hash of the whole token.
+//
+// The family's id is a hash of the locator, never the locator itself: access tokens carry the id
+// (`sid`) in a payload anyone who sees them can read, and the user's key is a hash of `sub`. Were
+// the locator the id, a made-up token naming a family would reach it, not match its current hash,
+// and be taken for reuse: anyone who had seen an access token could end its user's session, and
+// deny its access tokens, with one request (RFC 9700 §4.14.2 revokes a family for a token that was
+// issued and replaced, not for one nobody issued).
 const TOKEN = /^([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{22})\.[A-Za-z0-9_-]{43}$/
 
 /**
@@ -15,13 +22,18 @@ function hashOf (token: string): string {
   return createHash('sha256').update(token).digest('base64url')
 }
 
+/** The id of the family whose tokens carry `locator`: 132 bits of its SHA-256, which do not give the locator back. */
+function familyIdOf (locator: string): string {
+  return hashOf(locator).slice(0, 22)
+}
+
 /** Whether `token` is shaped like one of our refresh tokens (an access token never is: it has no 22-character first part). */
 export function isRefreshToken (token: string): boolean {
   return TOKEN.test(token)
 }
 
-function newToken (userKey: string, familyId: string): string {
-  return `${userKey}.${familyId}.${randomBytes(32).toString('base64url')}`
+function newToken (userKey: string, locator: string): string {
+  return `${userKey}.${locator}.${randomBytes(32).toString('base64url')}`
 }
 
 /** A presented refresh token that names a live family. */
@@ -36,12 +48,18 @@ export interface FoundToken {
   previous: boolean
   /** The hash the store compares. */
   hash: string
+  /** The part of the family's tokens that locates it; its successor carries it too. */
+  locator: string
+}
+
+/** A family not stored yet: its id, which access tokens name (`sid`), and its tokens' locator. */
+export interface NewFamily {
+  id: string
+  locator: string
 }
 
 /** Who and what a new family is for. */
-export interface FamilyGrant {
-  /** The family's id, from `newFamilyId`: the access token names it before the family is stored. */
-  id: string
+export interface FamilyGrant extends NewFamily {
   sub: string
   username: string
   clientId: string
@@ -50,8 +68,8 @@ export interface FamilyGrant {
 
 /** Refresh-token families in the store: the tokens themselves never are, only their hashes. */
 export interface RefreshTokens {
-  /** A fresh family id. */
-  newFamilyId: () => string
+  /** A fresh family's id and locator: the access token names the id before the family is stored. */
+  newFamily: () => NewFamily
   /**
    * Starts a family for a fresh login and returns its first refresh token and when the family
    * ends (milliseconds); `undefined`, with nothing stored, when the user was logged out
@@ -97,12 +115,15 @@ export function createRefreshTokens ({ store, idleTtl, absoluteTtl, retryGrace, 
   const idleMs = idleTtl * 1000
   const graceMs = retryGrace * 1000
   return {
-    newFamilyId: () => randomBytes(16).toString('base64url'),
+    newFamily () {
+      const locator = randomBytes(16).toString('base64url')
+      return { id: familyIdOf(locator), locator }
+    },
 
-    async start ({ id, sub, username, clientId, scope }, epoch) {
+    async start ({ id, locator, sub, username, clientId, scope }, epoch) {
       const now = Date.now()
       const userKey = userKeyOf(sub)
-      const token = newToken(userKey, id)
+      const token = newToken(userKey, locator)
       const family: RefreshFamily = { id, userKey, sub, username, clientId, scope: [...scope], createdAt: now, expiresAt: now + absoluteTtl * 1000 }
       return await store.createRefreshFamily(family, hashOf(token), idleMs, now, epoch) ? { token, expiresAt: family.expiresAt } : undefined
     },
@@ -112,14 +133,15 @@ export function createRefreshTokens ({ store, idleTtl, absoluteTtl, retryGrace, 
       if (match === null) return undefined
       const hash = hashOf(token)
       const now = Date.now()
-      const lookup = await store.getRefreshFamily(match[1] as string, match[2] as string, hash, now)
+      const locator = match[2] as string
+      const lookup = await store.getRefreshFamily(match[1] as string, familyIdOf(locator), hash, now)
       if (lookup === undefined) return undefined
       const { family, current, replacedAt } = lookup
-      return { family, current, previous: replacedAt !== undefined && now < replacedAt + graceMs, hash }
+      return { family, current, previous: replacedAt !== undefined && now < replacedAt + graceMs, hash, locator }
     },
 
-    async rotate ({ family, hash }, allowRetry) {
-      const next = newToken(family.userKey, family.id)
+    async rotate ({ family, hash, locator }, allowRetry) {
+      const next = newToken(family.userKey, locator)
       const rules: RotateRules = { idleMs, graceMs: allowRetry ? graceMs : 0, denyMs: familyDenyMs }
       const outcome = await store.rotateRefreshToken(family.userKey, family.id, hash, hashOf(next), rules, Date.now())
       return { outcome, next }
