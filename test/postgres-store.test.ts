@@ -79,7 +79,7 @@ t.test('PostgreSQL away: every method rejects with StoreUnavailableError', async
     ['createRefreshFamily', () => store.createRefreshFamily(f, 'h', MINUTE, T0, 0)],
     ['getRefreshFamily', () => store.getRefreshFamily(f.userKey, f.id, 'h', T0)],
     ['rotateRefreshToken', () => store.rotateRefreshToken(f.userKey, f.id, 'h', 'h2', rules(MINUTE), T0)],
-    ['revokeRefreshFamily', () => store.revokeRefreshFamily(f.userKey, f.id)],
+    ['revokeRefreshFamily', () => store.revokeRefreshFamily(f.userKey, f.id, 0, T0)],
     ['revokeUser', () => store.revokeUser(f.userKey, MINUTE, T0)],
     ['revokeAccessToken', () => store.revokeAccessToken(f.userKey, 'j', MINUTE, T0)],
     ['revocationEpoch', async () => await store.revocationEpoch()],

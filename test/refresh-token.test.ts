@@ -128,7 +128,7 @@ t.test('a family revoked between the lookup and the rotation (a /revoke racing t
     ...memory,
     async getRefreshFamily (...args) {
       const found = await memory.getRefreshFamily(...args)
-      await memory.revokeRefreshFamily(args[0], args[1])
+      await memory.revokeRefreshFamily(args[0], args[1], 0, Date.now())
       return found
     }
   }
@@ -361,6 +361,18 @@ t.test('the user is looked up again on every refresh', async (t) => {
     users.set('user1', { ...users.get('user1') as UserRecord, id: 'someone-else' })
     assertInvalidGrant(t, await refresh(a, token))
   })
+})
+
+t.test('with revocable access tokens, a family ended for a disabled user takes its access tokens along', async (t) => {
+  const users = await demoUsers()
+  const a = await app(t, { findUser: async (name: string) => users.get(name) ?? null, revocableAccessTokens: true })
+  const { access_token: access, refresh_token: token } = await login(a)
+  users.set('user1', { ...users.get('user1') as UserRecord, disabled: true })
+  assertInvalidGrant(t, await refresh(a, token))
+  users.set('user1', { ...users.get('user1') as UserRecord, disabled: false })
+  t.equal((await a.inject({ url: '/protected', headers: bearer(access) })).statusCode, 401, 'the access token of the ended family is refused')
+  const fresh = await login(a)
+  t.equal((await a.inject({ url: '/protected', headers: bearer(fresh.access_token) })).statusCode, 200, 'a new login works')
 })
 
 t.test('scope on refresh: narrowed, never widened (RFC 6749 §6)', async (t) => {

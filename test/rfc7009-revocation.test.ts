@@ -52,6 +52,28 @@ t.test('revoking a refresh token ends its family', async (t) => {
   t.equal((await refreshWith(a, other.refresh_token)).statusCode, 200, 'another family of the user lives on')
 })
 
+t.test('revoking a refresh token denies the access tokens of its family (RFC 7009 §2.1), and only those', async (t) => {
+  const a = await app(t)
+  const onProtected = async (token: string): Promise<number> => (await a.inject({ url: '/protected', headers: bearer(token) })).statusCode
+  const first = await login(a)
+  const rotated = (await refreshWith(a, first.refresh_token)).json() as { access_token: string, refresh_token: string }
+  const other = await login(a)
+  t.same([await onProtected(first.access_token), await onProtected(rotated.access_token)], [200, 200])
+
+  assertRevoked(t, await revoke(a, { token: rotated.refresh_token }))
+  t.equal(await onProtected(first.access_token), 401, 'the access token of the login')
+  t.equal(await onProtected(rotated.access_token), 401, 'and the one of the refresh')
+  t.equal(await onProtected(other.access_token), 200, 'another session of the same user is untouched')
+  t.equal((await refreshWith(a, other.refresh_token)).statusCode, 200)
+})
+
+t.test('without revocableAccessTokens, revoking a refresh token leaves its access tokens to expire', async (t) => {
+  const a = await app(t, { revocableAccessTokens: false })
+  const { access_token: access, refresh_token: refresh } = await login(a)
+  assertRevoked(t, await revoke(a, { token: refresh }))
+  t.equal((await a.inject({ url: '/protected', headers: bearer(access) })).statusCode, 200, 'access tokens are not checked against the store then')
+})
+
 t.test('revoking an old token of a family ends the family too', async (t) => {
   const a = await app(t)
   const { refresh_token: r1 } = await login(a)

@@ -184,10 +184,28 @@ export function storeContract (t: Tap, { makeStore, keyTtls }: ContractOptions):
     const b = family()
     await store.createRefreshFamily(a, 'ha', MINUTE, T0, 0)
     await store.createRefreshFamily(b, 'hb', MINUTE, T0, 0)
-    t.equal(await store.revokeRefreshFamily(a.userKey, a.id), true)
-    t.equal(await store.revokeRefreshFamily(a.userKey, a.id), false)
+    t.equal(await store.revokeRefreshFamily(a.userKey, a.id, 0, T0), true)
+    t.equal(await store.revokeRefreshFamily(a.userKey, a.id, 0, T0), false)
     t.equal(await store.getRefreshFamily(a.userKey, a.id, 'ha', T0), undefined)
     t.equal((await store.getRefreshFamily(b.userKey, b.id, 'hb', T0))?.current, true, 'the user\'s other family lives on')
+    t.equal((await store.revocationState(a.userKey, undefined, T0, a.id)).familyDenied, false, 'with denyMs 0 nothing is denied')
+  })
+
+  t.test('revokeRefreshFamily with denyMs denies the family\'s access tokens, when the family existed', async (t) => {
+    const store = await makeStore(t)
+    const ended = family()
+    const other = family()
+    await store.createRefreshFamily(ended, 'h1', 30 * MINUTE, T0, 0)
+    await store.createRefreshFamily(other, 'o1', 30 * MINUTE, T0, 0)
+    t.equal(await store.revokeRefreshFamily(ended.userKey, ended.id, 15 * MINUTE, T0 + 1), true)
+    t.same(await store.revocationState(ended.userKey, 'some-jti', T0 + 2, ended.id), { revokedBefore: 0, jtiDenied: false, familyDenied: true })
+    t.equal((await store.revocationState(other.userKey, 'some-jti', T0 + 2, other.id)).familyDenied, false, 'only that family')
+    t.equal((await store.getRefreshFamily(other.userKey, other.id, 'o1', T0 + 2))?.current, true, 'whose sibling lives on')
+    // An id that names no family (made up, or ended already) records nothing: a client cannot
+    // fill the deny list with ids of its choosing.
+    const unknown = family()
+    t.equal(await store.revokeRefreshFamily(unknown.userKey, unknown.id, 15 * MINUTE, T0 + 3), false)
+    t.equal((await store.revocationState(unknown.userKey, undefined, T0 + 4, unknown.id)).familyDenied, false)
   })
 
   t.test('revokeUser ends every family of the user, and only theirs, and sets the bound to a new epoch', async (t) => {

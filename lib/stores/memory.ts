@@ -263,8 +263,14 @@ export function createMemoryStore (options: MemoryStoreOptions = {}): AuthStore 
       if (denyMs > 0) deny(userKey, `f ${userKey} ${familyId}`, now + denyMs, now)
       return 'reused'
     },
-    async revokeRefreshFamily (userKey, familyId) {
-      return removeFamily(userKey, familyId)
+    async revokeRefreshFamily (userKey, familyId, denyMs, now) {
+      const denial = `f ${userKey} ${familyId}`
+      const deniable = denyMs > 0 && families.peek(`${userKey} ${familyId}`) !== undefined
+      // Room for the deny entry is made first, so a full table refuses before anything changes.
+      if (deniable) ensureDenyRoom(userKey, denial, now)
+      const existed = removeFamily(userKey, familyId)
+      if (deniable) deny(userKey, denial, now + denyMs, now)
+      return existed
     },
     revocationEpoch: () => epoch,
     async revokeUser (userKey, ttlMs, now) {

@@ -341,7 +341,14 @@ function statements (t: Tables) {
         ON CONFLICT (user_key, id) DO UPDATE SET expires_at = greatest(d.expires_at, EXCLUDED.expires_at)
       )
       SELECT step FROM u`,
-    revokeFamily: `DELETE FROM ${t.families} WHERE user_key = $1 AND id = $2`,
+    // A family that existed has its access tokens denied for $3 ms (none when 0), in the same statement.
+    revokeFamily: `
+      WITH f AS (DELETE FROM ${t.families} WHERE user_key = $1 AND id = $2 RETURNING id), d AS (
+        INSERT INTO ${t.deniedFamilies} AS d (user_key, id, expires_at)
+        SELECT $1, $2, $4::bigint + $3::bigint FROM f WHERE $3::bigint > 0
+        ON CONFLICT (user_key, id) DO UPDATE SET expires_at = greatest(d.expires_at, EXCLUDED.expires_at)
+      )
+      SELECT count(*) AS ended FROM f`,
     revocationEpoch: `SELECT value FROM ${t.epoch}`,
     // The epoch advances (to now, or one past its value when that is not less), the user's
     // families end and the bound is set, in one statement, so no one sees the families gone and
@@ -474,10 +481,9 @@ export function createPostgresStore (options: PostgresStoreOptions): PostgresSto
       if (rows[0] === undefined) return 'invalid'
       return rows[0].step as RotateResult
     },
-    async revokeRefreshFamily (userKey, familyId) {
-      const { rowCount } = await query(sql.revokeFamily, [userKey, familyId])
-      // A driver may give null for "no count"; Number(null) is 0.
-      return Number(rowCount) > 0
+    async revokeRefreshFamily (userKey, familyId, denyMs, now) {
+      const { rows } = await query(sql.revokeFamily, [userKey, familyId, denyMs, now])
+      return int(rows[0]!.ended) > 0
     },
     async revocationEpoch () {
       const { rows } = await query(sql.revocationEpoch, [])

@@ -131,10 +131,13 @@ local deny = tonumber(ARGV[7])
 if deny > 0 then redis.call('SET', KEYS[3], '1', 'PX', deny) end
 return 'reused'`
 
-// KEYS[1] family, KEYS[2] the user's family set; ARGV family id.
+// KEYS[1] family, KEYS[2] the user's family set, KEYS[3] the family's deny key; ARGV family id,
+// denyMs. A family that existed has its access tokens denied for denyMs (none when 0).
 const REVOKE_FAMILY = `
 local existed = redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[1])
+local deny = tonumber(ARGV[2])
+if existed == 1 and deny > 0 then redis.call('SET', KEYS[3], '1', 'PX', deny) end
 return existed`
 
 // KEYS[1] the revocation epoch; ARGV now, ttlMs. Advances the epoch to now, or one past its
@@ -167,7 +170,7 @@ const SCRIPTS = {
   HIT: [1, HIT],
   CREATE: [3, CREATE],
   ROTATE: [3, ROTATE],
-  REVOKE_FAMILY: [2, REVOKE_FAMILY],
+  REVOKE_FAMILY: [3, REVOKE_FAMILY],
   ADVANCE_EPOCH: [1, ADVANCE_EPOCH],
   REVOKE_USER: [2, REVOKE_USER]
 } as const
@@ -288,8 +291,8 @@ export function createRedisStore (options: RedisStoreOptions): AuthStore {
       return await run('ROTATE', familyKey(userKey, familyId), familiesKey(userKey), familyDenyKey(userKey, familyId),
         tokenHash, nextHash, idleMs, now, familyId, graceMs, denyMs) as RotateResult
     },
-    async revokeRefreshFamily (userKey, familyId) {
-      return await run('REVOKE_FAMILY', familyKey(userKey, familyId), familiesKey(userKey), familyId) === 1
+    async revokeRefreshFamily (userKey, familyId, denyMs) {
+      return await run('REVOKE_FAMILY', familyKey(userKey, familyId), familiesKey(userKey), familyDenyKey(userKey, familyId), familyId, denyMs) === 1
     },
     async revocationEpoch () {
       return Number(await call(() => client.get(epochKey)) ?? 0)

@@ -145,8 +145,12 @@ export interface AuthStore {
    * `rules.denyMs`).
    */
   rotateRefreshToken: (userKey: string, familyId: string, tokenHash: string, nextHash: string, rules: RotateRules, now: number) => Promise<RotateResult>
-  /** Ends one family; resolves true when it existed. */
-  revokeRefreshFamily: (userKey: string, familyId: string) => Promise<boolean>
+  /**
+   * Ends one family; resolves true when it existed. When it existed and `denyMs` > 0, its access
+   * tokens are denied (`familyDenied`) for `denyMs` from `now`, in the same atomic step (RFC 7009
+   * §2.1: revoking a refresh token should invalidate the access tokens of the same grant).
+   */
+  revokeRefreshFamily: (userKey: string, familyId: string, denyMs: number, now: number) => Promise<boolean>
   /**
    * The store's revocation epoch, read before a grant checks any credential; 0 before any
    * `revokeUser`. It only grows while a bound that refers to it may live.

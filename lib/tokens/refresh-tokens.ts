@@ -84,7 +84,7 @@ export interface RefreshTokens {
    * `reused` for any other (the store has revoked the family, RFC 9700 §4.14.2).
    */
   rotate: (found: FoundToken, allowRetry: boolean) => Promise<{ outcome: RotateResult, next: string }>
-  /** Ends the family; resolves true when it existed. */
+  /** Ends the family, and denies its access tokens when they are revocable; resolves true when it existed. */
   end: (family: RefreshFamily) => Promise<boolean>
 }
 
@@ -97,7 +97,7 @@ export interface RefreshTokensDeps {
   absoluteTtl: number
   /** Seconds after a rotation during which the replaced token may be presented again as a retry; 0 never. */
   retryGrace: number
-  /** Milliseconds a reused family's access tokens are denied; 0 when they are not revocable. */
+  /** Milliseconds a reused or ended family's access tokens are denied; 0 when they are not revocable. */
   familyDenyMs: number
 }
 
@@ -147,6 +147,7 @@ export function createRefreshTokens ({ store, idleTtl, absoluteTtl, retryGrace, 
       return { outcome, next }
     },
 
-    end: (family) => store.revokeRefreshFamily(family.userKey, family.id)
+    // Its access tokens go with it, when they are revocable (RFC 7009 §2.1).
+    end: (family) => store.revokeRefreshFamily(family.userKey, family.id, familyDenyMs, Date.now())
   }
 }
