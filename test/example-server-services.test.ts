@@ -32,7 +32,10 @@ async function userContract (t: Tap, app: App): Promise<string> {
   const revoked = await post(app, '/revoke', { token: refreshed.json().refresh_token })
   t.equal(revoked.statusCode, 200)
   t.equal((await post(app, '/token', { grant_type: 'refresh_token', refresh_token: refreshed.json().refresh_token })).json().error, 'invalid_grant')
-  return access
+  // RFC 7009 §2.1: the example's access tokens are revocable, so they went with their family.
+  t.equal((await app.inject({ url: '/protected', headers: bearer(access) })).statusCode, 401)
+  const again = await post(app, '/token', { grant_type: 'password', username: 'user1', password: 'password1' })
+  return again.json().access_token as string
 }
 
 t.test('without DEMO_CLIENT_SECRET: no service client, no introspection, /reports refuses every token', async (t) => {

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { execFileSync } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import fsPromises from 'node:fs/promises'
 import os from 'node:os'
@@ -14,7 +15,10 @@ import { buildApp, captureLogs, login, tokenRequest } from './helper.js'
  * lowered (raising it back needs privileges), so the tests go from no change to lower ones.
  */
 
-const LINUX = process.platform === 'linux' ? false : 'per-thread priorities are a Linux feature: skipped on this platform'
+// The tests read priorities as set from 0: under `nice` every thread starts lower already.
+const LINUX = process.platform !== 'linux'
+  ? 'per-thread priorities are a Linux feature: skipped on this platform'
+  : os.getPriority() !== 0 ? `this process runs at priority ${os.getPriority()}, not 0 (under nice): skipped` : false
 
 /** Every thread of this process: its priority and the CPU time it has run, in clock ticks. */
 function threads (): Map<number, { priority: number, cpu: number }> {
@@ -77,6 +81,10 @@ t.test('threadPoolPriority 10: the threads that hash run at 10, the event loop s
 })
 
 t.test('a thread already at a lower priority is left there; a higher setting lowers the rest', { skip: LINUX }, async (t) => {
+  // As libuv read it when this process's pool started (its default), now spelled out.
+  const saved = process.env.UV_THREADPOOL_SIZE
+  process.env.UV_THREADPOOL_SIZE = saved ?? '4'
+  t.teardown(() => { if (saved === undefined) delete process.env.UV_THREADPOOL_SIZE })
   const pool = [...threads()].filter(([, { priority }]) => priority === 10).map(([tid]) => tid)
   const [first] = pool as [number]
   os.setPriority(first, 19)
@@ -103,6 +111,25 @@ t.test('where a thread cannot be reniced, a warning is logged and logins work', 
   const app = await buildApp(t, { server: { logger: { level: 'warn', stream: logs.stream } }, plugin: { password: { threadPoolPriority: 19 } } })
   t.match(logs.entries(), [{ level: 40, msg: /^password\.threadPoolPriority: .*EACCES/ }])
   t.type(await login(app), 'string')
+})
+
+t.test('with UV_THREADPOOL_SIZE set, every one of that many pool threads is lowered', { skip: LINUX }, async (t) => {
+  // In a process of its own: libuv reads the size once, when the pool starts.
+  const script = `
+    import Fastify from 'fastify'
+    import { readdirSync } from 'node:fs'
+    import os from 'node:os'
+    import tokenAuth from './lib/index.js'
+    const app = Fastify()
+    await app.register(tokenAuth, { secret: (await import('node:crypto')).randomBytes(32), findUser: () => null, password: { memoryCost: 256, threadPoolPriority: 7 } })
+    await app.ready()
+    console.log(readdirSync('/proc/self/task').filter((tid) => os.getPriority(Number(tid)) === 7).length)
+    await app.close()
+  `
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: new URL('..', import.meta.url), env: { ...process.env, UV_THREADPOOL_SIZE: '6' }, encoding: 'utf8'
+  })
+  t.equal(out.trim(), '6')
 })
 
 t.test('the option takes a whole number from 0 to 19', async (t) => {

@@ -95,7 +95,8 @@ export async function createPasswordHasher (options: Required<PasswordOptions>, 
     // Not a reason to refuse to start (a laptop without /proc, a sandbox that forbids it): the
     // hashing is as safe at any priority, only the event loop's latency under a flood differs.
     await lowerThreadPoolPriority(options.threadPoolPriority).catch((error: unknown) => {
-      log.warn(`password.threadPoolPriority: the thread pool's priority is left as it was (${error instanceof Error ? error.message : String(error)})`)
+      // fs.readlink and os.setPriority reject with Errors only.
+      log.warn(`password.threadPoolPriority: the thread pool's priority is left as it was (${(error as Error).message})`)
     })
   }
   const dummyHash = await hashPassword(randomBytes(16).toString('base64url'), parameters)
