@@ -98,6 +98,18 @@ t.test('a thread already at a lower priority is left there; a higher setting low
   for (const tid of pool.slice(1)) t.equal(os.getPriority(tid), 15)
 })
 
+t.test('a UV_THREADPOOL_SIZE above the pool that started: the search ends, and lowers every thread it found', { skip: LINUX }, async (t) => {
+  // libuv read the size when the pool started; a value set later names threads that do not exist.
+  const pool = [...threads()].filter(([, { priority }]) => priority >= 10).map(([tid]) => tid)
+  const saved = process.env.UV_THREADPOOL_SIZE
+  process.env.UV_THREADPOOL_SIZE = String(pool.length + 1)
+  t.teardown(() => { if (saved === undefined) delete process.env.UV_THREADPOOL_SIZE; else process.env.UV_THREADPOOL_SIZE = saved })
+  await buildApp(t, { plugin: { password: { ...DEFAULT_COST, threadPoolPriority: 17 } } })
+  t.equal(pool.length, 4)
+  for (const tid of pool) t.ok(os.getPriority(tid) >= 17, `thread ${tid} lowered`)
+  t.equal(os.getPriority(), 0, 'the main thread is not among them')
+})
+
 t.test('where the threads cannot be found, a warning is logged and logins work', async (t) => {
   t.capture(fsPromises, 'readlink', async () => { throw Object.assign(new Error('ENOENT: no such file or directory, readlink \'/proc/thread-self\''), { code: 'ENOENT' }) })
   const logs = captureLogs()
@@ -117,21 +129,21 @@ t.test('where a thread cannot be reniced, a warning is logged and logins work', 
 })
 
 t.test('with UV_THREADPOOL_SIZE set, every one of that many pool threads is lowered', { skip: LINUX }, async (t) => {
-  // In a process of its own: libuv reads the size once, when the pool starts.
+  // In a process of its own: libuv reads the size once, when the pool starts. It runs the built
+  // package (npm test builds it first), plain JavaScript: a child that compiled lib/ on the fly
+  // would report its coverage against lines that are not the sources'.
   const script = `
     import Fastify from 'fastify'
     import { readdirSync } from 'node:fs'
     import os from 'node:os'
-    import tokenAuth from './lib/index.js'
+    import tokenAuth from 'fastify-token-auth'
     const app = Fastify()
     await app.register(tokenAuth, { secret: (await import('node:crypto')).randomBytes(32), findUser: () => null, password: { memoryCost: 256, threadPoolPriority: 7 } })
     await app.ready()
     console.log(readdirSync('/proc/self/task').filter((tid) => os.getPriority(Number(tid)) === 7).length)
     await app.close()
   `
-  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-    // Not the test's own environment: the test runner's variables would have the child report
-    // its coverage as this process's, in place of this process's own.
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
     cwd: new URL('..', import.meta.url), env: { PATH: process.env.PATH, UV_THREADPOOL_SIZE: '6' }, encoding: 'utf8'
   })
   t.equal(out.trim(), '6')
