@@ -43,6 +43,14 @@ export function family (userKey = 'userKeyAAAAAAAAAAAAAAA', overrides: Partial<R
   }
 }
 
+/** Two families of the same user, each created with its first hash and 30 minutes of idle time. */
+async function twoFamilies (store: AuthStore, first: string, second: string): Promise<[RefreshFamily, RefreshFamily]> {
+  const pair: [RefreshFamily, RefreshFamily] = [family(), family()]
+  await store.createRefreshFamily(pair[0], first, 30 * MINUTE, T0, 0)
+  await store.createRefreshFamily(pair[1], second, 30 * MINUTE, T0, 0)
+  return pair
+}
+
 export function storeContract (t: Tap, { makeStore, keyTtls }: ContractOptions): void {
   t.test('reserve, fixed window: up to the limit, then refused with the time left; refusals do not count', async (t) => {
     const store = await makeStore(t)
@@ -193,10 +201,7 @@ export function storeContract (t: Tap, { makeStore, keyTtls }: ContractOptions):
 
   t.test('revokeRefreshFamily with denyMs denies the family\'s access tokens, when the family existed', async (t) => {
     const store = await makeStore(t)
-    const ended = family()
-    const other = family()
-    await store.createRefreshFamily(ended, 'h1', 30 * MINUTE, T0, 0)
-    await store.createRefreshFamily(other, 'o1', 30 * MINUTE, T0, 0)
+    const [ended, other] = await twoFamilies(store, 'h1', 'o1')
     t.equal(await store.revokeRefreshFamily(ended.userKey, ended.id, 15 * MINUTE, T0 + 1), true)
     t.same(await store.revocationState(ended.userKey, 'some-jti', T0 + 2, ended.id), { revokedBefore: 0, jtiDenied: false, familyDenied: true })
     t.equal((await store.revocationState(other.userKey, 'some-jti', T0 + 2, other.id)).familyDenied, false, 'only that family')
@@ -337,10 +342,7 @@ export function storeContract (t: Tap, { makeStore, keyTtls }: ContractOptions):
 
   t.test('reuse denies the family\'s access tokens for denyMs; a rotation or a retry denies nothing', async (t) => {
     const store = await makeStore(t)
-    const f = family()
-    const quiet = family()
-    await store.createRefreshFamily(f, 'h1', 30 * MINUTE, T0, 0)
-    await store.createRefreshFamily(quiet, 'q1', 30 * MINUTE, T0, 0)
+    const [f, quiet] = await twoFamilies(store, 'h1', 'q1')
     t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'h1', 'h2', rules(30 * MINUTE, MINUTE, 15 * MINUTE), T0), 'rotated')
     t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'h1', 'h3', rules(30 * MINUTE, MINUTE, 15 * MINUTE), T0 + 1), 'retried')
     t.equal((await store.revocationState(f.userKey, undefined, T0 + 1, f.id)).familyDenied, false)
