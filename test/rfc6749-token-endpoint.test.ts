@@ -450,6 +450,22 @@ t.test('security events', async (t) => {
     assertOAuthError(t, await tokenRequest(app, { ...GOOD, password: 'wrong' }), 400, 'invalid_grant')
   })
 
+  t.test('an async listener that rejects is logged, and neither breaks a login nor the process', async (t) => {
+    const { stream, entries } = logCollector()
+    const app = await buildApp(t, {
+      server: { logger: { level: 'error', stream } },
+      plugin: { onAuthEvent: async () => { throw new Error('listener broke later') } }
+    })
+    t.equal((await tokenRequest(app, GOOD)).statusCode, 200)
+    assertOAuthError(t, await tokenRequest(app, { ...GOOD, password: 'wrong' }), 400, 'invalid_grant')
+    // A rejection nobody handles would end the process here (Node's default since v15).
+    await new Promise((resolve) => setImmediate(resolve))
+    t.equal((await tokenRequest(app, GOOD)).statusCode, 200, 'still serving')
+    const logged = entries().filter((entry) => entry.msg === 'onAuthEvent listener failed')
+    t.equal(logged.length, 3, 'each rejection logged once')
+    t.match(logged[0], { level: 50, err: { message: 'listener broke later' } })
+  })
+
   t.test('the request logger gets the events and never the password or the token', async (t) => {
     const { stream, lines, entries } = logCollector()
     const app = await buildApp(t, { server: { logger: { level: 'info', stream } } })

@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify'
+import { isPromise } from '../util/is-promise.js'
 import { createLogBudget } from './log-budget.js'
 
 /** The security events the plugin reports. */
@@ -42,7 +43,7 @@ export type EmitEvent = (request: FastifyRequest, event: Omit<AuthEvent, 'ip' | 
 /** Log lines a second for each type of event; past that they are counted (see createLogBudget). */
 export const LOG_LINES_PER_SECOND = 100
 
-export function createEventEmitter (onAuthEvent: ((event: AuthEvent) => void) | undefined): EmitEvent {
+export function createEventEmitter (onAuthEvent: ((event: AuthEvent) => unknown) | undefined): EmitEvent {
   const budget = createLogBudget(LOG_LINES_PER_SECOND)
   return function emit (request, partial) {
     const { log, skipped, overflowing } = budget(partial.type, Date.now())
@@ -60,11 +61,14 @@ export function createEventEmitter (onAuthEvent: ((event: AuthEvent) => void) | 
       warnOverflow(request, event.type)
     }
     if (onAuthEvent !== undefined) {
+      // A failing listener must not turn a login into a 500, nor, when it is async and
+      // rejects, end the process on an unhandled rejection.
+      const failed = (error: unknown): void => { request.log.error({ err: error }, 'onAuthEvent listener failed') }
       try {
-        onAuthEvent(event)
+        const result = onAuthEvent(event)
+        if (isPromise(result)) result.then(undefined, failed)
       } catch (error) {
-        // A failing listener must not turn a login into a 500.
-        request.log.error({ err: error }, 'onAuthEvent listener threw')
+        failed(error)
       }
     }
   }

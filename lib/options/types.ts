@@ -304,8 +304,8 @@ export interface FastifyTokenAuthBaseOptions {
   revocableAccessTokens?: RevocableAccessTokenOptions | boolean
   /** Path of the revocation endpoint (RFC 7009), served when refresh tokens or revocable access tokens are on; default `/revoke`. */
   revocationPath?: string
-  /** Receives every security event (also logged through the request logger). */
-  onAuthEvent?: (event: AuthEvent) => void
+  /** Receives every security event (also logged through the request logger); what it returns is not awaited, and a rejection is logged. */
+  onAuthEvent?: (event: AuthEvent) => unknown
   /**
    * Scope names and what each allows, shown in the OpenAPI document's "Authorize" dialog, e.g.
    * `{ profile: 'Read your profile', admin: 'Manage users' }`. Scopes that routes require through

@@ -4,7 +4,7 @@
  * from memory.
  */
 export function isPromise<T> (value: T | Promise<T>): value is Promise<T> {
-  // The values tested are claims (from JSON, which holds no functions) or store answers:
-  // a `then` method is only ever a promise's.
+  // The values tested are claims (from JSON, which holds no functions), store answers or what
+  // a listener returned: a `then` method is only ever a promise's.
   return typeof (value as { then?: unknown } | undefined)?.then === 'function'
 }
