@@ -139,7 +139,7 @@ export function createAuthenticator ({ tokens, realm, emit, check }: Authenticat
     if (known !== undefined) return accept(request, reply, known)
     if (!B64TOKEN.test(token)) {
       emit(request, { type: 'token.rejected', reason: 'malformed_header' })
-      throw challenge(reply, realm, 'invalid_request', 'The Authorization header is not "Bearer <token>"')
+      throw challenge(reply, realm, 'invalid_request', "The Authorization header is not 'Bearer <token>'")
     }
     let claims: AccessTokenClaims | Promise<AccessTokenClaims>
     try {

@@ -183,6 +183,15 @@ export function toOAuthError (error: unknown): { error: OAuthError, origin: Erro
   return { error: oauthError('server_error', 'The server could not process the request'), origin: 'fault' }
 }
 
+/**
+ * A description as RFC 6749 §5.2 and RFC 6750 §3 allow it: printable ASCII without `"` or `\`
+ * (%x20-21 / %x23-5B / %x5D-7E). The plugin's own descriptions keep to that; anything else in
+ * one (a value that came from elsewhere) is replaced, so a client's parser never meets it.
+ */
+function describe (text: string): string {
+  return text.replace(/"/g, "'").replace(/[^\x20-\x21\x23-\x5B\x5D-\x7E]/g, '?')
+}
+
 /** An OAuth2 error as an answer: status, headers and the RFC 6749 §5.2 JSON body. */
 export interface OAuthErrorResponse {
   statusCode: number
@@ -197,7 +206,7 @@ export interface OAuthErrorResponse {
 export function oauthErrorResponse (error: OAuthError, realm: string): OAuthErrorResponse {
   const headers: Record<string, string> = { 'cache-control': 'no-store', pragma: 'no-cache', ...error.headers }
   if (error.oauthError === 'invalid_client') headers['www-authenticate'] = `Basic realm="${realm}", charset="UTF-8"`
-  return { statusCode: error.statusCode, headers, body: { error: error.oauthError, error_description: error.message } }
+  return { statusCode: error.statusCode, headers, body: { error: error.oauthError, error_description: describe(error.message) } }
 }
 
 /** The RFC 6750 §3.1 bearer error codes, plus "none" for a request that carried no credentials. */
@@ -226,7 +235,7 @@ export function bearerError (
   scope?: string
 ): Error & { statusCode: number, code: string, headers: Record<string, string> } {
   const params = [`realm=${quote(realm)}`]
-  if (code !== undefined) params.push(`error=${quote(code)}`, `error_description=${quote(description)}`)
+  if (code !== undefined) params.push(`error=${quote(code)}`, `error_description=${quote(describe(description))}`)
   if (scope !== undefined) params.push(`scope=${quote(scope)}`)
   const error = new bearerErrors[code ?? 'missing'](description) as Error & {
     statusCode: number, code: string, headers: Record<string, string>

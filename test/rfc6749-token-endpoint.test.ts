@@ -14,7 +14,7 @@ function assertOAuthError (t: Test, res: LightMyRequestResponse, status: number,
   const body = res.json()
   t.equal(body.error, code)
   t.same(Object.keys(body).sort(), ['error', 'error_description'])
-  t.type(body.error_description, 'string')
+  t.match(body.error_description, /^[\x20-\x21\x23-\x5B\x5D-\x7E]+$/, 'RFC 6749 §5.2: error_description characters')
   t.equal(res.headers['cache-control'], 'no-store')
   t.equal(res.headers.pragma, 'no-cache')
 }

@@ -37,6 +37,7 @@ function assertBearerError (t: Test, res: LightMyRequestResponse, status: number
   t.equal(challenge.scheme, 'Bearer')
   t.equal(challenge.params.realm, 'api')
   t.equal(challenge.params.error, error)
+  t.match(challenge.params.error_description, /^[\x20-\x21\x23-\x5B\x5D-\x7E]+$/, 'RFC 6750 §3: error_description characters')
   t.equal(res.json().code, code)
   t.equal(res.json().statusCode, status)
   return challenge

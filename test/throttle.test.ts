@@ -44,6 +44,7 @@ function assertOAuthError (tt: Tap, res: LightMyRequestResponse, status: number,
   tt.equal(res.statusCode, status, `status ${status}`)
   tt.equal(res.json().error, code, `error ${code}`)
   tt.same(Object.keys(res.json()).sort(), ['error', 'error_description'], 'the RFC 6749 §5.2 shape')
+  tt.match(res.json().error_description, /^[\x20-\x21\x23-\x5B\x5D-\x7E]+$/, 'RFC 6749 §5.2: error_description characters')
   tt.match(res.headers['content-type'], /^application\/json/)
   tt.equal(res.headers['cache-control'], 'no-store')
   tt.equal(res.headers.pragma, 'no-cache')

@@ -48,7 +48,7 @@ export function createBrowserSessions ({ header, origins, cookieName }: Resolved
   }
 
   function checkOrigin (request: FastifyRequest, signal: boolean): void {
-    if (!signal) refuse(request, 'no_header', `A request that relies on the session cookie must send "${header}: cookie"`)
+    if (!signal) refuse(request, 'no_header', `A request that relies on the session cookie must send '${header}: cookie'`)
     const origin = request.headers.origin
     if (origin !== undefined) {
       if (origin !== `${request.protocol}://${request.host}` && !origins.has(origin)) {

@@ -16,7 +16,7 @@ export function readForm (body: unknown): Form {
   }
   const form: Record<string, string> = {}
   for (const [name, value] of Object.entries(body)) {
-    if (Array.isArray(value)) throw oauthError('invalid_request', `The "${safeName(name)}" parameter is repeated`)
+    if (Array.isArray(value)) throw oauthError('invalid_request', `The '${safeName(name)}' parameter is repeated`)
     if (typeof value === 'string' && value !== '') form[name] = value
   }
   return form

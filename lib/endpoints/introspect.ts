@@ -53,7 +53,7 @@ export function introspectEndpoint (fastify: FastifyInstance, deps: IntrospectEn
       }
     }
     const token = form.token
-    if (token === undefined) throw oauthError('invalid_request', 'The "token" parameter is required')
+    if (token === undefined) throw oauthError('invalid_request', "The 'token' parameter is required")
     // `token_type_hint` is not needed: the kind is told from the token (RFC 7662 §2.1).
     const answer = await introspect(request, token)
     // RFC 7662 §2.2 answers describe a token at one moment; RFC 6749 §5.1's rule fits them.

@@ -39,7 +39,7 @@ export function tokenEndpoint (fastify: FastifyInstance, { path, bodyLimit, auth
     if (presented?.fromCookie === true) form = { ...form, refresh_token: presented.token as string }
     const clientId = await authenticateClient(request, form)
     const grantType = form.grant_type
-    if (grantType === undefined) throw oauthError('invalid_request', 'The "grant_type" parameter is required')
+    if (grantType === undefined) throw oauthError('invalid_request', "The 'grant_type' parameter is required")
     const grant = grants.get(grantType)
     if (grant === undefined) throw oauthError('unsupported_grant_type', supported)
     const issued = await grant(request, form, clientId)

@@ -58,7 +58,7 @@ export function createPasswordGrant (deps: PasswordGrantDeps): GrantHandler {
   return async function passwordGrant (request, form, clientId) {
     const { username: rawUsername, password: rawPassword } = form
     if (rawUsername === undefined || rawPassword === undefined) {
-      throw oauthError('invalid_request', 'The "username" and "password" parameters are required')
+      throw oauthError('invalid_request', "The 'username' and 'password' parameters are required")
     }
     // Cheap checks first: nothing reaches argon2 that could not be a real login.
     if (rawUsername.length > MAX_USERNAME_LENGTH) throw oauthError('invalid_request', 'The username is too long')
