@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import { bearerError, InvalidOptionError, KeysUnavailableError } from './errors.js'
 import type { EmitEvent } from './logging/events.js'
+import { authorizationHeader, DUPLICATE } from './util/authorization-header.js'
 import { isPromise } from './util/is-promise.js'
 import { SCOPE_TOKEN, scopeList } from './scope.js'
 import type { AccessTokenClaims, AuthUser } from './tokens/claims.js'
@@ -19,25 +20,6 @@ const MAX_TOKEN_LENGTH = 8192
 export interface Authenticator {
   authenticate: preHandlerAsyncHookHandler
   requireScopes: (...scopes: string[]) => preHandlerAsyncHookHandler
-}
-
-const DUPLICATE = Symbol('more than one Authorization header')
-
-/**
- * The request's `Authorization` header, or `DUPLICATE` when it has more than one. Node keeps
- * only the first in `request.headers`; a second one is visible only in the raw list.
- */
-function authorizationHeader (rawHeaders: string[]): string | undefined | typeof DUPLICATE {
-  let value: string | undefined
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i] as string
-    // The length first: this runs on every authenticated request, over every header.
-    if (name.length === 13 && name.toLowerCase() === 'authorization') {
-      if (value !== undefined) return DUPLICATE
-      value = rawHeaders[i + 1] as string
-    }
-  }
-  return value
 }
 
 /** The user of an authenticated request. A class, so that `requireScopes` can tell one `authenticate` made. */

@@ -118,6 +118,25 @@ t.test('Basic and credentials in the body at once is invalid_request', async (t)
   t.equal(clientIdOf(same), 'web')
 })
 
+t.test('two Authorization headers are invalid_request, whichever comes first', async (t) => {
+  const app = await buildApp(t, { plugin: { clients: await clients(), refreshTokens: true } })
+  const right = basic('web', 'web-secret').authorization as string
+  const wrong = basic('web', 'wrong-secret').authorization as string
+  for (const pair of [[right, wrong], [wrong, right], [right, right]]) {
+    // Node keeps only the first in request.headers: the second is in the raw list alone.
+    const headers = { authorization: pair as unknown as string }
+    for (const res of [
+      await tokenRequest(app, GOOD, headers),
+      await app.inject({ method: 'POST', url: '/revoke', headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, payload: 'token=anything' })
+    ]) {
+      t.equal(res.statusCode, 400)
+      t.same(res.json(), { error: 'invalid_request', error_description: 'Only one Authorization header is allowed' })
+      t.equal(res.headers['cache-control'], 'no-store')
+    }
+  }
+  t.equal((await tokenRequest(app, GOOD, { authorization: right })).statusCode, 200, 'one header still works')
+})
+
 t.test('malformed Basic credentials are 401 invalid_client', async (t) => {
   const app = await buildApp(t, { plugin: { clients: await clients() } })
   const b64 = (text: string): string => Buffer.from(text).toString('base64')

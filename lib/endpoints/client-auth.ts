@@ -6,6 +6,7 @@ import type { ClientRecord } from '../options/types.js'
 import type { PasswordHasher } from '../password/hasher.js'
 import { sourceOf } from '../throttle/keys.js'
 import type { ClientThrottle } from '../throttle/login-throttle.js'
+import { authorizationHeader, DUPLICATE } from '../util/authorization-header.js'
 
 /** Authenticates the client of a token or revocation request; resolves its `client_id`. */
 export type AuthenticateClient = (request: FastifyRequest, form: Form) => Promise<string>
@@ -36,7 +37,10 @@ function formDecode (value: string): string {
 
 /** The credentials a request presents, from HTTP Basic or the form (RFC 6749 §2.3.1). */
 function clientCredentials (request: FastifyRequest, form: Form): ClientCredentials | undefined {
-  const header = request.headers.authorization
+  const header = authorizationHeader(request.raw.rawHeaders)
+  // Two headers could carry two identities, and a proxy that reads the other one would see a
+  // different client than the plugin: the request is malformed (RFC 6749 §5.2 invalid_request).
+  if (header === DUPLICATE) throw oauthError('invalid_request', 'Only one Authorization header is allowed')
   const basic = header === undefined ? null : /^basic +([A-Za-z0-9+/]+=*) *$/i.exec(header)
   if (header !== undefined && basic === null) {
     throw oauthError('invalid_client', 'Client authentication must use HTTP Basic')
