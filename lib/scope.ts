@@ -1,5 +1,5 @@
 import { LruMap } from 'toad-cache'
-import { oauthError } from './errors.js'
+import { InvalidOptionError, oauthError } from './errors.js'
 
 /** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ). */
 export const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/
@@ -19,6 +19,20 @@ export function parseScope (scope: string | undefined): string[] | undefined {
 }
 
 const NO_SCOPES: readonly string[] = Object.freeze([])
+
+/**
+ * The scopes `findUser` gave a user, checked: a host that returned a string (`'admin-ro'`) would
+ * otherwise grant every scope it contains as a substring, or, with none requested, one scope per
+ * character. Anything but a list of strings is the host's error, a 500, never a grant.
+ */
+export function userScopes (user: { scopes?: readonly string[] | undefined }): readonly string[] {
+  const { scopes } = user
+  if (scopes === undefined) return NO_SCOPES
+  if (!Array.isArray(scopes) || !scopes.every((s: unknown) => typeof s === 'string')) {
+    throw new InvalidOptionError('findUser', 'returned a user whose scopes is not an array of strings')
+  }
+  return scopes
+}
 // A client sends the same token, so the same claim, on every call: its list is made once. The
 // few scope combinations an app grants fit many times over.
 const scopeLists = new LruMap<readonly string[]>(1000)

@@ -4,7 +4,7 @@ import type { EmitEvent } from '../logging/events.js'
 import type { FastifyTokenAuthOptions, UserRecord } from '../options/types.js'
 import type { PasswordHasher } from '../password/hasher.js'
 import { LimiterFullError } from '../password/limiter.js'
-import { parseScope } from '../scope.js'
+import { parseScope, userScopes } from '../scope.js'
 import { sourceOf } from '../throttle/keys.js'
 import type { Device, LoginThrottle } from '../throttle/login-throttle.js'
 import type { IssueTokens } from './issue.js'
@@ -111,7 +111,7 @@ export function createPasswordGrant (deps: PasswordGrantDeps): GrantHandler {
 
     // RFC 6749 §3.3: the server may grant less than asked, and says so in `scope`. An error here,
     // after the password was found right, would tell a guesser so.
-    const allowed = account.scopes ?? []
+    const allowed = userScopes(account)
     const scope = requested === undefined ? [...allowed] : requested.filter((s) => allowed.includes(s))
     const sub = String(account.id ?? account.username)
     const issued = await issue(request, { user: account, username, sub, clientId, scope, requested, epoch })

@@ -3,6 +3,7 @@ import type { FastifyTokenAuthOptions } from '../options/types.js'
 import type { AuthStore } from '../stores/types.js'
 import type { AccessTokenClaims } from './claims.js'
 import { isRefreshToken, type RefreshTokens } from './refresh-tokens.js'
+import { userScopes } from '../scope.js'
 import { isRevoked } from './revocation.js'
 import type { TokenService } from './token-service.js'
 import { userKeyOf } from './user-key.js'
@@ -94,7 +95,7 @@ export function createIntrospector (deps: IntrospectorDeps): Introspect {
     // The refresh grant's own checks on the user: gone, disabled, or another account under the name.
     const user = await findUser(family.username, request)
     if (user == null || user.disabled === true || String(user.id ?? user.username) !== family.sub) return INACTIVE
-    const allowed = user.scopes ?? []
+    const allowed = userScopes(user)
     const scope = family.scope.filter((s) => allowed.includes(s))
     return {
       active: true,
