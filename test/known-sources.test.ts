@@ -114,6 +114,14 @@ t.test('addresses: an IPv6 /64 is one source, an IPv4-mapped address is its IPv4
     t.equal((await post(app, WRONG, '::FFFF:192.0.2.1')).statusCode, 429)
   })
 
+  t.test('an IPv4 client behind a proxy that writes the hex form is its IPv4 address, not one bucket for all', async (t) => {
+    const app = await buildApp(t, { plugin: { rateLimit: false, loginThrottle: { perUsername: false } }, server: { trustProxy: true } })
+    for (let i = 0; i < 5; i++) await post(app, WRONG, '127.0.0.1', { 'x-forwarded-for': '::ffff:a00:1' })
+    t.equal((await post(app, WRONG, '127.0.0.1', { 'x-forwarded-for': '10.0.0.1' })).statusCode, 429, '::ffff:a00:1 is 10.0.0.1')
+    t.equal((await post(app, WRONG, '127.0.0.1', { 'x-forwarded-for': '::ffff:a00:2' })).statusCode, 400, '::ffff:a00:2 is another client')
+    t.equal((await post(app, WRONG, '127.0.0.1', { 'x-forwarded-for': '::1' })).statusCode, 400, 'and ::1 is neither')
+  })
+
   t.test('a forwarded address that is not an IP address counts as the socket address', async (t) => {
     const app = await buildApp(t, { plugin: { rateLimit: false, loginThrottle: { perUsername: false } }, server: { trustProxy: true } })
     for (let i = 0; i < 5; i++) {
@@ -134,6 +142,15 @@ t.test('sourceOfAddress: how addresses become sources', async (t) => {
   const cases: Array<[string, string | undefined]> = [
     ['192.0.2.1', '192.0.2.1'],
     ['::ffff:192.0.2.1', '192.0.2.1'],
+    ['::FFFF:192.0.2.1', '192.0.2.1'],
+    ['::ffff:c000:201', '192.0.2.1'],
+    ['::ffff:a00:1', '10.0.0.1'],
+    ['0:0:0:0:0:ffff:10.0.0.1', '10.0.0.1'],
+    ['0000:0000:0000:0000:0000:FFFF:0A00:0001', '10.0.0.1'],
+    ['::ffff:0:0', '0.0.0.0'],
+    ['::ffff:ffff:ffff', '255.255.255.255'],
+    ['::1:ffff:a00:1', '0:0:0:0::/64'],
+    ['::a00:1', '0:0:0:0::/64'],
     ['2001:db8:0:7::1', '2001:db8:0:7::/64'],
     ['2001:0DB8:0000:0007:ffff:1:2:3', '2001:db8:0:7::/64'],
     ['2001:db8::', '2001:db8:0:0::/64'],

@@ -32,30 +32,42 @@ export function clientKey (clientId: string): string {
 }
 
 /**
- * Expands an IPv6 address (already checked by `isIPv6`) and keeps its first 64 bits: one
- * customer gets a whole /64 (RFC 6177), and could use a new address of it for every request.
+ * The eight groups of an IPv6 address (already checked by `isIPv6`), written out: lower case,
+ * without leading zeros, a trailing dotted IPv4 part as its two groups. A zone (`fe80::1%eth0`)
+ * names a link of this host, not another source, and is dropped.
  */
-function ipv6Prefix (address: string): string {
-  // A zone (`fe80::1%eth0`) names a link of this host, not another source.
-  const halves = (address.split('%', 1)[0] as string).split('::')
+function ipv6Groups (address: string): string[] {
+  let text = (address.split('%', 1)[0] as string).toLowerCase()
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text)
+  if (dotted !== null) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number]
+    text = text.slice(0, dotted.index) + ((a << 8) | b).toString(16) + ':' + ((c << 8) | d).toString(16)
+  }
+  const halves = text.split('::')
   const groupsOf = (half: string | undefined): string[] => half === undefined || half === '' ? [] : half.split(':')
   const left = groupsOf(halves[0])
   const right = groupsOf(halves[1])
   const groups = halves.length === 2 ? [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right] : left
-  return groups.slice(0, 4).map((group) => group.toLowerCase().replace(/^0+(?=.)/, '')).join(':') + '::/64'
+  return groups.map((group) => group.replace(/^0+(?=.)/, ''))
 }
 
 /**
- * The source of an address, as the throttles count it: an IPv4 address whole, an IPv4-mapped
- * IPv6 address as its IPv4 address, any other IPv6 address by its /64. `undefined` when `ip` is
- * not an IP address.
+ * The source of an address, as the throttles count it: an IPv4 address whole; an IPv4-mapped
+ * IPv6 address (::ffff:0:0/96, RFC 4291 §2.5.5.2) as its IPv4 address, however it is written
+ * (`::ffff:192.0.2.1`, `::ffff:c000:201`, zeros written out), so a proxy that writes the hex
+ * form does not put every IPv4 client in one bucket; any other IPv6 address by its /64: one
+ * customer gets a whole /64 (RFC 6177), and could use a new address of it for every request.
+ * `undefined` when `ip` is not an IP address.
  */
 export function sourceOfAddress (ip: string): string | undefined {
   if (isIPv4(ip)) return ip
   if (!isIPv6(ip)) return undefined
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)
-  if (mapped !== null) return mapped[1]
-  return ipv6Prefix(ip)
+  const groups = ipv6Groups(ip)
+  if (groups.slice(0, 5).every((group) => group === '0') && groups[5] === 'ffff') {
+    const [high, low] = groups.slice(6).map((group) => parseInt(group, 16)) as [number, number]
+    return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`
+  }
+  return groups.slice(0, 4).join(':') + '::/64'
 }
 
 /**
