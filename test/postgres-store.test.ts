@@ -114,7 +114,23 @@ t.test('against a real PostgreSQL', { skip: NO_POSTGRES }, async (t) => {
     await Promise.all(Array.from({ length: 5 }, () => migratePostgresStore(pool, { schema })))
     t.ok(await store.getRefreshFamily(f.userKey, f.id, 'h', T0), 'the data survived')
     const applied = await pool.query(`SELECT id FROM "${schema}".fastify_token_auth_migrations`)
-    t.same(applied.rows.map((row) => row.id).sort(), [1, 2, 3])
+    t.same(applied.rows.map((row) => row.id).sort(), [1, 2, 3, 4])
+  })
+
+  t.test('a family made before migration 4 comes back with no tokenKey, and a new one with its own', async (t) => {
+    const schema = await testSchema(t, pool)
+    const families = `"${schema}".fastify_token_auth_families`
+    // The tables as migrations 1 to 3 left them, holding a family of that version.
+    await pool.query(`ALTER TABLE ${families} DROP COLUMN token_key`)
+    await pool.query(`DELETE FROM "${schema}".fastify_token_auth_migrations WHERE id = 4`)
+    await pool.query(`INSERT INTO ${families} (user_key, id, sub, username, client_id, scope, created_at, expires_at, idle_until, hash)
+      VALUES ('userKeyOldAAAAAAAAAAAA', 'old', 'user-1', 'user1', 'public', '{}', $1, $2, $2, 'h')`, [T0, T0 + MINUTE])
+    await migratePostgresStore(pool, { schema })
+    const store = createPostgresStore({ pool, schema })
+    t.equal((await store.getRefreshFamily('userKeyOldAAAAAAAAAAAA', 'old', 'h', T0))?.family.tokenKey, '', 'none: it fails safe')
+    const f = family()
+    await store.createRefreshFamily(f, 'h', MINUTE, T0, 0)
+    t.equal((await store.getRefreshFamily(f.userKey, f.id, 'h', T0))?.family.tokenKey, f.tokenKey)
   })
 
   t.test('the store never creates its tables: without the migration, every call is unavailable', async (t) => {

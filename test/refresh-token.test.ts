@@ -60,8 +60,12 @@ t.test('the password grant also returns an opaque refresh token of 256 random bi
   const second = await login(a)
   t.match(first.refresh_token, REFRESH_TOKEN)
   t.not(first.refresh_token, second.refresh_token)
-  const secret = first.refresh_token.split('.')[2] as string
-  t.equal(Buffer.from(secret, 'base64url').length, 32, '32 random bytes')
+  // 128 random bits locate the family, 128 more start the secret, which ends with a 128-bit MAC
+  // under the family's key (only a token the family issued can count as reuse).
+  const [, locator, secret] = first.refresh_token.split('.') as [string, string, string]
+  t.equal(Buffer.from(locator, 'base64url').length, 16, '16 random bytes locate the family')
+  t.equal(Buffer.from(secret, 'base64url').length, 32, '16 random bytes and a 16-byte MAC')
+  t.not(secret.slice(0, 21), second.refresh_token.split('.')[2]?.slice(0, 21), 'whose random part differs from token to token')
   t.equal((await a.inject({ url: '/protected', headers: bearer(first.access_token) })).statusCode, 200)
 })
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import type { AuthStore, RefreshFamily, RotateRules, ThrottleRule } from '../lib/index.js'
 
@@ -39,6 +40,7 @@ export function family (userKey = 'userKeyAAAAAAAAAAAAAAA', overrides: Partial<R
     scope: ['profile', 'admin'],
     createdAt: T0,
     expiresAt: T0 + 60 * MINUTE,
+    tokenKey: randomBytes(32).toString('base64url'),
     ...overrides
   }
 }
@@ -151,6 +153,23 @@ export function storeContract (t: Tap, { makeStore, keyTtls }: ContractOptions):
     t.same(await store.getRefreshFamily(f.userKey, f.id, 'hash-2', T0 + 5), { family: f, current: false }, 'no token of the family is current')
     t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'hash-2', 'hash-4', rules(30 * MINUTE), T0 + 5), 'reused', 'its newest token is refused, as reuse')
     t.equal(await store.rotateRefreshToken(f.userKey, 'neverExistedAAAAAAAAAA', 'h', 'h2', rules(MINUTE), T0), 'invalid')
+  })
+
+  t.test('the family\'s tokenKey comes back as it went in, after rotations too: without it no replaced token counts as reuse', async (t) => {
+    // The refresh tokens carry a MAC under this key; a store that dropped it would not break
+    // refreshing, only silently turn off reuse detection for tokens older than the last one.
+    const store = await makeStore(t)
+    const f = family()
+    await store.createRefreshFamily(f, 'k1', 30 * MINUTE, T0, 0)
+    t.equal((await store.getRefreshFamily(f.userKey, f.id, 'k1', T0))?.family.tokenKey, f.tokenKey)
+    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'k1', 'k2', rules(30 * MINUTE), T0 + 1), 'rotated')
+    t.equal((await store.getRefreshFamily(f.userKey, f.id, 'older', T0 + 2))?.family.tokenKey, f.tokenKey, 'found by any hash, with its key')
+    t.equal(await store.rotateRefreshToken(f.userKey, f.id, 'older', 'k3', rules(30 * MINUTE), T0 + 3), 'reused')
+    t.equal((await store.getRefreshFamily(f.userKey, f.id, 'k2', T0 + 4))?.family.tokenKey, f.tokenKey, 'and once revoked for reuse')
+    const other = family(f.userKey)
+    await store.createRefreshFamily(other, 'o1', 30 * MINUTE, T0, 0)
+    t.not(other.tokenKey, f.tokenKey)
+    t.equal((await store.getRefreshFamily(other.userKey, other.id, 'o1', T0))?.family.tokenKey, other.tokenKey, 'each family keeps its own')
   })
 
   t.test('a family with no scope, and one of many scopes, come back as they went in', async (t) => {

@@ -206,6 +206,13 @@ CREATE TABLE IF NOT EXISTS ${t.deniedFamilies} (
   PRIMARY KEY (user_key, id)
 );
 CREATE INDEX IF NOT EXISTS ${t.index('denied_fams_expires_at')} ON ${t.deniedFamilies} (expires_at);`
+  }, {
+    id: 4,
+    sql: `
+-- The family's own key, which its refresh tokens carry a MAC of: only a token the family issued
+-- counts as reuse (RFC 9700 §4.14.2). '' for a family made before: it fails safe, any token of it
+-- that is neither current nor the one its last rotation replaced being unknown.
+ALTER TABLE ${t.families} ADD COLUMN IF NOT EXISTS token_key text NOT NULL DEFAULT '';`
   }]
 }
 
@@ -307,17 +314,18 @@ function statements (t: Tables) {
         ON CONFLICT (user_key) DO UPDATE SET families_until = greatest(r.families_until, EXCLUDED.families_until)
         RETURNING CASE WHEN r.expires_at > $10::bigint THEN r.revoked_before ELSE 0 END AS bound
       )
-      INSERT INTO ${t.families} AS f (user_key, id, sub, username, client_id, scope, created_at, expires_at, idle_until, hash, epoch)
-      SELECT $1, $2, $3, $4, $5, $6::text[], $7::bigint, $8::bigint, least($10::bigint + $11::bigint, $8::bigint), $9, $12::bigint
+      INSERT INTO ${t.families} AS f (user_key, id, sub, username, client_id, scope, created_at, expires_at, idle_until, hash, epoch, token_key)
+      SELECT $1, $2, $3, $4, $5, $6::text[], $7::bigint, $8::bigint, least($10::bigint + $11::bigint, $8::bigint), $9, $12::bigint, $13
       FROM b WHERE b.bound <= $12::bigint
       ON CONFLICT (user_key, id) DO UPDATE SET sub = EXCLUDED.sub, username = EXCLUDED.username, client_id = EXCLUDED.client_id,
         scope = EXCLUDED.scope, created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at,
-        idle_until = EXCLUDED.idle_until, hash = EXCLUDED.hash, epoch = EXCLUDED.epoch, prev_hash = '', replaced_at = 0, step = ''
+        idle_until = EXCLUDED.idle_until, hash = EXCLUDED.hash, epoch = EXCLUDED.epoch, prev_hash = '', replaced_at = 0, step = '',
+        token_key = EXCLUDED.token_key
       RETURNING 1 AS created`,
     // Every read filters on the end of the family, and on the user's bound: an expired row, or
     // one from before a "log out everywhere", is never live, swept or not.
     getFamily: `
-      SELECT sub, username, client_id, scope, created_at, expires_at, hash, prev_hash, replaced_at
+      SELECT sub, username, client_id, scope, created_at, expires_at, hash, prev_hash, replaced_at, token_key
       FROM ${t.families} AS f WHERE user_key = $1 AND id = $2 AND idle_until > $3::bigint AND ${liveByBound('$3')}`,
     // One UPDATE decides and writes: of two rotations of one token, the second waits for the
     // row, then sees the first one's hash: a retry within the grace ($7), else reuse (RFC 9700
@@ -456,7 +464,7 @@ export function createPostgresStore (options: PostgresStoreOptions): PostgresSto
 
     async createRefreshFamily (family, tokenHash, idleMs, now, epoch) {
       const { rows } = await query(sql.createFamily, [family.userKey, family.id, family.sub, family.username, family.clientId,
-        family.scope, family.createdAt, family.expiresAt, tokenHash, now, idleMs, epoch])
+        family.scope, family.createdAt, family.expiresAt, tokenHash, now, idleMs, epoch, family.tokenKey])
       return rows.length > 0
     },
     async getRefreshFamily (userKey, familyId, tokenHash, now) {
@@ -471,7 +479,8 @@ export function createPostgresStore (options: PostgresStoreOptions): PostgresSto
         clientId: row.client_id as string,
         scope: row.scope as string[],
         createdAt: int(row.created_at),
-        expiresAt: int(row.expires_at)
+        expiresAt: int(row.expires_at),
+        tokenKey: row.token_key as string
       }
       const found = { family, current: row.hash !== '' && row.hash === tokenHash }
       return row.hash !== '' && row.prev_hash === tokenHash ? { ...found, replacedAt: int(row.replaced_at) } : found

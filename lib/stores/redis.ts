@@ -81,14 +81,15 @@ return {c, e - now}`
 
 // KEYS[1] family, KEYS[2] the user's family set, KEYS[3] the user's revocation bound; ARGV
 // family id, family key prefix, sub, username, client, scope, createdAt, expiresAt, hash, idleMs,
-// now, the epoch the grant began in. Nothing is created for a user revoked since that epoch.
+// now, the epoch the grant began in, the family's token key. Nothing is created for a user
+// revoked since that epoch.
 const CREATE = `
 local bound = tonumber(redis.call('GET', KEYS[3]))
 if bound ~= nil and bound > tonumber(ARGV[12]) then return 0 end
 local expires, now = tonumber(ARGV[8]), tonumber(ARGV[11])
 local idle = math.min(now + tonumber(ARGV[10]), expires)
 redis.call('HSET', KEYS[1], 'sub', ARGV[3], 'username', ARGV[4], 'client', ARGV[5], 'scope', ARGV[6],
-  'created', ARGV[7], 'expires', ARGV[8], 'hash', ARGV[9], 'idle', idle)
+  'created', ARGV[7], 'expires', ARGV[8], 'hash', ARGV[9], 'idle', idle, 'tkey', ARGV[13])
 redis.call('PEXPIRE', KEYS[1], idle - now)
 if redis.call('SCARD', KEYS[2]) >= 32 then
   for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
@@ -152,11 +153,18 @@ redis.call('SET', KEYS[1], value, 'PX', ttl)
 return value`
 
 // KEYS[1] the user's family set, KEYS[2] the user's revocation bound; ARGV family key prefix,
-// the new bound (an epoch), ttlMs.
+// the new bound (an epoch), ttlMs, family deny key prefix. Each family that existed is denied
+// for ttlMs too (never for less than a deny it had): a refresh that ran between ADVANCE_EPOCH and
+// this script read the new epoch, so the bound does not reach the access token it issued, but
+// that token names its family (sid).
 const REVOKE_USER = `
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do redis.call('DEL', ARGV[1] .. id) end
-redis.call('DEL', KEYS[1])
 local value, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('DEL', ARGV[1] .. id) == 1 and redis.call('PTTL', ARGV[4] .. id) < ttl then
+    redis.call('SET', ARGV[4] .. id, '1', 'PX', ttl)
+  end
+end
+redis.call('DEL', KEYS[1])
 local old = tonumber(redis.call('GET', KEYS[2]))
 if old ~= nil and old > value then value = old end
 local oldTtl = redis.call('PTTL', KEYS[2])
@@ -268,11 +276,11 @@ export function createRedisStore (options: RedisStoreOptions): AuthStore {
       const { userKey, id } = family
       return await run('CREATE', familyKey(userKey, id), familiesKey(userKey), boundKey(userKey), id, `${userTag(userKey)}f:`,
         family.sub, family.username, family.clientId, family.scope.join(' '),
-        family.createdAt, family.expiresAt, tokenHash, idleMs, now, epoch) === 1
+        family.createdAt, family.expiresAt, tokenHash, idleMs, now, epoch, family.tokenKey) === 1
     },
     async getRefreshFamily (userKey, familyId, tokenHash, now) {
-      const [sub, username, clientId, scope, created, expires, hash, idle, previous, rotated] = await call(() =>
-        client.hmget(familyKey(userKey, familyId), 'sub', 'username', 'client', 'scope', 'created', 'expires', 'hash', 'idle', 'prev', 'rotated'))
+      const [sub, username, clientId, scope, created, expires, hash, idle, previous, rotated, tokenKey] = await call(() =>
+        client.hmget(familyKey(userKey, familyId), 'sub', 'username', 'client', 'scope', 'created', 'expires', 'hash', 'idle', 'prev', 'rotated', 'tkey'))
       if (sub == null || Number(expires) <= now || Number(idle) <= now) return undefined
       const family: RefreshFamily = {
         id: familyId,
@@ -282,7 +290,9 @@ export function createRedisStore (options: RedisStoreOptions): AuthStore {
         clientId: clientId as string,
         scope: scope === '' || scope == null ? [] : scope.split(' '),
         createdAt: Number(created),
-        expiresAt: Number(expires)
+        expiresAt: Number(expires),
+        // A family written by an earlier version has none.
+        tokenKey: tokenKey ?? ''
       }
       const found = { family, current: hash === tokenHash }
       return hash !== '' && previous === tokenHash ? { ...found, replacedAt: Number(rotated) } : found
@@ -301,10 +311,12 @@ export function createRedisStore (options: RedisStoreOptions): AuthStore {
       const ttl = Math.max(1, ttlMs)
       // Two steps, as the epoch and the user's keys live in different Cluster slots. A grant that
       // read the epoch before the first step and creates a family between the two has it deleted
-      // by the second; one that reads it after the first carries the new epoch, and began after
-      // revokeUserTokens was called.
+      // by the second. A refresh that reads the epoch after the first, and rotates before the
+      // second, carries the new epoch, which the bound does not reach: the second step denies
+      // the families it ends (their access tokens carry `sid`) for as long as the bound lives,
+      // so that refresh's access token dies with them, as it does with the one-step stores.
       const epoch = await run('ADVANCE_EPOCH', epochKey, now, ttl) as string
-      await run('REVOKE_USER', familiesKey(userKey), boundKey(userKey), `${userTag(userKey)}f:`, epoch, ttl)
+      await run('REVOKE_USER', familiesKey(userKey), boundKey(userKey), `${userTag(userKey)}f:`, epoch, ttl, familyDenyKey(userKey, ''))
     },
     async revokeAccessToken (userKey, jti, ttlMs) {
       await call(() => client.set(`${userTag(userKey)}j:${jti}`, '1', 'PX', Math.max(1, ttlMs)))

@@ -47,6 +47,15 @@ export interface RefreshFamily {
   createdAt: number
   /** The absolute end of the family, in milliseconds, however often it is used. */
   expiresAt: number
+  /**
+   * The family's own key (256 random bits, base64url), which its refresh tokens carry a MAC of:
+   * it tells a token the family issued and replaced (reuse, which ends the family) from a made-up
+   * one (unknown, which ends nothing). A store keeps it as it is given and gives it back with the
+   * family. A family without one (`''`: made before the field existed, or by a store that drops
+   * it) fails safe: only its current token, and the one its last rotation replaced, are known;
+   * any other is unknown, so reuse of an older token goes undetected, but nothing made up ends it.
+   */
+  tokenKey: string
 }
 
 /** What `getRefreshFamily` finds: the family, and whether the presented hash is its current token. */
@@ -160,6 +169,11 @@ export interface AuthStore {
    * Ends every family of `userKey`, advances the revocation epoch (to `now`, or one past its
    * value when that is not less) and makes it the user's bound: every grant that read an earlier
    * epoch is revoked. The records live `ttlMs` (an access token's lifetime).
+   *
+   * A store that cannot do all of it in one atomic step (Redis: the epoch and the user's keys
+   * live in different Cluster slots) must still leave nothing that survives it: a refresh that
+   * reads the advanced epoch before the families end issues an access token the bound does not
+   * reach, so such a store also denies each family it ends (`familyDenied`) for `ttlMs`.
    */
   revokeUser: (userKey: string, ttlMs: number, now: number) => Promise<void>
   /** Denies the access token `jti` of `userKey` for `ttlMs` (until it expires anyway). */
