@@ -18,7 +18,7 @@ t.test('scopes that are not a list of strings are a server error, never a grant'
       plugin: { findUser: () => user },
       server: { logger: { level: 'error', stream: { write: (line: string) => { logs.push(line) } } } }
     })
-    for (const fields of [{ ...LOGIN, scope: 'admin' }, LOGIN]) {
+    for (const fields of [{ ...LOGIN, scope: 'admin' }, LOGIN] as Array<Record<string, string>>) {
       const res = await tokenRequest(app, fields)
       t.equal(res.statusCode, 500, `${what}, scope ${fields.scope ?? 'not'} requested`)
       t.equal(res.json().error, 'server_error')
@@ -28,7 +28,7 @@ t.test('scopes that are not a list of strings are a server error, never a grant'
   }
 })
 
-t.test('introspection checks them too: a server error, not an active token with those scopes', async (t) => {
+t.test('introspection and the refresh grant check them too: a server error, not an active token or a grant', async (t) => {
   const users = await demoUsers()
   const user1 = users.get('user1') as UserRecord
   let scopes: unknown = ['profile']
@@ -50,4 +50,9 @@ t.test('introspection checks them too: a server error, not an active token with 
   t.equal(res.statusCode, 500)
   t.equal(res.json().error, 'server_error')
   t.notOk(res.json().active, 'no answer that the token is active with scopes made of a string')
+  const refreshed = await tokenRequest(app, { grant_type: 'refresh_token', refresh_token: refreshToken })
+  t.equal(refreshed.statusCode, 500, 'the refresh grant checks them too')
+  t.notOk(refreshed.json().access_token, 'no token')
+  scopes = ['profile']
+  t.equal((await tokenRequest(app, { grant_type: 'refresh_token', refresh_token: refreshToken })).statusCode, 200, 'the session was not spent by the host\'s error')
 })

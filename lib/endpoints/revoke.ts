@@ -37,7 +37,8 @@ export function revokeEndpoint (fastify: FastifyInstance, deps: RevokeEndpointDe
 
   async function revokeRefreshToken (request: FastifyRequest, token: string, clientId: string): Promise<void> {
     const found = await refreshTokens?.find(token)
-    // RFC 7009 §2.2: an unknown token is answered 200 all the same.
+    // RFC 7009 §2.2: an unknown token is answered 200 all the same. A made-up secret under a real
+    // family's name is unknown too (`find` checks that the family issued it): it ends nothing.
     if (found === undefined) return
     const { family } = found
     // RFC 7009 §2.1: the token must have been issued to the client that asks.
@@ -73,7 +74,7 @@ export function revokeEndpoint (fastify: FastifyInstance, deps: RevokeEndpointDe
     const token = presented === undefined ? form.token : presented.token
     const clientId = await authenticateClient(request, form)
     // RFC 7009 §2.2: a browser with no session left to end is answered as for an unknown token.
-    if (token === undefined && presented?.browser !== true) throw oauthError('invalid_request', 'The "token" parameter is required')
+    if (token === undefined && presented?.browser !== true) throw oauthError('invalid_request', "The 'token' parameter is required")
     // RFC 7009 §2.1: `token_type_hint` may be ignored when the type can be told from the token,
     // as it can here (a refresh token never parses as a JWT), and a wrong hint must not stop
     // the revocation.

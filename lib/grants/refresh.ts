@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import { oauthError } from '../errors.js'
 import type { EmitEvent } from '../logging/events.js'
 import type { FastifyTokenAuthOptions, UserRecord } from '../options/types.js'
-import { parseScope } from '../scope.js'
+import { parseScope, userScopes } from '../scope.js'
 import type { RefreshFamily } from '../stores/types.js'
 import type { RefreshTokens } from '../tokens/refresh-tokens.js'
 import type { GrantHandler } from './grant.js'
@@ -55,7 +55,7 @@ export function createRefreshGrant ({ refreshTokens, findUser, revocationEpoch, 
       return failure(request, user?.disabled === true ? 'disabled' : 'unknown_user', family)
     }
     // Scopes the user has lost since the login are not granted again.
-    const allowed = user.scopes ?? []
+    const allowed = userScopes(user)
     if (requested !== undefined && !requested.every((s) => allowed.includes(s))) {
       throw oauthError('invalid_scope', 'The requested scope exceeds what this user may be granted')
     }
@@ -65,17 +65,19 @@ export function createRefreshGrant ({ refreshTokens, findUser, revocationEpoch, 
   return async function refreshGrant (request, form, clientId) {
     const requested = parseScope(form.scope)
     const token = form.refresh_token
-    if (token === undefined) throw oauthError('invalid_request', 'The "refresh_token" parameter is required')
+    if (token === undefined) throw oauthError('invalid_request', "The 'refresh_token' parameter is required")
     // Before the token is looked up: a "log out everywhere" that returns after this read ends
     // whatever this refresh issues.
     const epoch = await revocationEpoch()
+    // A token the family never issued (a made-up secret under a real family's name) is not
+    // found: unknown, and it reaches no step that could end the family.
     const found = await refreshTokens.find(token)
     if (found === undefined) return failure(request, 'unknown')
     const { family } = found
     // The current token, or a retry of the last rotation. A retry is the client's only: the
     // previous token from another client is reuse, as it would be without the grace (RFC 6749
-    // §10.4). Any other token goes straight to the store's atomic step, which revokes the family
-    // (RFC 9700 §4.14.2).
+    // §10.4). Any other token, one the family issued and replaced, goes straight to the store's
+    // atomic step, which revokes the family (RFC 9700 §4.14.2).
     const eligible = found.current || (found.previous && family.clientId === clientId)
     const admitted = eligible ? await admit(request, family, clientId, requested) : undefined
 
