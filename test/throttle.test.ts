@@ -272,6 +272,30 @@ t.test('per-username backoff across IPs', async (t) => {
     assertThrottled(t, await tokenRequest(a, WRONG, fresh()))
   })
 
+  t.test('a known source is not counted: the user\'s own logins there start no wait for their other devices', async (t) => {
+    const clock = fakeClock(t)
+    const a = await app(t, { plugin: { rateLimit: false, loginThrottle: backoff }, server: { trustProxy: true } })
+    const laptop = { 'x-forwarded-for': '198.51.100.7' }
+    t.equal((await tokenRequest(a, RIGHT, laptop)).statusCode, 200, 'the laptop\'s address becomes known')
+    // An attack from elsewhere leaves the count past the free attempts, and its last wait ends.
+    for (let i = 0; i < 3; i++) assertOAuthError(t, await tokenRequest(a, WRONG, fresh()), 400, 'invalid_grant')
+    clock.advance(1000)
+    assertOAuthError(t, await tokenRequest(a, WRONG, fresh()), 400, 'invalid_grant')
+    clock.advance(4000)
+    // The user logs in on the laptop, then from a phone on a network never seen: no wait, as
+    // no failure came between. Counted, the laptop's login would have started one.
+    t.equal((await tokenRequest(a, RIGHT, laptop)).statusCode, 200)
+    t.equal((await tokenRequest(a, RIGHT, fresh())).statusCode, 200, 'the phone is not refused')
+    // Nor do the laptop's own typos count against the account: only its own window sees them.
+    clock.advance(4000)
+    assertOAuthError(t, await tokenRequest(a, WRONG, laptop), 400, 'invalid_grant')
+    t.equal((await tokenRequest(a, RIGHT, fresh())).statusCode, 200, 'a typo on the laptop starts no wait either')
+    // An unknown source's failure still does.
+    clock.advance(4000)
+    assertOAuthError(t, await tokenRequest(a, WRONG, fresh()), 400, 'invalid_grant')
+    assertThrottled(t, await tokenRequest(a, RIGHT, fresh()))
+  })
+
   t.test('the count is forgotten after timeWindow without failures', async (t) => {
     const clock = fakeClock(t)
     const a = await app(t, {

@@ -59,11 +59,12 @@ export interface LoginThrottleDeps {
  *   and only failures from that source fill it; a success clears it (Auth0 blocks the
  *   (user, IP) pair, not the user).
  * - Per username, across sources: a capped backoff (AWS Cognito, Keycloak) against guessing
- *   spread over many addresses. It never refuses a known source — one the user logged in from
- *   within `knownSourceTtl` (OWASP "Slow down online guessing attacks with device cookies",
- *   with the address in place of a cookie) — so no amount of failures elsewhere locks a user
- *   out of their usual network. A success does not clear it: it would clear the attacker's
- *   count too. It ages out by time alone.
+ *   spread over many addresses. It neither refuses nor counts a known source — one the user
+ *   logged in from within `knownSourceTtl` (OWASP "Slow down online guessing attacks with device
+ *   cookies", with the address in place of a cookie) — so no amount of failures elsewhere locks
+ *   a user out of their usual network, and nothing the user does there starts a wait for their
+ *   other devices. A success does not clear it: it would clear the attacker's count too. It ages
+ *   out by time alone.
  *
  * - Per (username, device cookie): a browser that presents a valid device cookie of the account
  *   is a known source as an address is, once the user logged in with it within `knownSourceTtl`;
@@ -98,13 +99,17 @@ export function createLoginThrottle (options: LoginThrottleDeps): LoginThrottle 
     const deviceTaken = deviceKey !== undefined && (await store.reserve(deviceKey, lockout as ThrottleRule, now)).allowed
     const releaseDevice = async (): Promise<void> => { if (deviceTaken) await store.release(deviceKey as string) }
     // The per-username backoff next: spread over many addresses, a brute force on one username
-    // is refused by that one hot key (and one look-up of the source), without a key written for
-    // every address. A known source's attempts count here too, but are never refused here.
-    if (backoff !== undefined) {
+    // is refused by that one hot key, without a key written for every address. It is for
+    // unknown sources only: a known source is never refused by it, and its attempts are not
+    // counted in it either. Counted, each of them (a success too, until it is settled) could
+    // start a wait: after an attack the count stays high for hours, and the user's own login on
+    // their laptop would then refuse their phone on a new network for up to `maxDelay`. A known
+    // source's failures meet its own (username, source) window, as before.
+    if (backoff !== undefined && !await store.isKnownSource(account, source, now) &&
+      !(deviceTaken && await store.isKnownSource(account, deviceSource as string, now))) {
       const result = await store.reserve(userKey, backoff, now)
       userTaken = result.allowed
-      if (!result.allowed && !await store.isKnownSource(account, source, now) &&
-        !(deviceTaken && await store.isKnownSource(account, deviceSource as string, now))) {
+      if (!result.allowed) {
         await releaseDevice()
         return { retryAfterMs: result.retryAfterMs, limit: 'per_username' }
       }
