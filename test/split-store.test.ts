@@ -47,7 +47,7 @@ t.test('counters go to the counters store, session state to the sessions store',
   const app = await buildApp(t, { plugin: { ...PLUGIN, store: createSplitStore({ sessions: sessions.store, counters: counters.store }) } })
   await exercise(t, app)
   t.same([...counters.calls].sort(), ['hit', 'release', 'reserve', 'reset'], 'the per-IP limit and the login counters')
-  t.same([...sessions.calls].sort(), ['createRefreshFamily', 'getRefreshFamily', 'rememberSource', 'revocationEpoch', 'revocationState', 'revokeAccessToken', 'rotateRefreshToken'],
+  t.same([...sessions.calls].sort(), ['createRefreshFamily', 'getRefreshFamily', 'isKnownSource', 'rememberSource', 'revocationEpoch', 'revocationState', 'revokeAccessToken', 'rotateRefreshToken'],
     'refresh families, the revocation epoch and revocations')
 })
 

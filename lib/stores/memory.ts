@@ -208,7 +208,7 @@ export function createMemoryStore (options: MemoryStoreOptions = {}): AuthStore 
     async rememberSource (account, source, ttlMs, now) {
       sources.set(`${account} ${source}`, { value: 1, expiresAt: now + ttlMs }, now)
     },
-    // Not async: asked on logins under attack, and answered from memory.
+    // Not async: asked on every login, and answered from memory.
     isKnownSource (account, source, now) {
       return sources.get(`${account} ${source}`, now) !== undefined
     },

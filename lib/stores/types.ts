@@ -126,8 +126,8 @@ export interface AuthStore {
   hit: (key: string, windowMs: number, now: number) => Promise<HitResult>
   /**
    * Records that `account` logged in from `source` (a client address, an IPv6 /64), for
-   * `ttlMs` from `now`; remembering it again restarts that time. The login throttle never
-   * refuses a known source for failures made from elsewhere.
+   * `ttlMs` from `now`; remembering it again restarts that time. The login throttle's
+   * per-username backoff neither refuses nor counts a known source.
    */
   rememberSource: (account: string, source: string, ttlMs: number, now: number) => Promise<void>
   /**
