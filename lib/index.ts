@@ -218,6 +218,8 @@ export {
 } from './stores/postgres.js'
 export { createSplitStore, type SplitStoreOptions } from './stores/split.js'
 export { createRedisStore, type RedisStoreOptions, type RedisClient } from './stores/redis.js'
+/** Most live refresh families (sessions) a store keeps for one user; custom stores keep the same cap. */
+export { MAX_FAMILIES_PER_USER } from './stores/types.js'
 export type {
   AuthStore, ThrottleRule, ReserveResult, HitResult, RefreshFamily, RefreshLookup, RotateResult, RotateRules, RevocationState
 } from './stores/types.js'

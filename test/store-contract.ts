@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
-import type { AuthStore, RefreshFamily, RotateRules, ThrottleRule } from '../lib/index.js'
+import { MAX_FAMILIES_PER_USER, type AuthStore, type RefreshFamily, type RotateRules, type ThrottleRule } from '../lib/index.js'
 
 /*
  * The store contract: what every AuthStore must do, run against the memory store, a real
@@ -230,6 +230,60 @@ export function storeContract (t: Tap, { makeStore, keyTtls }: ContractOptions):
     const unknown = family()
     t.equal(await store.revokeRefreshFamily(unknown.userKey, unknown.id, 15 * MINUTE, T0 + 3), false)
     t.equal((await store.revocationState(unknown.userKey, undefined, T0 + 4, unknown.id)).familyDenied, false)
+  })
+
+  /** `count` families of `userKey`, the i-th created at `start` + i with 30 minutes of idle time (so ending in that order). */
+  async function manyFamilies (t: Tap, store: AuthStore, userKey: string, count: number, start = T0): Promise<RefreshFamily[]> {
+    const made = Array.from({ length: count }, () => family(userKey))
+    let created = 0
+    for (const [i, f] of made.entries()) if (await store.createRefreshFamily(f, `h${i}`, 30 * MINUTE, start + i, 0)) created += 1
+    t.equal(created, count, `${count} families created`)
+    return made
+  }
+  const alive = async (store: AuthStore, fs: RefreshFamily[], now: number): Promise<boolean[]> =>
+    await Promise.all(fs.map(async (f) => await store.getRefreshFamily(f.userKey, f.id, 'any', now) !== undefined))
+
+  t.test('a user keeps at most MAX_FAMILIES_PER_USER families: one more ends the least recently used, and no other', async (t) => {
+    const store = await makeStore(t)
+    const cap = MAX_FAMILIES_PER_USER
+    const mine = await manyFamilies(t, store, 'userKeyCappedAAAAAAAAA', cap)
+    const theirs = family('userKeyNeighbourAAAAAA')
+    await store.createRefreshFamily(theirs, 'n', 30 * MINUTE, T0, 0)
+    t.same(await alive(store, mine, T0 + cap), mine.map(() => true), 'up to the cap, every family lives')
+    // The first family was used lately: its idle deadline is now the latest of all.
+    t.equal(await store.rotateRefreshToken(mine[0]!.userKey, mine[0]!.id, 'h0', 'h0b', rules(30 * MINUTE), T0 + 500), 'rotated')
+
+    const next = family('userKeyCappedAAAAAAAAA')
+    t.equal(await store.createRefreshFamily(next, 'x', 30 * MINUTE, T0 + 600, 0), true)
+    const after = await alive(store, mine, T0 + 601)
+    t.equal(after[1], false, 'the family idle the longest ended')
+    t.equal(after.filter((live) => !live).length, 1, 'and only that one')
+    t.equal(after[0], true, 'the oldest by creation lives on: it was used lately')
+    t.ok(await store.getRefreshFamily(next.userKey, next.id, 'x', T0 + 601), 'the new family lives')
+    t.ok(await store.getRefreshFamily(theirs.userKey, theirs.id, 'n', T0 + 601), 'another user\'s family is not touched')
+    t.same(await store.revocationState(mine[1]!.userKey, 'jti', T0 + 601, mine[1]!.id), { revokedBefore: 0, jtiDenied: false, familyDenied: false },
+      'its access tokens are not denied: they live out their lifetime')
+
+    // Again and again: the count stays at the cap.
+    const more = await manyFamilies(t, store, 'userKeyCappedAAAAAAAAA', 10, T0 + 700)
+    const live = (await alive(store, [...mine, next, ...more], T0 + 710)).filter(Boolean).length
+    t.equal(live, cap, `still ${cap} families`)
+    t.equal(await store.rotateRefreshToken(mine[2]!.userKey, mine[2]!.id, 'h2', 'h2b', rules(30 * MINUTE), T0 + 710), 'invalid', 'an ended family cannot rotate')
+  })
+
+  t.test('the cap counts live families only: those ended by idle time, revocation or the cap make room', async (t) => {
+    const store = await makeStore(t)
+    const cap = MAX_FAMILIES_PER_USER
+    const userKey = 'userKeyIdleAAAAAAAAAAA'
+    const short = Array.from({ length: cap / 2 }, () => family(userKey))
+    for (const f of short) await store.createRefreshFamily(f, 'h', MINUTE, T0, 0)
+    const long = await manyFamilies(t, store, userKey, cap / 2)
+    // The short-lived half ended by idle time; four of the others are revoked.
+    for (const f of long.slice(0, 4)) t.equal(await store.revokeRefreshFamily(f.userKey, f.id, 0, T0 + 2 * MINUTE), true)
+    const fresh = await manyFamilies(t, store, userKey, cap / 2 + 4, T0 + 2 * MINUTE)
+    const now = T0 + 3 * MINUTE
+    t.same(await alive(store, long.slice(4), now), long.slice(4).map(() => true), 'no live family ended to make room for dead ones')
+    t.same(await alive(store, fresh, now), fresh.map(() => true))
   })
 
   t.test('revokeUser ends every family of the user, and only theirs, and sets the bound to a new epoch', async (t) => {

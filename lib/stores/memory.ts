@@ -1,6 +1,6 @@
 import { InvalidOptionError, storeFull } from '../errors.js'
 import { STORE_DEFAULTS } from '../options/defaults.js'
-import type { AuthStore, RefreshFamily, ReserveResult, RevocationState, ThrottleRule } from './types.js'
+import { MAX_FAMILIES_PER_USER, type AuthStore, type RefreshFamily, type ReserveResult, type RevocationState, type ThrottleRule } from './types.js'
 
 interface Entry {
   count: number
@@ -228,6 +228,16 @@ export function createMemoryStore (options: MemoryStoreOptions = {}): AuthStore 
         for (const id of user.families) {
           if (families.get(`${family.userKey} ${id}`, now) === undefined) user.families.delete(id)
         }
+      }
+      // The cap: the family closest to ending on its own makes room (a pass over at most the cap).
+      while (user.families.size >= MAX_FAMILIES_PER_USER && !user.families.has(family.id)) {
+        let oldest: string | undefined
+        let oldestEnd = Infinity
+        for (const id of user.families) {
+          const end = families.peek(`${family.userKey} ${id}`)?.expiresAt ?? -Infinity
+          if (end < oldestEnd) [oldest, oldestEnd] = [id, end]
+        }
+        removeFamily(family.userKey, oldest!)
       }
       user.families.add(family.id)
       users.set(family.userKey, { families: user.families, expiresAt: Math.max(user.expiresAt, family.expiresAt) }, now)

@@ -1,5 +1,5 @@
 import { InvalidOptionError, StoreUnavailableError } from '../errors.js'
-import type { AuthStore, RefreshFamily, RevocationState, RotateResult } from './types.js'
+import { MAX_FAMILIES_PER_USER, type AuthStore, type RefreshFamily, type RevocationState, type RotateResult } from './types.js'
 
 /**
  * What the PostgreSQL store needs of a connection pool: `pg`'s `Pool` (or `Client`) has it, and
@@ -306,22 +306,31 @@ function statements (t: Tables) {
     // before is seen (ON CONFLICT reads the latest row), and one that runs after waits for this
     // statement, then keeps its bound until this family would end (families_until), so a
     // family its DELETE could not see stays dead by its epoch. Nothing is created, and no row
-    // returned, when the bound has passed the grant's epoch ($12).
+    // returned, when the bound has passed the grant's epoch ($12). The user keeps at most $14
+    // families: when one is created, all but the $14 - 1 others with the latest idle deadline
+    // end (dead rows of the user too). The statement's snapshot does not see a family another
+    // login creates at the same moment, so racing logins may leave a few more, until the next.
     createFamily: `
       WITH b AS (
         INSERT INTO ${t.revocations} AS r (user_key, revoked_before, expires_at, families_until)
         VALUES ($1, 0, 0, $8::bigint)
         ON CONFLICT (user_key) DO UPDATE SET families_until = greatest(r.families_until, EXCLUDED.families_until)
         RETURNING CASE WHEN r.expires_at > $10::bigint THEN r.revoked_before ELSE 0 END AS bound
+      ), created AS (
+        INSERT INTO ${t.families} AS f (user_key, id, sub, username, client_id, scope, created_at, expires_at, idle_until, hash, epoch, token_key)
+        SELECT $1, $2, $3, $4, $5, $6::text[], $7::bigint, $8::bigint, least($10::bigint + $11::bigint, $8::bigint), $9, $12::bigint, $13
+        FROM b WHERE b.bound <= $12::bigint
+        ON CONFLICT (user_key, id) DO UPDATE SET sub = EXCLUDED.sub, username = EXCLUDED.username, client_id = EXCLUDED.client_id,
+          scope = EXCLUDED.scope, created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at,
+          idle_until = EXCLUDED.idle_until, hash = EXCLUDED.hash, epoch = EXCLUDED.epoch, prev_hash = '', replaced_at = 0, step = '',
+          token_key = EXCLUDED.token_key
+        RETURNING 1 AS created
+      ), capped AS (
+        DELETE FROM ${t.families} AS o WHERE o.user_key = $1 AND o.id <> $2 AND EXISTS (SELECT 1 FROM created)
+          AND o.id NOT IN (SELECT k.id FROM ${t.families} AS k WHERE k.user_key = $1 AND k.id <> $2 AND k.idle_until > $10::bigint
+                           ORDER BY k.idle_until DESC, k.id DESC LIMIT $14::integer - 1)
       )
-      INSERT INTO ${t.families} AS f (user_key, id, sub, username, client_id, scope, created_at, expires_at, idle_until, hash, epoch, token_key)
-      SELECT $1, $2, $3, $4, $5, $6::text[], $7::bigint, $8::bigint, least($10::bigint + $11::bigint, $8::bigint), $9, $12::bigint, $13
-      FROM b WHERE b.bound <= $12::bigint
-      ON CONFLICT (user_key, id) DO UPDATE SET sub = EXCLUDED.sub, username = EXCLUDED.username, client_id = EXCLUDED.client_id,
-        scope = EXCLUDED.scope, created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at,
-        idle_until = EXCLUDED.idle_until, hash = EXCLUDED.hash, epoch = EXCLUDED.epoch, prev_hash = '', replaced_at = 0, step = '',
-        token_key = EXCLUDED.token_key
-      RETURNING 1 AS created`,
+      SELECT created FROM created`,
     // Every read filters on the end of the family, and on the user's bound: an expired row, or
     // one from before a "log out everywhere", is never live, swept or not.
     getFamily: `
@@ -464,7 +473,7 @@ export function createPostgresStore (options: PostgresStoreOptions): PostgresSto
 
     async createRefreshFamily (family, tokenHash, idleMs, now, epoch) {
       const { rows } = await query(sql.createFamily, [family.userKey, family.id, family.sub, family.username, family.clientId,
-        family.scope, family.createdAt, family.expiresAt, tokenHash, now, idleMs, epoch, family.tokenKey])
+        family.scope, family.createdAt, family.expiresAt, tokenHash, now, idleMs, epoch, family.tokenKey, MAX_FAMILIES_PER_USER])
       return rows.length > 0
     },
     async getRefreshFamily (userKey, familyId, tokenHash, now) {

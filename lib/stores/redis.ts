@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { InvalidOptionError, StoreUnavailableError } from '../errors.js'
-import type { AuthStore, RefreshFamily, RotateResult } from './types.js'
+import { MAX_FAMILIES_PER_USER, type AuthStore, type RefreshFamily, type RotateResult } from './types.js'
 
 /**
  * The part of an `ioredis` client (or Cluster) the store calls. Written out here rather than
@@ -81,8 +81,10 @@ return {c, e - now}`
 
 // KEYS[1] family, KEYS[2] the user's family set, KEYS[3] the user's revocation bound; ARGV
 // family id, family key prefix, sub, username, client, scope, createdAt, expiresAt, hash, idleMs,
-// now, the epoch the grant began in, the family's token key. Nothing is created for a user
-// revoked since that epoch.
+// now, the epoch the grant began in, the family's token key, the most families a user keeps.
+// Nothing is created for a user revoked since that epoch. Past the cap, the families with the
+// earliest idle deadline end (AuthStore.createRefreshFamily): the set, so each pass over it,
+// stays that small.
 const CREATE = `
 local bound = tonumber(redis.call('GET', KEYS[3]))
 if bound ~= nil and bound > tonumber(ARGV[12]) then return 0 end
@@ -92,8 +94,20 @@ redis.call('HSET', KEYS[1], 'sub', ARGV[3], 'username', ARGV[4], 'client', ARGV[
   'created', ARGV[7], 'expires', ARGV[8], 'hash', ARGV[9], 'idle', idle, 'tkey', ARGV[13])
 redis.call('PEXPIRE', KEYS[1], idle - now)
 if redis.call('SCARD', KEYS[2]) >= 32 then
+  local live, cap = {}, tonumber(ARGV[14])
   for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-    if redis.call('EXISTS', ARGV[2] .. id) == 0 then redis.call('SREM', KEYS[2], id) end
+    local ends = tonumber(redis.call('HGET', ARGV[2] .. id, 'idle'))
+    if ends == nil or ends <= now then
+      redis.call('DEL', ARGV[2] .. id)
+      redis.call('SREM', KEYS[2], id)
+    elseif id ~= ARGV[1] then live[#live + 1] = {ends, id} end
+  end
+  if #live >= cap then
+    table.sort(live, function (a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
+    for i = 1, #live - cap + 1 do
+      redis.call('DEL', ARGV[2] .. live[i][2])
+      redis.call('SREM', KEYS[2], live[i][2])
+    end
   end
 end
 redis.call('SADD', KEYS[2], ARGV[1])
@@ -276,7 +290,7 @@ export function createRedisStore (options: RedisStoreOptions): AuthStore {
       const { userKey, id } = family
       return await run('CREATE', familyKey(userKey, id), familiesKey(userKey), boundKey(userKey), id, `${userTag(userKey)}f:`,
         family.sub, family.username, family.clientId, family.scope.join(' '),
-        family.createdAt, family.expiresAt, tokenHash, idleMs, now, epoch, family.tokenKey) === 1
+        family.createdAt, family.expiresAt, tokenHash, idleMs, now, epoch, family.tokenKey, MAX_FAMILIES_PER_USER) === 1
     },
     async getRefreshFamily (userKey, familyId, tokenHash, now) {
       const [sub, username, clientId, scope, created, expires, hash, idle, previous, rotated, tokenKey] = await call(() =>

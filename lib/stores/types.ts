@@ -105,6 +105,15 @@ export interface RevocationState {
 }
 
 /**
+ * Most live refresh families (sessions) a store keeps for one user. Creating one more ends the
+ * user's family closest to ending on its own (the earliest idle deadline: the least recently
+ * used), without denying its access tokens, which live out their short lifetime. Without a cap,
+ * one account's credentials and a loop of logins would fill the memory store's table (a 503 for
+ * every login, everyone's) and make each login of that user cost Redis a pass over all of them.
+ */
+export const MAX_FAMILIES_PER_USER = 100
+
+/**
  * Where the state shared by every instance of an app lives. Each method is atomic on its own:
  * two instances calling `reserve` at once on one key both see the other's count, and two
  * instances rotating one refresh token at once cannot both succeed.
@@ -139,7 +148,9 @@ export interface AuthStore {
    * Starts a family whose current token hashes to `tokenHash`; it lives `idleMs` unless used, at
    * most until `expiresAt`. Atomically conditional on `epoch`, the revocation epoch read when the
    * grant began: when the user's bound has passed it (`revokeUser` ran since), nothing is created
-   * and it resolves false.
+   * and it resolves false. A user keeps at most `MAX_FAMILIES_PER_USER` live families: creating
+   * one more ends the one with the earliest idle deadline, in the same atomic step (concurrent
+   * creations may leave a few more until the next).
    */
   createRefreshFamily: (family: RefreshFamily, tokenHash: string, idleMs: number, now: number, epoch: number) => Promise<boolean>
   /**
