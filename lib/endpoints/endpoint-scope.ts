@@ -8,6 +8,7 @@ import type { WindowLimit } from '../options/types.js'
 import { documentRoute } from '../openapi.js'
 import type { AuthStore } from '../stores/types.js'
 import { sourceOf } from '../throttle/keys.js'
+import { refuseEncodedBodies } from './body-encoding.js'
 import { rateLimitStore } from './rate-limit-store.js'
 
 /** What the OAuth2 endpoints' shared scope is set up with. */
@@ -25,8 +26,8 @@ export interface EndpointScopeDeps {
 
 /**
  * Sets up the encapsulated scope the OAuth2 endpoints (token, revocation) live in: only form
- * bodies, the per-IP limit before anything else, RFC 6749 §5.2 answers for every error, and
- * credentials masked in request logs. Nothing here reaches the host's other routes.
+ * bodies (uncompressed, in UTF-8), the per-IP limit before anything else, RFC 6749 §5.2 answers
+ * for every error, and credentials masked in request logs. Nothing here reaches the host's other routes.
  */
 export async function setUpEndpointScope (fastify: FastifyInstance, { bodyLimit, rateLimit: limit, store, realm, emit }: EndpointScopeDeps): Promise<void> {
   // Only forms reach these endpoints: JSON, text and multipart bodies get 415 from Fastify,
@@ -52,6 +53,12 @@ export async function setUpEndpointScope (fastify: FastifyInstance, { bodyLimit,
       }
     })
   }
+
+  // A compressed body, or a form in a charset other than UTF-8, would be parsed as if it were
+  // plain UTF-8 form bytes: refused before it is read. preParsing runs after every onRequest hook,
+  // the limiter's included (a route-level one, which runs after any hook added here), so the
+  // per-IP limit has counted the request first.
+  fastify.addHook('preParsing', refuseEncodedBodies)
 
   fastify.setErrorHandler(function oauthErrorHandler (thrown: FastifyError, request, reply) {
     const { error, origin } = toOAuthError(thrown)
