@@ -25,11 +25,6 @@ function echo (value: string): string | undefined {
   return /^[A-Za-z0-9._-]{1,20}$/.test(value) ? value : undefined
 }
 
-/** A header's value as one string: Node joins repeated headers with ", ", but keep to strings. */
-function headerValue (value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value.join(', ') : value
-}
-
 /**
  * Whether the request carries a body Fastify would read: never with a bodyless method; in HTTP/1.1
  * with a Transfer-Encoding or a Content-Length other than 0 (RFC 9112 §6.3: nothing else frames
@@ -46,11 +41,10 @@ function hasBody (request: FastifyRequest): boolean {
 
 /**
  * The refusal of a coding other than `allowed` in a Content-Encoding or Transfer-Encoding list,
- * or `undefined` when there is none. Every member of the list (repeated headers joined) must be
+ * or `undefined` when there is none. Every member of the list (Node joins repeated headers) must be
  * `allowed`, whatever its case and the spaces around it; an empty value or member is refused too.
  */
-function codingError (header: string | string[] | undefined, field: string, allowed: string): OAuthError | undefined {
-  const value = headerValue(header)
+function codingError (value: string | undefined, field: string, allowed: string): OAuthError | undefined {
   if (value === undefined) return undefined
   const refused = value.split(',').map((coding) => coding.trim()).find((coding) => coding.toLowerCase() !== allowed)
   if (refused === undefined) return undefined
@@ -61,7 +55,7 @@ function codingError (header: string | string[] | undefined, field: string, allo
 }
 
 /** The refusal of a Content-Encoding other than `identity` (RFC 9110 §8.4), or `undefined`. */
-export function contentEncodingError (header: string | string[] | undefined): OAuthError | undefined {
+export function contentEncodingError (header: string | undefined): OAuthError | undefined {
   return codingError(header, 'Content-Encoding', 'identity')
 }
 
@@ -71,12 +65,12 @@ export function contentEncodingError (header: string | string[] | undefined): OA
  * came: bytes no form parser can read. RFC 9112 §6.1 would answer 501; the OAuth endpoints answer
  * every malformed request in one shape (RFC 6749 §5.2).
  */
-export function transferEncodingError (header: string | string[] | undefined): OAuthError | undefined {
+export function transferEncodingError (header: string | undefined): OAuthError | undefined {
   return codingError(header, 'Transfer-Encoding', 'chunked')
 }
 
 /**
- * The refusal of a form whose Content-Type names a charset other than UTF-8 or US-ASCII, or
+ * The refusal of a form whose Content-Type names a charset other than those above, or
  * `undefined`. Only a form's type is looked at: any other type is answered by Fastify's 415.
  * Every `charset` parameter counts (a repeated one too), its name and value in any case, its value
  * quoted or not; an empty or malformed value is refused. The parameters are split at every `;`,

@@ -233,8 +233,9 @@ export function createMemoryStore (options: MemoryStoreOptions = {}): AuthStore 
       while (user.families.size >= MAX_FAMILIES_PER_USER && !user.families.has(family.id)) {
         let oldest: string | undefined
         let oldestEnd = Infinity
+        // Every id left names a live family: the loop above dropped the others.
         for (const id of user.families) {
-          const end = families.peek(`${family.userKey} ${id}`)?.expiresAt ?? -Infinity
+          const end = families.peek(`${family.userKey} ${id}`)!.expiresAt
           if (end < oldestEnd) [oldest, oldestEnd] = [id, end]
         }
         removeFamily(family.userKey, oldest!)
