@@ -104,6 +104,9 @@ export function createClientAuthenticator ({ clients, defaultClientId, publicCli
   return async function authenticateClient (request, form) {
     if (clients === undefined) return defaultClientId
     const credentials = clientCredentials(request, form)
+    // A `client_secret` without the `client_id` it belongs to (RFC 6749 §2.3.1) names no client:
+    // credentials that fail, never "no credentials", so `publicClient` does not take it either.
+    if (credentials === undefined && form.client_secret !== undefined) return failure(request, credentials)
     // The default public client is known by its id alone, or by nothing at all (RFC 6749 §2.3: a
     // public client does not authenticate); its id is never a listed client's (checked in the options).
     if (publicClient && (credentials === undefined || (credentials.id === defaultClientId && credentials.secret === undefined))) return defaultClientId
