@@ -11,6 +11,24 @@ import '@fastify/cookie'
 export const REPEATED = null
 
 /**
+ * The name of one `name=value` pair of a Cookie header, as `parseCookie` reads it: what stands
+ * before the first `=`, without the spaces and tabs around it (as a browser trims a Set-Cookie
+ * name, RFC 6265 §5.2). Counting pairs by any other reading would let `name =planted` pass for
+ * another cookie here while the parser takes it for ours.
+ */
+function nameOf (pair: string): string | undefined {
+  let end = pair.indexOf('=')
+  if (end === -1) return undefined
+  // By hand rather than by a regular expression: a long run of blanks costs no backtracking.
+  let start = 0
+  while (start < end && isBlank(pair.charCodeAt(start))) start++
+  while (end > start && isBlank(pair.charCodeAt(end - 1))) end--
+  return pair.slice(start, end)
+}
+
+const isBlank = (code: number): boolean => code === 32 || code === 9
+
+/**
  * The value of cookie `name`: `undefined` when the request carries none (or an empty one),
  * `REPEATED` when it carries two (one set by another path or a sibling domain can shadow ours;
  * neither can be trusted to be the one we set).
@@ -20,7 +38,7 @@ export function readCookie (request: FastifyRequest, name: string): string | und
   // Most requests of an API client carry no cookie, or not ours: no parsing for them.
   if (header === undefined || !header.includes(name)) return undefined
   let count = 0
-  for (const pair of header.split(';')) if (pair.trimStart().startsWith(`${name}=`)) count++
+  for (const pair of header.split(';')) if (nameOf(pair) === name) count++
   if (count > 1) return REPEATED
   const value = request.server.parseCookie(header)[name]
   return value === undefined || value === '' ? undefined : value

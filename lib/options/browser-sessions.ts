@@ -17,11 +17,17 @@ export interface ResolvedBrowserSessions {
 
 /*
  * Headers a cross-site page can send without a CORS preflight (the CORS-safelisted request
- * headers, Fetch §4.1), and headers no script may set (forbidden request headers): neither can
- * prove that a request comes from the app.
+ * headers, Fetch §4.1), and headers no script may set (Fetch's forbidden request-header names,
+ * every one of them): neither can prove that a request comes from the app. A browser drops a
+ * forbidden header from a page's `fetch` without an error, so the server would see no signal and
+ * answer the page's login with the refresh token in the JSON body.
  */
-const UNFIT_HEADERS = new Set(['accept', 'accept-language', 'content-language', 'content-type', 'range', 'cookie', 'origin', 'referer',
-  'host', 'connection', 'content-length', 'authorization'])
+const UNFIT_HEADERS = new Set([
+  'accept', 'accept-language', 'content-language', 'content-type', 'range', 'authorization',
+  'accept-charset', 'accept-encoding', 'access-control-request-headers', 'access-control-request-method', 'connection',
+  'content-length', 'cookie', 'cookie2', 'date', 'dnt', 'expect', 'host', 'keep-alive', 'origin', 'referer', 'set-cookie',
+  'te', 'trailer', 'transfer-encoding', 'upgrade', 'via'
+])
 const HEADER_NAME = /^[a-z0-9][a-z0-9-]*$/
 
 function checkHeader (value: unknown): string {
