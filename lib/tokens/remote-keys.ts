@@ -6,7 +6,8 @@ import { ASYMMETRIC_ALGORITHMS, resolveKey, type KeySource, type ResolvedKey, ty
  * Verify-only mode: the keys come from the issuer's JWKS, fetched and cached by jose's remote
  * JWKS client (timeouts, a cache with a maximum age, one fetch at a time, and at most one refetch
  * per cooldown for a `kid` it does not know). What this module adds: a cooldown after a failed
- * fetch too, one algorithm per key, and a verifier built once per key.
+ * fetch too, a bound on the size of the set, one algorithm per key, and a verifier built once per
+ * key.
  */
 
 /** Why no key could be found for a token: the token's fault, or the key source's. */
@@ -28,8 +29,29 @@ export interface RemoteKeySet<V> {
   verifierFor: (header: { kid?: unknown, alg?: unknown }) => Promise<V>
 }
 
-// Errors that say the token names no usable key; anything else is the key source failing.
-const NO_SUCH_KEY = new Set(['ERR_JWKS_NO_MATCHING_KEY', 'ERR_JWKS_MULTIPLE_MATCHING_KEYS', 'ERR_JOSE_NOT_SUPPORTED', 'ERR_JWK_INVALID'])
+// Far more than any issuer publishes (a few keys of a few KB each, certificate chains included).
+// A longer body is no JWK Set, and reading on until the timeout could take hundreds of megabytes.
+const MAX_JWKS_BYTES = 1024 * 1024
+
+/** The body of a JWKS response, refused past `MAX_JWKS_BYTES` (declared or sent) without reading on. */
+async function boundedText (response: Response): Promise<string> {
+  // A 200 answer to a GET always has a body stream; only 204, 304 and HEAD have none.
+  const body = response.body as ReadableStream<Uint8Array>
+  if (Number(response.headers.get('content-length')) > MAX_JWKS_BYTES) {
+    await body.cancel()
+    throw new Error('JWKS response too large')
+  }
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for await (const chunk of body) {
+    size += chunk.byteLength
+    // Leaving the loop cancels the stream, which closes the connection.
+    if (size > MAX_JWKS_BYTES) throw new Error('JWKS response too large')
+    chunks.push(chunk)
+  }
+  // As `response.json()` reads it: UTF-8, a byte order mark dropped.
+  return new TextDecoder().decode(Buffer.concat(chunks))
+}
 
 // The one algorithm a published key without an `alg` member is taken to be for.
 function defaultAlgorithm (jwk: JWK): SigningAlgorithm | undefined {
@@ -63,7 +85,7 @@ export async function createRemoteKeySet<V> (
   makeVerifier: (key: ResolvedKey) => V
 ): Promise<RemoteKeySet<V>> {
   // jose is ESM only; loaded when a JWKS is used, so the CommonJS build runs without it otherwise.
-  const { createRemoteJWKSet, customFetch } = await import('jose')
+  const { createLocalJWKSet, createRemoteJWKSet, customFetch } = await import('jose')
   let failedAt = -Infinity
 
   const remote = createRemoteJWKSet(url, {
@@ -72,10 +94,22 @@ export async function createRemoteKeySet<V> (
     timeoutDuration: timeout,
     // jose's cooldown counts from the last successful fetch, so an endpoint that is down would be
     // asked again for every token; after a failure, wait a cooldown before the next attempt.
+    // Everything that makes a fetch fail is decided here (status, size, JSON, the shape of a JWK
+    // Set, with jose's own check), so that every failed fetch, and nothing else, starts that wait.
     [customFetch]: async (input: string, init: RequestInit) => {
       const wait = failedAt + cooldown - Date.now()
       if (wait > 0) throw new KeyLookupError(true, wait)
-      return await fetch(input, init)
+      try {
+        const response = await fetch(input, init)
+        // Redirects are not followed (jose asks for `redirect: 'manual'`): a 3xx lands here too.
+        if (response.status !== 200) throw new Error(`JWKS answered ${response.status}`)
+        const text = await boundedText(response)
+        createLocalJWKSet(JSON.parse(text) as JSONWebKeySet)
+        return new Response(text, { status: 200, headers: { 'content-type': 'application/json' } })
+      } catch {
+        failedAt = Date.now()
+        throw new KeyLookupError(true, cooldown)
+      }
     }
   })
   // One verifier per key jose hands out; jose hands out the same key object until the set changes.
@@ -89,10 +123,14 @@ export async function createRemoteKeySet<V> (
     try {
       key = await remote({ kid, alg: alg as string })
     } catch (error) {
+      // A failed fetch arrives as a KeyLookupError from the fetch above. Anything else is about
+      // the key the token names: none, several, or one that cannot be read (a point of the wrong
+      // length, say), which verifies nothing. That is the token's 401, never a failed fetch: a
+      // kid anyone can copy into a made-up token must not hold off the next fetch of the set.
       if (error instanceof KeyLookupError) throw error
-      if (NO_SUCH_KEY.has((error as { code?: string }).code as string)) throw new KeyLookupError(false)
-      failedAt = Date.now()
-      throw new KeyLookupError(true, cooldown)
+      // Except a private key published under that kid: the issuer's fault, not the token's.
+      if ((error as { code?: string }).code === 'ERR_JWKS_INVALID') throw new KeyLookupError(true, cooldown)
+      throw new KeyLookupError(false)
     }
     let verifier = verifiers.get(key)
     if (verifier === undefined) {
