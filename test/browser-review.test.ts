@@ -54,8 +54,8 @@ t.test('a planted refresh cookie written with blanks before its "=" is still the
     t.equal(logout.statusCode, 400, `logout, ${JSON.stringify(blank)}: refused, rather than ending the attacker's session in the victim's place`)
     t.equal(logout.json().error, 'invalid_request')
   }
-  // Nothing ended either session, and the app's own cookie, however spaced, still works.
-  const own = await post(app, '/token', { grant_type: 'refresh_token' }, { ...PAGE, cookie: `a=1;${COOKIE}=${victim} ; b=2` })
+  // Nothing ended either session, and the app's own cookie, however spaced and beside a pair with no "=", still works.
+  const own = await post(app, '/token', { grant_type: 'refresh_token' }, { ...PAGE, cookie: `a=1; flag;${COOKIE}=${victim} ; b=2` })
   t.equal(own.statusCode, 200, 'the victim\'s session is untouched')
   const me = await app.inject({ url: '/protected', headers: { authorization: `Bearer ${own.json().access_token as string}` } })
   t.equal(me.json().sub, 'user1')
