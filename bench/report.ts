@@ -117,6 +117,10 @@ type LoadRow = (label: string, result: LoadResult, status: string, notes: string
 
 /** The 50-connection flood, on our server and on the hand-written peer. */
 function floodRows (row: Row, loadRow: LoadRow, mode: string, f: FloodFigures): void {
+  loadRow(`bare Fastify \`GET /public\`, ${FLOOD_CONNECTIONS} connections, no flood (${mode})`, f.calm.bare, '200',
+    'no plugin and nothing flooding: the tail this machine gives the load of the rows below; in turns with the next row')
+  loadRow(`\`GET /protected\`, ${FLOOD_CONNECTIONS} connections, no flood, ours (${mode})`, f.calm.ours, '200',
+    'the same load with nothing flooding')
   row(`raw \`argon2.verify\` (${mode})`, f.rawArgon2PerSecond.toFixed(1), '', '', 'the most logins a second the server\'s CPUs can hash; in turns with the two floods below')
   for (const [who, run] of [['ours', f.ours], ['hand-written peer', f.peer]] as Array<[string, FloodRun]>) {
     const answers = Object.entries(run.token.statuses).map(([s, n]) => `${int(n / run.token.seconds)} × ${s}`).join(', ')

@@ -89,6 +89,14 @@ function floodProbeNote (mode: string, f: FloodFigures): string {
     `(${ms(p99)} vs ${ms(p50)} ms), p99 ÷ the hand-written peer's ${ratio(p99 / f.peer.probe.p99)} (vs ${ms(f.peer.probe.p99)} ms)`
 }
 
+/** The p99 ≤ 3 × p50 target's load with no flood: on our /protected and on the bare app's /public. */
+function calmNote (mode: string, f: FloodFigures): string {
+  const tail = ({ p50, p99 }: { p50: number, p99: number }): string => `${ratio(p99 / p50)} (${ms(p99)} vs ${ms(p50)} ms)`
+  return `NOTE p99 ÷ p50 from ${FLOOD_CONNECTIONS} connections with no flood (${mode}): bare Fastify GET /public ${tail(f.calm.bare)}, ` +
+    `GET /protected ${tail(f.calm.ours)}; GET /protected p99 under the flood ÷ with no flood ${ratio(f.ours.protectedLoad.p99 / f.calm.ours.p99)}: ` +
+    'the 3 × p50 bound read against the same load with nothing flooding and no plugin'
+}
+
 /**
  * Figures reported beside the targets. Brute force from many addresses is not held to the 429
  * target: its answer needs the username, so the body is read first, and Fastify's own cost for a
@@ -118,7 +126,7 @@ export function notes (r: Results): string[] {
       `(${ms(r.idle.probe.p99)} vs ${ms(r.idle.probe.p50)} ms): the tail this machine gives a request when nothing floods it`)
   }
   for (const [mode, flood] of floodModes(r)) {
-    if (flood !== undefined && !('skipped' in flood)) lines.push(floodProbeNote(mode, flood))
+    if (flood !== undefined && !('skipped' in flood)) lines.push(calmNote(mode, flood), floodProbeNote(mode, flood))
   }
   if (r.flood50Pinned !== undefined && 'skipped' in r.flood50Pinned) lines.push(`NOTE the ${FLOOD_CONNECTIONS}-connection flood with the server on one core was skipped: ${r.flood50Pinned.skipped}`)
   return lines

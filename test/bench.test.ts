@@ -62,6 +62,7 @@ t.test('the bench in smoke mode prints its table and every PASS/FAIL line, and w
   t.equal(code, 0, `the bench ran (stderr: ${stderr.slice(-2000)})`)
   t.match(stdout, /^\| measurement \| req\/s \| p50 ms \| p99 ms \| server CPU \| server µs\/req \| notes \|$/m, 'the markdown table')
   const floods = ['unpinned', ...(canPin ? ['server on one core'] : [])].flatMap((mode) => [`raw \`argon2.verify\` (${mode})`,
+    `bare Fastify \`GET /public\`, 50 connections, no flood (${mode})`, `\`GET /protected\`, 50 connections, no flood, ours (${mode})`,
     ...['ours', 'hand-written peer'].flatMap((who) => [`50-connection \`POST /token\` flood, ${who} (${mode}): logins`, `\`GET /protected\` probe during it, ${who} (${mode})`,
       `\`GET /protected\`, 50 connections, during the flood again, ${who} (${mode})`])])
   for (const row of ['bare Fastify `GET /public`, no plugin', '`GET /public`', '`GET /public`, with the same `Authorization` header', ...floods, '`GET /public`, on the server with the default limits', '`GET /protected`, valid token', '`GET /protected`, forged token → 401', 'raw `argon2.verify`',
@@ -94,6 +95,8 @@ t.test('the bench in smoke mode prints its table and every PASS/FAIL line, and w
   for (const mode of ['unpinned', ...(canPin ? ['server on one core'] : [])]) {
     t.match(stdout, new RegExp(`^NOTE GET /protected probe under a 50-connection /token flood \\(${mode}\\): p99 ÷ p50 [\\d.]+ \\([\\d.]+ vs [\\d.]+ ms\\), p99 ÷ the hand-written peer's [\\d.]+`, 'm'),
       `the probe's tail under the flood (${mode}), beside the target's closed-loop figures`)
+    t.match(stdout, new RegExp(`^NOTE p99 ÷ p50 from 50 connections with no flood \\(${mode}\\): bare Fastify GET /public [\\d.]+ \\([\\d.]+ vs [\\d.]+ ms\\), GET /protected [\\d.]+ \\([\\d.]+ vs [\\d.]+ ms\\); GET /protected p99 under the flood ÷ with no flood [\\d.]+:`, 'm'),
+      `the same load's tail with no flood and no plugin (${mode})`)
   }
   t.match(stdout, /^NOTE GET \/protected probe p99 ÷ p50 with the server idle: [\d.]+ \([\d.]+ vs [\d.]+ ms\)/m, 'the idle tail the flood targets are read against')
   t.match(stdout, /^NOTE 429 answers\/s during brute force from many addresses: [\d.]+ × GET \/public; a bare Fastify form POST answered 429: [\d.]+ × GET \/public/m,
@@ -108,6 +111,8 @@ t.test('the bench in smoke mode prints its table and every PASS/FAIL line, and w
   t.type(json.flood50.ours.eld.p99, 'number', 'the event-loop delay during the 50-connection flood')
   t.type(json.flood50.ours.protectedLoad.p99, 'number', 'GET /protected from 50 connections during the flood')
   t.type(json.flood50.peer.protectedLoad.p50, 'number')
+  t.type(json.flood50.calm.bare.p99, 'number', 'the bare app under the same load with no flood')
+  t.type(json.flood50.calm.ours.p50, 'number')
 
   // The chart beside the JSON: one bar, and a PASS or FAIL, per target.
   const svg = readFileSync(join(out, 'latest-smoke.svg'), 'utf8')

@@ -40,7 +40,7 @@ export function settings (smoke: boolean): Settings {
     smoke,
     time: smoke
       ? { warm: 0.5, run: 1, raw: 1, memoryRequests: 2_000, memoryWarm: 500, deadline: 180 }
-      : { warm: 3, run: 10, raw: 5, memoryRequests: 100_000, memoryWarm: 5_000, deadline: 480 },
+      : { warm: 3, run: 10, raw: 5, memoryRequests: 100_000, memoryWarm: 5_000, deadline: 600 },
     rounds: smoke ? 1 : 8
   }
 }

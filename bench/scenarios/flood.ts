@@ -1,12 +1,15 @@
 /*
- * Logins under a flood, against the hand-written peer: 50 connections send the right password
+ * First the same 50-connection load on GET /protected with no flood, beside the bare Fastify
+ * app's GET /public under it: the tail this machine gives that load when nothing floods it and
+ * no plugin runs, which the p99 ≤ 3 × p50 target is read against.
+ * Then logins under a flood, against the hand-written peer: 50 connections send the right password
  * to /token as fast as they are answered (a closed loop), throttling off, while a probe times
  * GET /protected and the server's event-loop delay is read over the same seconds; then the flood
  * again, with 50 connections of their own on GET /protected, as the issue measured it. The logins
  * a second are then measured in short turns that alternate with argon2 alone. Run once with the
  * servers unpinned and once with each server on one core (the bench's client on another).
  */
-import { expect, load, type LoadResult } from '../harness/load.js'
+import { alternate, expect, load, type LoadResult } from '../harness/load.js'
 import { log } from '../harness/log.js'
 import { LOAD_CPU, pinningUnavailable, SERVER_CPU, withBenchPinned } from '../harness/pinning.js'
 import { probeWithEventLoopDelay, type LatencyWindow } from '../harness/probe.js'
@@ -43,7 +46,14 @@ export interface FloodRun extends LatencyWindow {
   protectedLoad: LoadResult
 }
 
+/** The 50-connection load with no flood: our GET /protected, and the bare app's GET /public. */
+export interface CalmFigures {
+  bare: LoadResult
+  ours: LoadResult
+}
+
 export interface FloodFigures {
+  calm: CalmFigures
   /**
    * argon2.verify alone, with the same CPUs the server had, and as many at once as its pool,
    * over the login turns it alternated with.
@@ -145,13 +155,36 @@ async function floodOne (name: string, server: BenchServer, { time }: Settings):
   return { ...window, token: result, loginsPerSecond: Number.NaN, protectedLoad }
 }
 
+/**
+ * FLOOD_CONNECTIONS connections, each sending its next request when answered, on our GET
+ * /protected and on the bare app's GET /public, in alternating turns, with nothing flooding.
+ */
+async function calm (ours: BenchServer, bare: BenchServer, { time, smoke }: Settings): Promise<CalmFigures> {
+  const token = (await login(ours.url)).access_token as string
+  const loads = [
+    { url: `${bare.url}/public`, server: bare, connections: FLOOD_CONNECTIONS },
+    { url: `${ours.url}/protected`, headers: { authorization: `Bearer ${token}` }, connections: FLOOD_CONNECTIONS }
+  ]
+  log(`calm: ${FLOOD_CONNECTIONS} connections on GET /protected and on the bare app's GET /public, no flood, after ${time.warm} s each to warm up`)
+  // Warmed up as the flood's load is (it starts seconds into the flood): a fresh server's first
+  // requests wait for the compiler and would put a tail on the floor that the flood's load lacks.
+  for (const options of loads) await load(undefined, { ...options, duration: time.warm, latencies: false })
+  // Two turns each of the same length as the flood's load, so that each turn opens its
+  // connections as often as that load does.
+  const [bareLoad, oursLoad] = await alternate(ours, loads, time.run, smoke ? 1 : 2) as [LoadResult, LoadResult]
+  expect('calm: bare GET /public', bareLoad, '200')
+  expect('calm: GET /protected', oursLoad, '200')
+  return { bare: bareLoad, ours: oursLoad }
+}
+
 /** The flood on our example server and on the peer, unpinned or each on one core. */
 export async function runFlood (settings: Settings, hashing: HashingBounds, pinned: boolean): Promise<FloodFigures | { skipped: string }> {
   const mode = pinned ? 'pinned' : 'unpinned'
   const run = async (): Promise<FloodFigures> => await withServers([
     [`flood-${mode}`, { RATE_LIMIT: 'off' }, { pinned }],
-    [`flood-${mode}-peer`, { RATE_LIMIT: 'off' }, { app: 'peer', pinned }]
-  ], async ([ours, peer]) => {
+    [`flood-${mode}-peer`, { RATE_LIMIT: 'off' }, { app: 'peer', pinned }],
+    [`flood-${mode}-bare`, { RATE_LIMIT: 'off' }, { app: 'bare', pinned }]
+  ], async ([ours, peer, bare]) => {
     // On one core the server's pool has one slot: the limit is one hash at a time on one core.
     const concurrency = pinned ? 1 : hashing.maxConcurrent
     // Pinned, the limit is measured on the servers' own core, while they idle: the cores of a VM
@@ -163,6 +196,7 @@ export async function runFlood (settings: Settings, hashing: HashingBounds, pinn
     }
     const servers = [ours, peer] as [BenchServer, BenchServer]
     const figures = {
+      calm: await calm(servers[0], bare as BenchServer, settings),
       ours: await floodOne(`flood-${mode}`, servers[0], settings),
       peer: await floodOne(`flood-${mode}-peer`, servers[1], settings)
     }
