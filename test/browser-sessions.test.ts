@@ -290,6 +290,8 @@ t.test('browserSessions options are checked at registration', async (t) => {
     [{ refreshTokens: true, browserSessions: { origins: [42 as unknown as string] } }, /has "42"/],
     [{ refreshTokens: true, browserSessions: { cookieName: 'refresh' } }, /"browserSessions.cookieName" must be a cookie name that starts with "__Host-"/],
     [{ refreshTokens: true, browserSessions: { cookieName: '__Host-a;b' } }, /cookieName/],
+    // One name for two cookies: the refresh cookie would overwrite the device cookie and be read as one.
+    [{ refreshTokens: true, browserSessions: { cookieName: '__Host-device' } }, /"browserSessions.cookieName" cannot be "__Host-device", the device cookie's name/],
     [{ refreshTokens: true, browserSessions: { deviceCookie: 'on' as unknown as boolean } }, /"browserSessions.deviceCookie" must be true or false/],
     [{ refreshTokens: true, browserSessions: { deviceSecret: 5 as unknown as string } }, /"browserSessions.deviceSecret" must be a string or a Buffer/],
     [{ refreshTokens: true, browserSessions: { deviceLockout: false as unknown as object } }, /"browserSessions.deviceLockout" must be an object/],

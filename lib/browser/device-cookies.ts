@@ -1,13 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { signerFactory } from '@fastify/cookie'
+import { DEVICE_COOKIE } from '../options/browser-sessions.js'
 import { accountKey } from '../throttle/keys.js'
 import type { Device } from '../throttle/login-throttle.js'
 import { asksForCookie } from './browser-sessions.js'
 import { readCookie, writeCookie } from './cookie-jar.js'
 
-/** The device cookie's name: `__Host-`, like the refresh cookie. */
-export const DEVICE_COOKIE = '__Host-device'
 // accountKey . device id (128 random bits), both base64url.
 const VALUE = /^([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{22})$/
 

@@ -56,12 +56,18 @@ function checkOrigins (value: unknown): ReadonlySet<string> {
   return new Set(value as string[])
 }
 
+/** The device cookie's name: `__Host-`, like the refresh cookie. */
+export const DEVICE_COOKIE = '__Host-device'
+
 function checkCookieName (value: unknown): string {
   if (value === undefined) return DEFAULTS.browserSessionOptions.cookieName
   // RFC 6265 §4.1.1 token; `__Host-` binds it to this host, on `Secure` and `Path=/`.
   if (typeof value !== 'string' || !/^__Host-[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(value)) {
     fail('browserSessions.cookieName', 'must be a cookie name that starts with "__Host-"')
   }
+  // Two cookies of one name are one cookie to the browser: each Set-Cookie would overwrite the
+  // other, and the refresh token would be read as a device cookie (so device cookies never work).
+  if (value === DEVICE_COOKIE) fail('browserSessions.cookieName', `cannot be "${DEVICE_COOKIE}", the device cookie's name`)
   return value
 }
 

@@ -159,7 +159,7 @@ export interface BrowserSessionOptions {
    * `['https://app.example.com']` (with @fastify/cors allowing them and credentials). Default none.
    */
   origins?: readonly string[]
-  /** The refresh cookie's name; it must start with `__Host-`. Default `__Host-refresh-token`. */
+  /** The refresh cookie's name; it must start with `__Host-` and cannot be `__Host-device` (the device cookie's). Default `__Host-refresh-token`. */
   cookieName?: string
   /**
    * After a browser login, a signed device cookie naming the user, which makes the browser a known
