@@ -1,4 +1,6 @@
 import t from 'tap'
+import { readdirSync } from 'node:fs'
+import os from 'node:os'
 import type { FastifyInstance } from 'fastify'
 import { needsRehash } from '../lib/index.js'
 import { buildServer, type ServerOptions } from '../examples/postgres/server.js'
@@ -197,6 +199,17 @@ t.test('the PostgreSQL example', { skip: NO_POSTGRES }, async (t) => {
     const signup = await signUp(app, 'ivan', 'ivan passphrase here')
     t.equal(signup.statusCode, 503, 'sign-up')
     t.equal((await app.inject({ url: '/me', headers: bearer(token) })).statusCode, 503, 'authenticate fails closed')
+  })
+
+  t.test('the threads that hash (logins and sign-ups alike) run at priority 10 unless threadPoolPriority says otherwise', {
+    skip: process.platform !== 'linux' ? 'per-thread priorities are a Linux feature' : os.getPriority() !== 0 ? 'this process runs under nice: priorities are not read from 0' : false
+  }, async (t) => {
+    const threadsAt = (priority: number): number => readdirSync('/proc/self/task').filter((tid) => os.getPriority(Number(tid)) === priority).length
+    await example(t)
+    t.equal(threadsAt(10), Number(process.env.UV_THREADPOOL_SIZE ?? 4), 'the pool\'s threads, at 10 by default')
+    await example(t, { threadPoolPriority: 13 })
+    t.equal(threadsAt(13), Number(process.env.UV_THREADPOOL_SIZE ?? 4))
+    t.equal(os.getPriority(), 0, 'the event loop\'s thread is left as it was')
   })
 
   t.test('the server refuses to start without a database, or with a weak admin password', async (t) => {

@@ -33,6 +33,12 @@ export interface ServerOptions {
   hashParameters?: HashParameters
   accountRateLimit?: AccountOptions['rateLimit']
   logLevel?: string
+  /**
+   * The plugin's `password.threadPoolPriority`: the hashing threads' priority (0–19), so that a
+   * flood of logins or sign-ups leaves the event loop most of a core it shares with a hash.
+   * Default 10, as in the example server.
+   */
+  threadPoolPriority?: number
 }
 
 export async function buildServer (options: ServerOptions): Promise<FastifyInstance> {
@@ -84,7 +90,7 @@ export async function buildServer (options: ServerOptions): Promise<FastifyInsta
     refreshTokens: true,
     // Checked against the store on every request: a revoked or disabled user's tokens stop at once.
     revocableAccessTokens: true,
-    password: { ...hashParameters, maxLength: MAX_PASSWORD_LENGTH },
+    password: { ...hashParameters, maxLength: MAX_PASSWORD_LENGTH, threadPoolPriority: options.threadPoolPriority ?? 10 },
     findUser: (username) => users.find(username),
     // Runs after a login whose hash has outdated parameters; only while the stored hash is
     // still the one just checked, so a password changed meanwhile is never overwritten.
@@ -103,7 +109,8 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     schema: env.DATABASE_SCHEMA,
     jwtSecret: env.JWT_SECRET,
     adminPassword: env.ADMIN_PASSWORD,
-    logLevel: env.LOG_LEVEL
+    logLevel: env.LOG_LEVEL,
+    threadPoolPriority: env.THREAD_POOL_PRIORITY === undefined ? undefined : Number(env.THREAD_POOL_PRIORITY)
   })
     .then((app) => app.listen({ host: env.HOST ?? '127.0.0.1', port: env.PORT === undefined ? 3000 : Number(env.PORT) }))
     .catch((error: unknown) => {
