@@ -55,6 +55,18 @@ export const StoreUnavailableError = createError('FST_TOKEN_AUTH_STORE_UNAVAILAB
  */
 export const StoreFullError = createError('FST_TOKEN_AUTH_STORE_FULL', 'fastify-token-auth: the store\'s %s table is full', 503)
 
+/**
+ * `fastify.passwordHashing` found the hashing pool full (every slot running and every queue place
+ * taken, or its wait for a slot ran out): 503 with `Retry-After: 1`, which Fastify's error
+ * handler sends as they are, so a host's sign-up route answers as the token endpoint does.
+ */
+export const HashingBusyError = createError('FST_TOKEN_AUTH_HASHING_BUSY', 'The server is busy; retry later', 503, Error, false)
+
+/** A new `HashingBusyError`, with its `Retry-After`. */
+export function hashingBusy (): Error & { code: string, statusCode: number, headers: Record<string, string> } {
+  return Object.assign(new HashingBusyError(), { headers: { 'retry-after': '1' } })
+}
+
 /** A `StoreFullError` for `table`, which it names in `error.table` (the `reason` of the `store.full` event). */
 export function storeFull (table: string): Error & { code: string, table: string } {
   return Object.assign(new StoreFullError(table), { table })

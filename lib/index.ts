@@ -9,7 +9,7 @@ import { createTokenService, type TokenService } from './tokens/token-service.js
 import { cacheVerifications } from './tokens/verify-cache.js'
 import { createRevocation, type Revocation } from './tokens/revocation.js'
 import { createRefreshTokens } from './tokens/refresh-tokens.js'
-import { createPasswordHasher } from './password/hasher.js'
+import { createPasswordHasher, passwordHashing } from './password/hasher.js'
 import { createClientThrottle, createLoginThrottle } from './throttle/login-throttle.js'
 import { createMemoryStore } from './stores/memory.js'
 import type { AuthStore } from './stores/types.js'
@@ -101,6 +101,7 @@ async function registerEndpoints (fastify: FastifyInstance, prefix: string | und
   const { clients } = options
   const findUser = options.findUser as NonNullable<ResolvedOptions['findUser']>
   const passwords = await createPasswordHasher(options.password, fastify.log)
+  fastify.decorate('passwordHashing', passwordHashing(passwords))
   const docs = createApiDocs(fastify, options)
   const refreshTokens = options.refreshTokens === false
     ? undefined
@@ -205,13 +206,15 @@ const fastifyTokenAuth = fp(plugin, { fastify: '5.x', name: 'fastify-token-auth'
 
 export default fastifyTokenAuth
 export { fastifyTokenAuth }
-export { hashPassword, verifyPassword, needsRehash, type HashParameters } from './password/hasher.js'
+export { hashPassword, verifyPassword, needsRehash, type HashParameters, type PasswordHashing } from './password/hasher.js'
 export { createMemoryStore, type MemoryStoreOptions } from './stores/memory.js'
 export { requestLogSerializer, type RequestLogFields } from './logging/request-log.js'
 /** What a custom store throws when its backend cannot be reached: the plugin answers 503. */
 export { StoreUnavailableError } from './errors.js'
 /** What a store throws when it has no room for a new key and will not forget live state to make some: the plugin answers 503. */
 export { StoreFullError } from './errors.js'
+/** What `fastify.passwordHashing` rejects with when the hashing pool is full: 503 with `Retry-After`. */
+export { HashingBusyError } from './errors.js'
 export {
   createPostgresStore, migratePostgresStore, postgresStoreMigrationSql,
   type PostgresStore, type PostgresStoreOptions, type PostgresStoreLocation, type PostgresQueryable, type PostgresSweepResult

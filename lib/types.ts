@@ -2,6 +2,7 @@
 // @fastify/jwt's types too; without this line its FastifyRequest augmentation never reaches them.
 /// <reference types="@fastify/jwt" preserve="true" />
 import type { preHandlerAsyncHookHandler } from 'fastify'
+import type { PasswordHashing } from './password/hasher.js'
 import type { AuthUser } from './tokens/claims.js'
 
 declare module 'fastify' {
@@ -24,6 +25,13 @@ declare module 'fastify' {
      * token issued to them until now.
      */
     revokeUserTokens: (userId: string | number) => Promise<void>
+    /**
+     * The plugin's password hashing for the host's own routes (sign-up, password change): its
+     * argon2id parameters, within the bound that logins have; a full pool rejects with
+     * `FST_TOKEN_AUTH_HASHING_BUSY` (503, `Retry-After`). Present when the plugin issues tokens
+     * (`findUser` given), not in verify-only mode.
+     */
+    passwordHashing: PasswordHashing
   }
 }
 

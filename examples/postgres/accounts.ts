@@ -1,19 +1,19 @@
 /*
  * The account routes of the PostgreSQL example: sign-up, password change, and disabling a user.
  * Bodies are checked by JSON schema (a bad one is a 400, never a 500), and the two routes that
- * hash or check a password are limited per address, since each costs an argon2 hash.
+ * hash or check a password are limited per address, since each costs an argon2 hash. They hash
+ * through the plugin's `app.passwordHashing`: the plugin's parameters, and the same bound on
+ * hashing as logins, so that sign-ups from many addresses cannot queue hashes without limit; a
+ * full pool answers 503 with Retry-After (FST_TOKEN_AUTH_HASHING_BUSY).
  */
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
-import { hashPassword, verifyPassword, type HashParameters } from 'fastify-token-auth'
 import { normalizeUsername, passwordProblem, type Users } from './users.js'
 
 export interface AccountOptions {
   users: Users
   /** The plugin's password.maxLength: no password may be set that login would refuse. */
   maxPasswordLength: number
-  /** argon2id parameters; the plugin's (OWASP's) defaults unless given. */
-  hashParameters: HashParameters
   commonPasswords: Set<string>
   /** Sign-ups and password changes per address; `false` for none (tests only). */
   rateLimit: { max: number, timeWindow: number } | false
@@ -24,7 +24,7 @@ function refuse (reply: FastifyReply, status: number, error: string, description
 }
 
 export async function accountRoutes (app: FastifyInstance, options: AccountOptions): Promise<void> {
-  const { users, maxPasswordLength, hashParameters, commonPasswords } = options
+  const { users, maxPasswordLength, commonPasswords } = options
   // global: false: only the routes below that ask for it are limited.
   await app.register(rateLimit, { global: false })
   const limited = options.rateLimit === false ? {} : { rateLimit: options.rateLimit }
@@ -52,7 +52,7 @@ export async function accountRoutes (app: FastifyInstance, options: AccountOptio
     // Hashed before the name is tried, so a taken name answers no faster than a free one. The
     // answer itself must differ (the person signing up needs to know); the per-address limit
     // keeps that from becoming a fast way to list accounts.
-    const hash = await hashPassword(password, hashParameters)
+    const hash = await app.passwordHashing.hash(password)
     if (!await users.create(username, hash)) return refuse(reply, 409, 'username_taken', 'This username is taken')
     return reply.code(201).send({ username })
   })
@@ -73,12 +73,12 @@ export async function accountRoutes (app: FastifyInstance, options: AccountOptio
     const user = await users.byId(request.user.sub)
     // A stolen access token alone must not be enough to take the account over (ASVS 5.0
     // 6.2.3): the old password is checked too, and a wrong one is limited like a login.
-    if (user === null || user.disabled === true || !await verifyPassword(user.passwordHash, request.body.oldPassword)) {
+    if (user === null || user.disabled === true || !await app.passwordHashing.verify(user.passwordHash, request.body.oldPassword)) {
       return refuse(reply, 400, 'invalid_password', 'The current password is wrong')
     }
     const problem = passwordProblem(request.body.newPassword, user.username, maxPasswordLength, commonPasswords)
     if (problem !== undefined) return refuse(reply, 400, 'invalid_password', problem)
-    await users.setPasswordHash(request.user.sub, await hashPassword(request.body.newPassword, hashParameters))
+    await users.setPasswordHash(request.user.sub, await app.passwordHashing.hash(request.body.newPassword))
     // Every refresh token and access token of the user ends, this one too (ASVS 5.0 7.4.3):
     // whoever knew the old password is logged out everywhere.
     await app.revokeUserTokens(request.user.sub)

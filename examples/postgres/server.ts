@@ -96,7 +96,7 @@ export async function buildServer (options: ServerOptions): Promise<FastifyInsta
     // still the one just checked, so a password changed meanwhile is never overwritten.
     onPasswordRehash: async (user, newHash) => { await users.setPasswordHash(String(user.id), newHash, user.passwordHash) }
   })
-  await app.register(accountRoutes, { users, maxPasswordLength: MAX_PASSWORD_LENGTH, hashParameters, commonPasswords, rateLimit: options.accountRateLimit ?? { max: 5, timeWindow: 60_000 } })
+  await app.register(accountRoutes, { users, maxPasswordLength: MAX_PASSWORD_LENGTH, commonPasswords, rateLimit: options.accountRateLimit ?? { max: 5, timeWindow: 60_000 } })
 
   app.get('/me', { preHandler: app.authenticate }, async (request) => ({ sub: request.user.sub, scope: request.user.scope.join(' ') }))
   return app

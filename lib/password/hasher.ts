@@ -4,7 +4,7 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { createBcryptVerifier, isBcryptHash } from './bcrypt.js'
 import { createLimiter, LimiterFullError, type Limiter } from './limiter.js'
 import { lowerThreadPoolPriority } from './thread-priority.js'
-import { oauthError } from '../errors.js'
+import { hashingBusy, oauthError } from '../errors.js'
 import { DEFAULTS } from '../options/defaults.js'
 import { watchClient } from '../util/client-gone.js'
 import type { PasswordOptions } from '../options/types.js'
@@ -82,6 +82,36 @@ export interface PasswordHasher {
   hash: (password: string) => Promise<string>
   needsRehash: (hash: string) => boolean
   readonly limiter: Limiter
+}
+
+/**
+ * `fastify.passwordHashing`: the plugin's hashing for a host's own routes (sign-up, password
+ * change), with the plugin's parameters and within the bound that logins have, so that a flood
+ * of sign-ups can neither queue hashes without limit beside the logins nor go around the bound.
+ */
+export interface PasswordHashing {
+  /**
+   * Hashes `password` (argon2id, the plugin's `password` parameters). Rejects with
+   * `FST_TOKEN_AUTH_HASHING_BUSY` (503, `Retry-After: 1`) when the pool is full.
+   */
+  hash: (password: string) => Promise<string>
+  /**
+   * Verifies `password` against an argon2 or bcrypt `hash`; with no hash (an unknown user) it
+   * does the same work and resolves false. Rejects as `hash` does when the pool is full.
+   */
+  verify: (hash: string | undefined, password: string) => Promise<boolean>
+}
+
+/** The host's view of `hasher`: a full pool becomes the 503 a Fastify error handler sends as it is. */
+export function passwordHashing (hasher: PasswordHasher): PasswordHashing {
+  const busy = (error: unknown): never => {
+    if (error instanceof LimiterFullError) throw hashingBusy()
+    throw error
+  }
+  return {
+    hash: async (password) => await hasher.hash(password).catch(busy),
+    verify: async (hash, password) => await hasher.verify(hash, password).catch(busy)
+  }
 }
 
 /**

@@ -33,7 +33,7 @@ const LOGIN = `
   await app.close()
 `
 
-const EXPECTED_NAMES = ['MAX_FAMILIES_PER_USER', 'StoreFullError', 'StoreUnavailableError', 'createMemoryStore', 'createPostgresStore', 'createRedisStore', 'createSplitStore',
+const EXPECTED_NAMES = ['HashingBusyError', 'MAX_FAMILIES_PER_USER', 'StoreFullError', 'StoreUnavailableError', 'createMemoryStore', 'createPostgresStore', 'createRedisStore', 'createSplitStore',
   'fastifyTokenAuth', 'hashPassword', 'migratePostgresStore', 'needsRehash', 'postgresStoreMigrationSql', 'requestLogSerializer', 'verifyPassword']
 
 t.test('CommonJS: require() is the plugin function, with .default and the named exports', async (t) => {

@@ -10,6 +10,7 @@ import tokenAuth, {
   needsRehash,
   verifyPassword,
   type AccessTokenClaims,
+  type PasswordHashing,
   type AuthStore,
   type AuthUser,
   type OAuthErrorCode,
@@ -69,6 +70,10 @@ test('the decorators', () => {
   expect(app.requireScopes('admin', 'profile')).type.toBe<preHandlerAsyncHookHandler>()
   expect(app.requireScopes(1)).type.toRaiseError()
   expect(app.get('/', { preHandler: [app.authenticate, app.requireScopes('admin')] }, async () => 'ok')).type.not.toRaiseError()
+  expect(app.passwordHashing).type.toBe<PasswordHashing>()
+  expect(app.passwordHashing.hash('a passphrase')).type.toBe<Promise<string>>()
+  expect(app.passwordHashing.verify(undefined, 'a passphrase')).type.toBe<Promise<boolean>>()
+  expect(app.passwordHashing.hash(Buffer.from('x'))).type.toRaiseError()
 })
 
 test('request.user', () => {
