@@ -94,6 +94,11 @@ t.test('a sign-up flood: at most maxConcurrent + maxQueue hash, the rest are ref
   t.equal(answers.filter((res) => res.statusCode === 503 && res.headers['retry-after'] === '1').length, 17)
 })
 
+t.test('a host that hashes an empty password gets the TypeError, not a busy answer', async (t) => {
+  const { app } = await hostApp(t)
+  await t.rejects(app.passwordHashing.hash(''), { name: 'TypeError', message: 'password must be a non-empty string' })
+})
+
 t.test('not there in verify-only mode (no findUser: no hashing at all)', async (t) => {
   const app = Fastify()
   t.teardown(() => app.close())

@@ -1,5 +1,6 @@
 import argon2 from 'argon2'
 import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { createBcryptVerifier, isBcryptHash } from './bcrypt.js'
 import { createLimiter, LimiterFullError, type Limiter } from './limiter.js'
@@ -129,13 +130,32 @@ export async function createPasswordHasher (options: Required<PasswordOptions>, 
       log.warn(`password.threadPoolPriority: the thread pool's priority is left as it was (${(error as Error).message})`)
     })
   }
+  const started = performance.now()
   const dummyHash = await hashPassword(randomBytes(16).toString('base64url'), parameters)
+  // How long a hash of the configured parameters takes, as the recent ones took it. An unknown
+  // user verifies the dummy hash, so a wrong password for an account whose hash is older and
+  // cheaper (rehashed only at its next login) would be refused sooner than an unknown user is,
+  // and the time would tell the account exists (OWASP Authentication Cheat Sheet, "Authentication
+  // Responses"; CWE-208). Such a refusal is answered no sooner than that. A hash slower than the
+  // configured ones (a bcrypt of a high cost) cannot be made faster, and is left as it is.
+  let typicalMs = performance.now() - started
   const verifyBcrypt = createBcryptVerifier(log)
-  const verify = (hash: string | undefined, password: string, signal?: AbortSignal): Promise<boolean> => limiter.run(async () => {
-    if (hash !== undefined && isBcryptHash(hash)) return await verifyBcrypt(hash, password)
-    const ok = await verifyPassword(hash ?? dummyHash, password)
-    return ok && hash !== undefined
-  }, signal)
+  const verify = async (hash: string | undefined, password: string, signal?: AbortSignal): Promise<boolean> => {
+    let padMs = 0
+    const ok = await limiter.run(async () => {
+      const begun = performance.now()
+      const result = hash !== undefined && isBcryptHash(hash)
+        ? await verifyBcrypt(hash, password)
+        : await verifyPassword(hash ?? dummyHash, password) && hash !== undefined
+      const took = performance.now() - begun
+      if (hash === undefined || !needsRehash(hash, parameters)) typicalMs += (took - typicalMs) / 8
+      else if (!result) padMs = typicalMs - took
+      return result
+    }, signal)
+    // After the slot is given back: waiting costs a timer, not a hashing turn.
+    if (padMs > 0) await sleep(padMs)
+    return ok
+  }
   return {
     limiter,
     verify,
