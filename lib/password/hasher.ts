@@ -93,7 +93,8 @@ export interface PasswordHasher {
 export interface PasswordHashing {
   /**
    * Hashes `password` (argon2id, the plugin's `password` parameters). Rejects with
-   * `FST_TOKEN_AUTH_HASHING_BUSY` (503, `Retry-After: 1`) when the pool is full.
+   * `FST_TOKEN_AUTH_HASHING_BUSY` (503, `Retry-After: 1`) when the pool is full. It does not
+   * apply `password.maxLength`: refuse a longer password in the route, since login refuses it.
    */
   hash: (password: string) => Promise<string>
   /**
