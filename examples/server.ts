@@ -8,7 +8,8 @@
  * JWK Set of private keys, each with kid and alg, the first signing; replaces JWT_SECRET and serves
  * /.well-known/jwks.json), JWT_ISSUER, JWT_AUDIENCE, ACCESS_TOKEN_TTL (seconds), THREAD_POOL_PRIORITY (0–19, default 10), RATE_LIMIT=off
  * (load tests only), TRUST_PROXY (behind reverse proxies: their number, e.g. 1, or their addresses
- * and CIDR ranges, comma-separated, e.g. 10.0.0.0/8,fd00::/8), LOG_LEVEL, REDIS_URL (share state with
+ * and CIDR ranges, comma-separated, e.g. 10.0.0.0/8,fd00::/8), REQUEST_TIMEOUT (seconds a client has to send
+ * a whole request, default 10), LOG_LEVEL, REDIS_URL (share state with
  * other instances through Redis; in memory when unset), REDIS_PREFIX, STORE_DATABASE_URL (share it
  * through PostgreSQL instead; its tables are made at start), STORE_DATABASE_SCHEMA, DEMO_CLIENT_SECRET (registers the
  * confidential client `demo-service`, which gets `reports` tokens by the client credentials grant and
@@ -26,6 +27,7 @@ import { isIP } from 'node:net'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Redis } from 'ioredis'
 import pg from 'pg'
+import { requestTimeouts } from './timeouts.js'
 import tokenAuth, { createPostgresStore, createRedisStore, hashPassword, migratePostgresStore, requestLogSerializer, type AuthStore, type KeyOption, type UserRecord } from 'fastify-token-auth'
 
 type Env = Record<string, string | undefined>
@@ -105,7 +107,10 @@ export async function buildServer (env: Env = process.env): Promise<FastifyInsta
       redact: ['req.headers.authorization', 'req.headers.cookie'],
       serializers: { req: requestLogSerializer }
     },
-    trustProxy: trustProxyOf(env.TRUST_PROXY)
+    trustProxy: trustProxyOf(env.TRUST_PROXY),
+    // A client that sends its headers and then its body a byte at a time, or never, would
+    // otherwise hold its connection for ever (examples/timeouts.ts).
+    ...requestTimeouts(env.REQUEST_TIMEOUT)
   })
 
   const keys = env.JWT_KEYS_FILE === undefined || env.JWT_KEYS_FILE === '' ? undefined : readKeysFile(env.JWT_KEYS_FILE)

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { readFileSync } from 'node:fs'
 import { validate } from '@readme/openapi-parser'
 import { buildServer } from '../examples/server.js'
 
@@ -35,4 +36,16 @@ t.test('Swagger UI at /docs, the OpenAPI document at /docs/json', async (t) => {
   t.notOk(doc.paths['/introspect'], 'no introspection without DEMO_CLIENT_SECRET')
   t.notOk(doc.paths['/public'].get.security)
   t.notOk(doc.paths['/docs'], 'Swagger UI\'s own routes are not in the document')
+})
+
+t.test('the README\'s table of the example server\'s variables names every one the server reads', (t) => {
+  const source = readFileSync(new URL('../examples/server.ts', import.meta.url), 'utf8')
+  const read = new Set([...source.matchAll(/env\.([A-Z][A-Z0-9_]*)/g)].map((m) => m[1] as string))
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+  const section = readme.slice(readme.indexOf('## The example server'), readme.indexOf('Demo users'))
+  const documented = new Set([...section.matchAll(/^\| (`[A-Z_]+`(?:, `[A-Z_]+`)*) \|/gm)].flatMap((m) => (m[1] as string).split(', ').map((name) => name.slice(1, -1))))
+  t.ok(read.size >= 15, `the server reads its variables as env.NAME (${read.size} found)`)
+  t.same([...read].filter((name) => !documented.has(name)), [], 'each is in the table')
+  t.same([...documented].filter((name) => !read.has(name)), [], 'and the table names no variable the server ignores')
+  t.end()
 })

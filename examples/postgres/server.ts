@@ -7,13 +7,15 @@
  *
  * Environment: DATABASE_URL (required), DATABASE_SCHEMA (default public), HOST, PORT, JWT_SECRET
  * (>= 32 bytes; random per run when unset), ADMIN_PASSWORD (creates the user "admin", with the
- * admin scope, when there is none yet), LOG_LEVEL.
+ * admin scope, when there is none yet), THREAD_POOL_PRIORITY, REQUEST_TIMEOUT (seconds a client has to send a
+ * whole request, default 10), LOG_LEVEL.
  */
 import Fastify, { type FastifyInstance } from 'fastify'
 import { randomBytes } from 'node:crypto'
 import { pathToFileURL } from 'node:url'
 import pg from 'pg'
 import tokenAuth, { createPostgresStore, hashPassword, migratePostgresStore, requestLogSerializer, type HashParameters } from 'fastify-token-auth'
+import { requestTimeouts } from '../timeouts.js'
 import { accountRoutes, type AccountOptions } from './accounts.js'
 import { createUsers, loadCommonPasswords, passwordProblem, usersMigration } from './users.js'
 
@@ -39,12 +41,16 @@ export interface ServerOptions {
    * Default 10, as in the example server.
    */
   threadPoolPriority?: number
+  /** Seconds a client has to send a whole request (REQUEST_TIMEOUT); default 10. */
+  requestTimeout?: number | string
 }
 
 export async function buildServer (options: ServerOptions): Promise<FastifyInstance> {
   const schema = options.schema ?? 'public'
   const app = Fastify({
-    logger: { level: options.logLevel ?? 'info', redact: ['req.headers.authorization'], serializers: { req: requestLogSerializer } }
+    logger: { level: options.logLevel ?? 'info', redact: ['req.headers.authorization'], serializers: { req: requestLogSerializer } },
+    // A client that trickles its body, or never sends it, is cut off (examples/timeouts.ts).
+    ...requestTimeouts(options.requestTimeout)
   })
   let pool = options.pool
   if (pool === undefined) {
@@ -110,7 +116,8 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     jwtSecret: env.JWT_SECRET,
     adminPassword: env.ADMIN_PASSWORD,
     logLevel: env.LOG_LEVEL,
-    threadPoolPriority: env.THREAD_POOL_PRIORITY === undefined ? undefined : Number(env.THREAD_POOL_PRIORITY)
+    threadPoolPriority: env.THREAD_POOL_PRIORITY === undefined ? undefined : Number(env.THREAD_POOL_PRIORITY),
+    requestTimeout: env.REQUEST_TIMEOUT
   })
     .then((app) => app.listen({ host: env.HOST ?? '127.0.0.1', port: env.PORT === undefined ? 3000 : Number(env.PORT) }))
     .catch((error: unknown) => {
