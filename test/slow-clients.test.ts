@@ -30,7 +30,7 @@ function connect (tt: Tap, port: number) {
     socket,
     received: () => received,
     /** The time it closed, or `undefined` when it is still open after `ms`. */
-    closedWithin: (ms: number) => Promise.race([closed, new Promise<undefined>((resolve) => setTimeout(resolve, ms))]),
+    closedWithin: (ms: number) => Promise.race([closed, new Promise<undefined>((resolve) => setTimeout(() => { resolve(undefined) }, ms))]),
     /** Resolves once `count` answers have arrived in full (each ends with its JSON body). */
     answers: async (count: number) => {
       while ((received.match(/HTTP\/1\.1 \d{3} /g) ?? []).length < count || !received.endsWith('}')) {
@@ -115,7 +115,7 @@ t.test('example server: slow but complete requests, and idle keep-alive connecti
 t.test('example server: REQUEST_TIMEOUT is 10 s by default and refuses what is not whole seconds', async (t) => {
   const app = await buildServer(QUIET)
   t.teardown(() => app.close())
-  t.equal(app.initialConfig.requestTimeout, 10_000, 'Fastify requestTimeout 10 s')
+  t.equal((app.initialConfig as { requestTimeout?: number }).requestTimeout, 10_000, 'Fastify requestTimeout 10 s')
   t.equal(app.server.requestTimeout, 10_000, 'on the server')
   t.equal(app.server.headersTimeout, 10_000, 'the headers within the same 10 s, not Node\'s 60 s')
 
