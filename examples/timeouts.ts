@@ -11,7 +11,7 @@
 import type { ServerOptions } from 'node:http'
 
 /** The whole request (headers and body) must arrive within this, unless REQUEST_TIMEOUT says otherwise. */
-export const DEFAULT_REQUEST_TIMEOUT_SECONDS = 10
+const DEFAULT_REQUEST_TIMEOUT_SECONDS = 10
 
 /**
  * Fastify options that close, with 408, a connection whose request has not fully arrived within

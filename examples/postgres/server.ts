@@ -7,8 +7,8 @@
  *
  * Environment: DATABASE_URL (required), DATABASE_SCHEMA (default public), HOST, PORT, JWT_SECRET
  * (>= 32 bytes; random per run when unset), ADMIN_PASSWORD (creates the user "admin", with the
- * admin scope, when there is none yet), THREAD_POOL_PRIORITY, REQUEST_TIMEOUT (seconds a client has to send a
- * whole request, default 10), LOG_LEVEL.
+ * admin scope, when there is none yet), THREAD_POOL_PRIORITY, REQUEST_TIMEOUT (seconds a client
+ * has to send a whole request, default 10), LOG_LEVEL.
  */
 import Fastify, { type FastifyInstance } from 'fastify'
 import { randomBytes } from 'node:crypto'
