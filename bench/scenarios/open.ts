@@ -6,6 +6,7 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import { expect, load, type LoadResult } from '../harness/load.js'
 import { log } from '../harness/log.js'
+import { paced } from '../harness/paced.js'
 import { probeWithEventLoopDelay, type LatencyWindow } from '../harness/probe.js'
 import { rawArgon2 } from '../harness/raw-argon2.js'
 import { FORM, login, RIGHT } from '../harness/requests.js'
@@ -60,13 +61,14 @@ export async function runOpen ({ time }: Settings, { maxConcurrent, maxQueue, ma
     // `maxWait` for a slot, so most logins wait in the queue and get 503 when their wait runs
     // out. The rate is fixed rather than "as fast as the client can": on a small machine a
     // client at full speed takes the CPU the server needs, and the figures would measure the
-    // client. It runs in a worker thread, so the probe in this thread is not delayed by the
-    // flood's own client work.
+    // client. The logins are spread evenly over each second (bench/harness/paced.ts says why not
+    // autocannon's `overallRate`), from a worker thread, so the probe in this thread is not
+    // delayed by the flood's own client work.
     const offered = Math.round(FLOOD_FACTOR * raw.perSecond)
     const connections = Math.min(maxQueue, Math.ceil(offered * maxWait / 1000)) + 2 * maxConcurrent
     log(`GET /protected latency during a login flood (${offered} logins a second from ${connections} connections)`)
-    const flood = load(server, {
-      url: `${url}/token`, method: 'POST', headers: FORM, body: RIGHT, connections, overallRate: offered, duration: time.warm + time.run + 1, workers: 1
+    const flood = paced(server, {
+      url: `${url}/token`, method: 'POST', headers: FORM, body: RIGHT, connections, rate: offered, seconds: time.warm + time.run + 1
     })
     await new Promise((resolve) => setTimeout(resolve, time.warm * 1000))
     const during = await probeWithEventLoopDelay(server, token, time.run)
