@@ -30,10 +30,11 @@ t.test('a paced load arrives at its rate, spread evenly, while answers are slow'
   t.equal(result.errors, 0)
   t.equal(arrivals.length, 300)
   // Request i is due at i / rate s: arrivals span the whole 1.5 s, and no 50 ms holds much more
-  // than its share of 10 (a burst at the top of a second would put 100 or more in one).
+  // than its share of 10 (a burst at the top of a second would put 100 or more in one; the bound
+  // leaves room for a worker held up for 200 ms by a busy machine, which then catches up).
   const first = arrivals[0] as number
   t.ok((arrivals.at(-1) as number) - first > 1400, `arrivals spread over the run (${Math.round((arrivals.at(-1) as number) - first)} ms)`)
   let most = 0
   for (const start of arrivals) most = Math.max(most, arrivals.filter((at) => at >= start && at < start + 50).length)
-  t.ok(most <= 25, `at most 25 requests in any 50 ms (${most})`)
+  t.ok(most <= 50, `at most 50 requests in any 50 ms (${most})`)
 })

@@ -24,12 +24,23 @@ while (sent < total) {
   const now = performance.now()
   while (sent < total && start + sent * interval <= now) {
     pending.push(new Promise<void>((resolve) => {
+      // Each request ends once: answered in full, or an error (a refused or cut connection, no
+      // answer within 10 s, an answer cut short).
+      let settled = false
+      const settle = (status?: number): void => {
+        if (settled) return
+        settled = true
+        if (status === undefined) errors++
+        else count(String(status))
+        resolve()
+      }
       const req = httpRequest(url, { agent, method, headers, timeout: 10_000 }, (res) => {
         res.resume()
-        res.on('end', () => { count(String(res.statusCode)); resolve() })
+        res.on('end', () => { settle(res.statusCode) })
+        res.on('close', () => { settle() })
       })
       req.on('timeout', () => { req.destroy() })
-      req.on('error', () => { errors++; resolve() })
+      req.on('error', () => { settle() })
       req.end(body)
     }))
     sent++
