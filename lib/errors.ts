@@ -51,9 +51,11 @@ export const StoreUnavailableError = createError('FST_TOKEN_AUTH_STORE_UNAVAILAB
  * A table of the memory store is full of live entries, and the call would have added a key.
  * The store refuses the new key rather than forget a block, a revocation or a session to make
  * room (fail closed); the endpoints answer 503 `temporarily_unavailable` with `Retry-After`.
- * Reads never raise it, so `authenticate` never does.
+ * Reads never raise it, so `authenticate` never does. No stack trace is captured: it is an
+ * answer to a flood, raised for each of its requests while the table is full, and a stack would
+ * cost each one more than the rest of the store call (and point only into the store).
  */
-export const StoreFullError = createError('FST_TOKEN_AUTH_STORE_FULL', 'fastify-token-auth: the store\'s %s table is full', 503)
+export const StoreFullError = createError('FST_TOKEN_AUTH_STORE_FULL', 'fastify-token-auth: the store\'s %s table is full', 503, Error, false)
 
 /**
  * `fastify.passwordHashing` found the hashing pool full (every slot running and every queue place

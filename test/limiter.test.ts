@@ -150,3 +150,17 @@ t.test('waiters that left are passed over when a slot frees and when the wait ru
   await running2
   t.same(await Promise.all(results2), ['its caller has gone', 'its caller has gone', 2], 'the freed slot went to the one still waiting')
 })
+
+t.test('a refusal captures no stack trace, and leaves the global stack limit as it was', async (t) => {
+  const limiter = createLimiter(1, 0, 10)
+  const first = held()
+  const running = limiter.run(first.task)
+  const before = Error.stackTraceLimit
+  const error = await limiter.run(async () => {}).catch((e: unknown) => e) as Error
+  t.type(error, LimiterFullError)
+  t.equal(error.stack, 'LimiterFullError: too many tasks waiting', 'its name and message, no frames')
+  t.equal(Error.stackTraceLimit, before)
+  t.match(new Error('other').stack, /\n\s+at /, 'other errors keep their frames')
+  first.release()
+  await running
+})

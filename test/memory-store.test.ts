@@ -156,6 +156,8 @@ t.test('each kind of state has a table of its own', async (t) => {
   const store = createMemoryStore({ maxEntries: 10 })
   for (let i = 0; i < 10; i++) await store.hit(`ip:${i}`, 60_000, T0)
   await t.rejects(store.hit('ip:new', 60_000, T0), { code: 'FST_TOKEN_AUTH_STORE_FULL', table: 'per_ip_counters' })
+  // Raised for every request of a flood while the table is full: no stack trace to capture.
+  t.equal(((await store.hit('ip:new', 60_000, T0).catch((e: unknown) => e)) as Error).stack, undefined, 'a refusal carries no stack')
   t.equal((await store.reserve('login', { limit: 1, windowMs: 60_000 }, T0)).allowed, true, 'login counters have room')
   await store.rememberSource('account', '192.0.2.1', 60_000, T0)
   t.equal(store.isKnownSource('account', '192.0.2.1', T0), true)
