@@ -1,17 +1,11 @@
+import { StacklessError } from '../util/stackless-error.js'
+
 /**
  * Thrown by a limiter whose running slots and queue are all taken, whose wait ran out, or whose
- * caller gave up (its `signal` aborted) while it waited. Under a login flood that is most
- * logins, so it captures no stack trace: one would cost each refusal a few microseconds, for
- * frames that only ever point into the limiter.
+ * caller gave up (its `signal` aborted) while it waited: under a login flood, most logins.
  */
-export class LimiterFullError extends Error {
+export class LimiterFullError extends StacklessError {
   override name = 'LimiterFullError'
-  constructor (message: string) {
-    const limit = Error.stackTraceLimit
-    Error.stackTraceLimit = 0
-    super(message)
-    Error.stackTraceLimit = limit
-  }
 }
 
 /**

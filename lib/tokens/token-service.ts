@@ -5,6 +5,7 @@ import { randomUUID, type JsonWebKey } from 'node:crypto'
 import type { KeySource, SigningAlgorithm } from '../options/keys.js'
 import { createRemoteKeySet, type KeyLookupError } from './remote-keys.js'
 import { InvalidOptionError } from '../errors.js'
+import { StacklessError } from '../util/stackless-error.js'
 import type { AccessTokenClaims } from './claims.js'
 
 /** What signing and verifying access tokens depends on. */
@@ -31,8 +32,8 @@ const MESSAGES: Record<RejectReason, string> = {
   keys_unavailable: 'The keys to check the access token are unavailable; retry later'
 }
 
-/** Thrown by `verify` for any token that must not be accepted. */
-export class TokenRejectedError extends Error {
+/** Thrown by `verify` for any token that must not be accepted: an answer, so without a stack (a forged-token flood raises one per request). */
+export class TokenRejectedError extends StacklessError {
   override name = 'TokenRejectedError'
   readonly reason: RejectReason
   /** With `keys_unavailable`: seconds until it is worth retrying. */
