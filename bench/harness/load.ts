@@ -4,6 +4,7 @@
  * around the run.
  */
 import autocannon from 'autocannon'
+import type { ServerStats } from '../server.js'
 import type { BenchServer } from './server-process.js'
 
 /** Exact percentile of a list of milliseconds. */
@@ -46,6 +47,13 @@ interface Measure {
   wall: number
 }
 
+/** The server's CPU time between two readings, in µs; NaN when either was not read (no server). */
+export function cpuBetween (before: ServerStats | undefined, after: ServerStats | undefined): number {
+  return before === undefined || after === undefined
+    ? Number.NaN
+    : (after.cpuUser + after.cpuSystem) - (before.cpuUser + before.cpuSystem)
+}
+
 /** Drives the server with autocannon and reads the server's CPU time around it. */
 async function measure (server: BenchServer | undefined, options: LoadOptions): Promise<Measure> {
   const before = await server?.stats()
@@ -69,10 +77,7 @@ async function measure (server: BenchServer | undefined, options: LoadOptions): 
   })
   const wall = Number(process.hrtime.bigint() - started) / 1e6
   const after = await server?.stats()
-  const cpuMicros = before === undefined || after === undefined
-    ? Number.NaN
-    : (after.cpuUser + after.cpuSystem) - (before.cpuUser + before.cpuSystem)
-  return { result, times, cpuMicros, wall }
+  return { result, times, cpuMicros: cpuBetween(before, after), wall }
 }
 
 /** One figure from one or more runs of the same load. */

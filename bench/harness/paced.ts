@@ -7,7 +7,7 @@
  * request in it, not how the server holds up under the rate.
  */
 import { Worker } from 'node:worker_threads'
-import type { LoadResult } from './load.js'
+import { cpuBetween, type LoadResult } from './load.js'
 import type { BenchServer } from './server-process.js'
 
 export interface PacedOptions {
@@ -47,10 +47,7 @@ export async function paced (server: BenchServer | undefined, options: PacedOpti
     worker.once('exit', (code) => { reject(new Error(`the paced load's worker exited with ${code}`)) })
   })
   const wall = performance.now() - started
-  const after = await server?.stats()
-  const cpuMicros = before === undefined || after === undefined
-    ? Number.NaN
-    : (after.cpuUser + after.cpuSystem) - (before.cpuUser + before.cpuSystem)
+  const cpuMicros = cpuBetween(before, await server?.stats())
   const responses = Object.values(statuses).reduce((sum, n) => sum + n, 0)
   return {
     // The seconds it sent for, as autocannon's duration: the last answers come after them.

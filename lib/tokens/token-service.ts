@@ -32,7 +32,10 @@ const MESSAGES: Record<RejectReason, string> = {
   keys_unavailable: 'The keys to check the access token are unavailable; retry later'
 }
 
-/** Thrown by `verify` for any token that must not be accepted: an answer, so without a stack (a forged-token flood raises one per request). */
+/**
+ * Thrown by `verify` for any token that must not be accepted: an answer, so without a stack (a
+ * forged-token flood raises one per request).
+ */
 export class TokenRejectedError extends StacklessError {
   override name = 'TokenRejectedError'
   readonly reason: RejectReason
