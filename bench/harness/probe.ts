@@ -26,7 +26,10 @@ export interface LatencyWindow {
  * GET /protected every PROBE_INTERVAL_MS for `seconds`, on its own keep-alive connections.
  * Latency is counted from when each request was due, not when it went out, so a stall of the
  * server shows in full (no coordinated omission). autocannon's rate limiting sends in bursts at
- * the top of each second, which would sample only part of it.
+ * the top of each second, which would sample only part of it. A timer can wake up to a
+ * millisecond early (it runs on the event loop's whole-millisecond clock): a request that went
+ * out before it was due is counted from when it went out, else an idle server's answers, faster
+ * than that millisecond, would come out at less than nothing.
  */
 export async function probe (url: string, token: string, seconds: number): Promise<ProbeResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: 64 })
@@ -39,11 +42,12 @@ export async function probe (url: string, token: string, seconds: number): Promi
     const due = start + i * PROBE_INTERVAL_MS
     const wait = due - performance.now()
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+    const from = Math.min(due, performance.now())
     pending.push(new Promise<void>((resolve) => {
       const req = httpRequest(`${url}/protected`, { agent, headers: { authorization: `Bearer ${token}` } }, (res) => {
         res.resume()
         res.on('end', () => {
-          latencies.push(performance.now() - due)
+          latencies.push(performance.now() - from)
           statuses[String(res.statusCode)] = (statuses[String(res.statusCode)] ?? 0) + 1
           resolve()
         })
