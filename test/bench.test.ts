@@ -80,6 +80,11 @@ t.test('the bench in smoke mode prints its table and every PASS/FAIL line, and w
     t.match(stdout, /^(Redis store: skipped: this build of fastify-token-auth has no Redis store|\| Redis store: `POST \/token`, right credentials → 200 \|)/m,
       'the Redis part ran, or said why not')
     t.notMatch(stdout, /^Redis store: could not run/m)
+    // It ran under a key prefix of its own, and deleted its keys afterwards.
+    const { Redis } = await import('ioredis')
+    const redis = new Redis(process.env.REDIS_URL)
+    t.teardown(() => redis.disconnect())
+    t.same(await redis.keys(`fastify-token-auth-bench-${child.pid}:*`), [], 'no key of the bench\'s is left in Redis')
   }
   if (process.env.DATABASE_URL === undefined || process.env.DATABASE_URL === '') {
     t.match(stdout, /^PostgreSQL store: skipped: DATABASE_URL is not set\.$/m, 'the PostgreSQL part says why it did not run')

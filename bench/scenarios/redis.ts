@@ -1,6 +1,9 @@
 /*
  * /token and the refresh grant with the Redis store, when REDIS_URL is set and this build has
  * one: what a login and a token rotation cost when the counters and token families live in Redis.
+ * The example server runs under a key prefix of its own (REDIS_PREFIX), whose keys are deleted
+ * afterwards: the counters and families of an earlier run, or of an `npm start` on the same
+ * Redis, stay out of the figures, and the bench leaves nothing behind.
  */
 import type autocannon from 'autocannon'
 import { expect, load, type LoadResult } from '../harness/load.js'
@@ -8,6 +11,23 @@ import { log } from '../harness/log.js'
 import { FORM, login, nextAddress, RIGHT } from '../harness/requests.js'
 import { withServer } from '../harness/server-process.js'
 import { CONNECTIONS, type HashingBounds, type Settings } from '../harness/settings.js'
+
+/** Deletes every key under `prefix` on REDIS_URL, through the build's own peer, ioredis. */
+async function deleteKeys (redisUrl: string, prefix: string): Promise<void> {
+  const { Redis } = await import('ioredis')
+  const client = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 })
+  try {
+    await client.connect()
+    let cursor = '0'
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+      if (keys.length > 0) await client.del(...keys)
+      cursor = next
+    } while (cursor !== '0')
+  } finally {
+    client.disconnect()
+  }
+}
 
 export type RedisFigures =
   | { skipped: string }
@@ -24,8 +44,9 @@ export async function runRedis ({ time }: Settings, { maxConcurrent }: HashingBo
   if (!exported.some((name) => /redis/i.test(name))) {
     return { skipped: 'this build of fastify-token-auth has no Redis store (no Redis export)' }
   }
+  const prefix = `fastify-token-auth-bench-${process.pid}:`
   try {
-    return await withServer('redis', { TRUST_PROXY: '1', REDIS_URL: redisUrl }, async (server): Promise<RedisFigures> => {
+    return await withServer('redis', { TRUST_PROXY: '1', REDIS_URL: redisUrl, REDIS_PREFIX: prefix }, async (server): Promise<RedisFigures> => {
       const { url } = server
       // A new address per request keeps the per-address limit (30 a minute) out of the way;
       // the login counters and the limiter's counters still live in Redis.
@@ -70,5 +91,7 @@ export async function runRedis ({ time }: Settings, { maxConcurrent }: HashingBo
     })
   } catch (error) {
     return { error: (error as Error).message }
+  } finally {
+    await deleteKeys(redisUrl, prefix).catch((error: Error) => log(`Redis: could not delete the keys under ${prefix}: ${error.message}`))
   }
 }
