@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import os, { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { childEnv, redisClient } from './helper.js'
 
 /*
  * `npm run bench` is not part of `npm test` (it takes minutes and wants a quiet machine), but its
@@ -46,7 +47,7 @@ t.test('the bench in smoke mode prints its table and every PASS/FAIL line, and w
   // Not coverage-tracked, like the example server: the bench is a separate program. REDIS_URL
   // and DATABASE_URL go through, so that the Redis and PostgreSQL parts run (or say why not)
   // wherever the tests have them.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(NODE_V8_COVERAGE|NODE_OPTIONS|_TAPJS|TAP_)/.test(k)))
+  const env = childEnv()
   const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts'], {
     cwd: root,
     env: { ...env, BENCH_SMOKE: '1', BENCH_OUT: out },
@@ -81,10 +82,9 @@ t.test('the bench in smoke mode prints its table and every PASS/FAIL line, and w
       'the Redis part ran, or said why not')
     t.notMatch(stdout, /^Redis store: could not run/m)
     // It ran under a key prefix of its own, and deleted its keys afterwards.
-    const { Redis } = await import('ioredis')
-    const redis = new Redis(process.env.REDIS_URL)
-    t.teardown(() => redis.disconnect())
-    t.same(await redis.keys(`fastify-token-auth-bench-${child.pid}:*`), [], 'no key of the bench\'s is left in Redis')
+    const prefix = `fastify-token-auth-bench-${child.pid}:`
+    const redis = await redisClient(t, prefix)
+    t.same(await redis.keys(`${prefix}*`), [], 'no key of the bench\'s is left in Redis')
   }
   if (process.env.DATABASE_URL === undefined || process.env.DATABASE_URL === '') {
     t.match(stdout, /^PostgreSQL store: skipped: DATABASE_URL is not set\.$/m, 'the PostgreSQL part says why it did not run')

@@ -134,6 +134,14 @@ export function captureLogs (): { stream: Writable, lines: string[], entries: ()
 export const REDIS_URL = process.env.REDIS_URL === '' ? undefined : process.env.REDIS_URL
 export const NO_REDIS: string | false = REDIS_URL === undefined ? 'REDIS_URL is not set: the tests against a real Redis are skipped' : false
 
+/**
+ * The environment for a child Node process that is a program of its own (the bench, a tap run,
+ * an example): without this run's coverage and tap settings, which would otherwise reach it.
+ */
+export function childEnv (): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(NODE_V8_COVERAGE|NODE_OPTIONS|_TAPJS|TAP_)/.test(k)))
+}
+
 /** A key prefix of its own for one test, so tests sharing a Redis never see each other's keys. */
 export function testPrefix (): string {
   return `fja-test:${crypto.randomUUID()}:`

@@ -6,7 +6,7 @@ import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
-import { DATABASE_URL, NO_POSTGRES } from './helper.js'
+import { childEnv, DATABASE_URL, NO_POSTGRES } from './helper.js'
 
 /*
  * docs/postgres.md, followed as a new user would: the start command as the page gives it (in a
@@ -47,7 +47,7 @@ t.test('the "Your users in PostgreSQL" walk-through, verbatim', { skip: NO_POSTG
   })
 
   // Not coverage-tracked: the example is a program of its own.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(NODE_V8_COVERAGE|NODE_OPTIONS|_TAPJS|TAP_)/.test(k)))
+  const env = childEnv()
   const server = spawn('bash', ['-c', start!.trim()], {
     cwd: root, env: { ...env, PORT: String(port), DATABASE_SCHEMA: schema, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'pipe'], detached: true
   })

@@ -2,6 +2,7 @@ import t from 'tap'
 import { spawn } from 'node:child_process'
 import { rmSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { childEnv } from './helper.js'
 
 /*
  * A CI log is read from its end, below the coverage table, and the failing assertion's own lines
@@ -15,11 +16,9 @@ const fixture = fileURLToPath(new URL('fixtures/failing-suite/', import.meta.url
 t.teardown(() => rmSync(`${fixture}.tap`, { recursive: true, force: true }))
 
 const runUnit = async (...args: string[]): Promise<{ code: number | null, stdout: string }> => {
-  // The child is a tap run of its own: none of this run's coverage or tap settings go to it.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(NODE_V8_COVERAGE|NODE_OPTIONS|_TAPJS|TAP_)/.test(k)))
   const child = spawn(process.execPath, [script, '--disable-coverage', ...args, 'suite.mjs'], {
     cwd: fixture,
-    env,
+    env: childEnv(),
     stdio: ['ignore', 'pipe', 'inherit']
   })
   let stdout = ''
