@@ -189,4 +189,21 @@ t.test('without the clients option', async (t) => {
     const app = await buildApp(t)
     t.equal(clientIdOf(await tokenRequest(app, { ...GOOD, client_id: 'web' })), 'public')
   })
+
+  // As the README's `defaultClientId` says: no client authentication, so nothing a client sends
+  // as credentials is checked, and nothing it sends ends up in the token.
+  t.test('client credentials are not checked, in HTTP Basic or the form', async (t) => {
+    const app = await buildApp(t)
+    for (const [name, form, headers] of [
+      ['Basic with a secret', GOOD, basic('web', 'any-secret')],
+      ['Basic that is not base64', GOOD, { authorization: 'Basic !!!' }],
+      ['another scheme', GOOD, { authorization: 'Digest username="web"' }],
+      ['client_id and client_secret in the form', { ...GOOD, client_id: 'web', client_secret: 'any-secret' }, {}],
+      ['client_secret alone', { ...GOOD, client_secret: 'any-secret' }, {}]
+    ] as const) {
+      const res = await tokenRequest(app, form, headers)
+      t.equal(res.statusCode, 200, name)
+      t.equal(clientIdOf(res), 'public', name)
+    }
+  })
 })
