@@ -5,7 +5,7 @@ import { readdirSync } from 'node:fs'
 import os from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { buildServer, start } from '../examples/server.js'
-import { FORM, form, forge, validClaims, VALID_HEADER } from './helper.js'
+import { childEnv, FORM, form, forge, validClaims, VALID_HEADER } from './helper.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const SECRET = 'example-test-secret-2f9c4e1a7b3d8f0e6c5a'
@@ -153,7 +153,7 @@ t.test('npm start, then the tutorial\'s two curl commands', { skip: curl ? false
     cwd: root,
     // Not coverage-tracked: tsx's source maps would be merged with tap's own for examples/.
     // The tutorial's server keeps its state in memory: the suite's REDIS_URL and DATABASE_URL stay out.
-    env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(NODE_V8_COVERAGE|NODE_OPTIONS|_TAPJS|REDIS_|STORE_DATABASE_)/.test(k))), PORT: port, JWT_SECRET: SECRET },
+    env: { ...Object.fromEntries(Object.entries(childEnv()).filter(([k]) => !/^(REDIS_|STORE_DATABASE_)/.test(k))), PORT: port, JWT_SECRET: SECRET },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true
   })

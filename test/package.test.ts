@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import semver from 'semver'
-import { SECRET } from './helper.js'
+import { childEnv, SECRET } from './helper.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const pkg = JSON.parse(readFileSync(root + 'package.json', 'utf8'))
@@ -78,8 +78,7 @@ t.test('the built package', { skip: built ? false : 'dist/ is missing: run `npm 
   // The built files run in a child process of their own: their source maps point back at lib/,
   // and the CommonJS build would otherwise be counted against lib/'s coverage.
   function runBuilt (source: string, type: 'commonjs' | 'module'): string {
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(NODE_V8_COVERAGE|NODE_OPTIONS|_TAPJS)/.test(k)))
-    return execFileSync(process.execPath, ['--input-type=' + type, '-e', source], { cwd: root, env, encoding: 'utf8' })
+    return execFileSync(process.execPath, ['--input-type=' + type, '-e', source], { cwd: root, env: childEnv(), encoding: 'utf8' })
   }
 
   t.test('require() returns the plugin function, with .default and the named exports on it', async (t) => {
