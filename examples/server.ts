@@ -6,7 +6,7 @@
  *
  * Environment: HOST, PORT, JWT_SECRET (>= 32 bytes; random per run when unset), JWT_KEYS_FILE (a
  * JWK Set of private keys, each with kid and alg, the first signing; replaces JWT_SECRET and serves
- * /.well-known/jwks.json), JWT_ISSUER, JWT_AUDIENCE, ACCESS_TOKEN_TTL (seconds), THREAD_POOL_PRIORITY (0–19, default 10), RATE_LIMIT=off
+ * /.well-known/jwks.json), JWT_ISSUER (default http://HOST:PORT), JWT_AUDIENCE, ACCESS_TOKEN_TTL (seconds), THREAD_POOL_PRIORITY (0–19, default 10), RATE_LIMIT=off
  * (load tests only), TRUST_PROXY (behind reverse proxies: their number, e.g. 1, or their addresses
  * and CIDR ranges, comma-separated, e.g. 10.0.0.0/8,fd00::/8), REQUEST_TIMEOUT (seconds a client has to send
  * a whole request, default 10), LOG_LEVEL, REDIS_URL (share state with
@@ -75,6 +75,25 @@ export function trustProxyOf (value: string | undefined): false | string[] | ((a
   return proxies
 }
 
+/** Where the server listens when HOST and PORT are unset. */
+const DEFAULT_HOST = '127.0.0.1'
+const DEFAULT_PORT = 3000
+
+/**
+ * The issuer when JWT_ISSUER is unset: the address the server listens on, so that the metadata's
+ * URLs lead back to this server whatever PORT says. A client that discovers the server at
+ * http://HOST:PORT expects that very issuer in the metadata (RFC 8414 §3.3) and sends its token
+ * requests to the `token_endpoint` it finds there. A wildcard HOST (0.0.0.0, ::) names the
+ * loopback address; PORT=0, a port chosen only when the server listens, cannot be named
+ * beforehand and gives `undefined` (the caller keeps port 3000 and says so).
+ */
+export function defaultIssuer (env: Env): string | undefined {
+  if (env.PORT !== undefined && Number(env.PORT) === 0) return undefined
+  const host = env.HOST === undefined || env.HOST === '' || env.HOST === '0.0.0.0' || env.HOST === '::' ? DEFAULT_HOST : env.HOST
+  const port = env.PORT === undefined ? DEFAULT_PORT : Number(env.PORT)
+  return `http://${isIP(host) === 6 ? `[${host}]` : host}:${port}`
+}
+
 /** The single-page app's files (examples/app/), served as they are: plain HTML, CSS and JavaScript. */
 const APP_FILES = [['', 'index.html', 'text/html'], ['app.js', 'app.js', 'text/javascript'], ['app.css', 'app.css', 'text/css']] as const
 
@@ -120,6 +139,12 @@ export async function buildServer (env: Env = process.env): Promise<FastifyInsta
   } else if (secret === undefined || secret === '') {
     secret = randomBytes(32).toString('base64url')
     app.log.warn('JWT_SECRET is not set: using a random secret for this run; tokens will not survive a restart')
+  }
+
+  let issuer = env.JWT_ISSUER ?? defaultIssuer(env)
+  if (issuer === undefined) {
+    issuer = `http://${DEFAULT_HOST}:${DEFAULT_PORT}`
+    app.log.warn(`PORT=0 and JWT_ISSUER is not set: tokens and metadata name ${issuer}; set JWT_ISSUER to the address clients use`)
   }
 
   const throttling = env.RATE_LIMIT !== 'off'
@@ -185,7 +210,7 @@ export async function buildServer (env: Env = process.env): Promise<FastifyInsta
     browserSessions: true,
     scopes: { profile: 'Read your own profile', admin: 'Administer the service', reports: 'Read the reports (services, by client credentials)' },
     ...services,
-    issuer: env.JWT_ISSUER ?? 'http://127.0.0.1:3000',
+    issuer,
     audience: env.JWT_AUDIENCE ?? 'fastify-token-auth-example',
     accessTokenTtl: env.ACCESS_TOKEN_TTL === undefined ? 900 : Number(env.ACCESS_TOKEN_TTL),
     findUser: (username) => users.get(username) ?? null,
@@ -213,7 +238,7 @@ export async function buildServer (env: Env = process.env): Promise<FastifyInsta
 /** Listens on HOST:PORT (default 127.0.0.1:3000). */
 export async function start (env: Env = process.env): Promise<FastifyInstance> {
   const app = await buildServer(env)
-  await app.listen({ host: env.HOST ?? '127.0.0.1', port: env.PORT === undefined ? 3000 : Number(env.PORT) })
+  await app.listen({ host: env.HOST ?? DEFAULT_HOST, port: env.PORT === undefined ? DEFAULT_PORT : Number(env.PORT) })
   return app
 }
 

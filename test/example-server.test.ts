@@ -4,7 +4,8 @@ import { once } from 'node:events'
 import { readdirSync } from 'node:fs'
 import os from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { buildServer, start } from '../examples/server.js'
+import { createServer } from 'node:net'
+import { buildServer, defaultIssuer, start } from '../examples/server.js'
 import { childEnv, FORM, form, forge, validClaims, VALID_HEADER } from './helper.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -137,6 +138,43 @@ t.test('start() listens on HOST and PORT', async (t) => {
   t.ok(address !== null && typeof address === 'object' && address.address === '127.0.0.1')
 })
 
+t.test('without JWT_ISSUER the issuer is where the server listens', async (t) => {
+  t.equal(defaultIssuer({}), 'http://127.0.0.1:3000')
+  t.equal(defaultIssuer({ PORT: '8080' }), 'http://127.0.0.1:8080')
+  t.equal(defaultIssuer({ HOST: 'localhost', PORT: '8080' }), 'http://localhost:8080')
+  t.equal(defaultIssuer({ HOST: '::1' }), 'http://[::1]:3000', 'an IPv6 address in brackets')
+  t.equal(defaultIssuer({ HOST: '0.0.0.0', PORT: '8080' }), 'http://127.0.0.1:8080', 'every address: the loopback one')
+  t.equal(defaultIssuer({ HOST: '::', PORT: '8080' }), 'http://127.0.0.1:8080')
+  t.equal(defaultIssuer({ HOST: '' }), 'http://127.0.0.1:3000', 'an empty HOST: every address too')
+  t.equal(defaultIssuer({ PORT: '0' }), undefined, 'a port chosen at listen time cannot be named before')
+
+  // A client that discovers the server on the port it listens on (RFC 8414 §3) is led back to it.
+  const port = await new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number }
+      probe.close(() => { resolve(port) })
+    })
+  })
+  const app = await start({ ...QUIET, JWT_SECRET: SECRET, HOST: '127.0.0.1', PORT: String(port) })
+  t.teardown(() => app.close())
+  const base = `http://127.0.0.1:${port}`
+  const metadata = await (await fetch(`${base}/.well-known/oauth-authorization-server`)).json() as Record<string, string>
+  t.equal(metadata.issuer, base, 'the metadata names the issuer the client discovered')
+  t.equal(metadata.token_endpoint, `${base}/token`)
+  const answer = await fetch(metadata.token_endpoint as string, { method: 'POST', headers: FORM, body: form({ grant_type: 'password', username: 'user1', password: 'password1' }) })
+  t.equal(answer.status, 200, 'its token endpoint is this server')
+  t.equal(decode(((await answer.json()) as { access_token: string }).access_token).iss, base)
+
+  const { app: anyPort, lines } = await buildCapturing({ LOG_LEVEL: 'warn', JWT_SECRET: SECRET, PORT: '0' })
+  t.teardown(() => anyPort.close())
+  t.ok(lines.some((l) => l.includes('PORT=0 and JWT_ISSUER is not set')), 'PORT=0 warns that the issuer names port 3000')
+  t.equal((await anyPort.inject('/.well-known/oauth-authorization-server')).json().issuer, 'http://127.0.0.1:3000')
+  const { app: named, lines: quiet } = await buildCapturing({ LOG_LEVEL: 'warn', JWT_SECRET: SECRET, PORT: '0', JWT_ISSUER: 'https://auth.example.com' })
+  t.teardown(() => named.close())
+  t.notOk(quiet.some((l) => l.includes('PORT=0')), 'no warning when JWT_ISSUER names the issuer')
+  t.equal((await named.inject('/.well-known/oauth-authorization-server')).json().token_endpoint, 'https://auth.example.com/token')
+})
+
 let curl = true
 try {
   execFileSync('curl', ['--version'], { stdio: 'ignore' })
@@ -182,5 +220,7 @@ t.test('npm start, then the tutorial\'s two curl commands', { skip: curl ? false
     '-H', 'accept: application/json',
     '-H', `Authorization: Bearer ${token}`], { encoding: 'utf8' })
   t.same(JSON.parse(hello), { message: 'Hello, authenticated user!' })
+  const metadata = JSON.parse(execFileSync('curl', ['-s', `http://127.0.0.1:${port}/.well-known/oauth-authorization-server`], { encoding: 'utf8' }))
+  t.equal(metadata.token_endpoint, `http://127.0.0.1:${port}/token`, 'PORT is the port its metadata names')
   t.notMatch(output, token, 'the token never reaches the log')
 })
