@@ -79,6 +79,11 @@ export function trustProxyOf (value: string | undefined): false | string[] | ((a
 const DEFAULT_HOST = '127.0.0.1'
 const DEFAULT_PORT = 3000
 
+/** The HOST and PORT that `start()` listens on. */
+function listenAddress (env: Env): { host: string, port: number } {
+  return { host: env.HOST ?? DEFAULT_HOST, port: env.PORT === undefined ? DEFAULT_PORT : Number(env.PORT) }
+}
+
 /**
  * The issuer when JWT_ISSUER is unset: the address the server listens on, so that the metadata's
  * URLs lead back to this server whatever PORT says. A client that discovers the server at
@@ -88,10 +93,10 @@ const DEFAULT_PORT = 3000
  * beforehand and gives `undefined` (the caller keeps port 3000 and says so).
  */
 export function defaultIssuer (env: Env): string | undefined {
-  if (env.PORT !== undefined && Number(env.PORT) === 0) return undefined
-  const host = env.HOST === undefined || env.HOST === '' || env.HOST === '0.0.0.0' || env.HOST === '::' ? DEFAULT_HOST : env.HOST
-  const port = env.PORT === undefined ? DEFAULT_PORT : Number(env.PORT)
-  return `http://${isIP(host) === 6 ? `[${host}]` : host}:${port}`
+  const { host, port } = listenAddress(env)
+  if (port === 0) return undefined
+  const named = host === '' || host === '0.0.0.0' || host === '::' ? DEFAULT_HOST : host
+  return `http://${isIP(named) === 6 ? `[${named}]` : named}:${port}`
 }
 
 /** The single-page app's files (examples/app/), served as they are: plain HTML, CSS and JavaScript. */
@@ -238,7 +243,7 @@ export async function buildServer (env: Env = process.env): Promise<FastifyInsta
 /** Listens on HOST:PORT (default 127.0.0.1:3000). */
 export async function start (env: Env = process.env): Promise<FastifyInstance> {
   const app = await buildServer(env)
-  await app.listen({ host: env.HOST ?? DEFAULT_HOST, port: env.PORT === undefined ? DEFAULT_PORT : Number(env.PORT) })
+  await app.listen(listenAddress(env))
   return app
 }
 
