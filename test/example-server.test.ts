@@ -4,9 +4,8 @@ import { once } from 'node:events'
 import { readdirSync } from 'node:fs'
 import os from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { createServer } from 'node:net'
 import { buildServer, defaultIssuer, start } from '../examples/server.js'
-import { childEnv, FORM, form, forge, validClaims, VALID_HEADER } from './helper.js'
+import { childEnv, FORM, freePort, form, forge, validClaims, VALID_HEADER } from './helper.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const SECRET = 'example-test-secret-2f9c4e1a7b3d8f0e6c5a'
@@ -149,12 +148,7 @@ t.test('without JWT_ISSUER the issuer is where the server listens', async (t) =>
   t.equal(defaultIssuer({ PORT: '0' }), undefined, 'a port chosen at listen time cannot be named before')
 
   // A client that discovers the server on the port it listens on (RFC 8414 §3) is led back to it.
-  const port = await new Promise<number>((resolve) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number }
-      probe.close(() => { resolve(port) })
-    })
-  })
+  const port = await freePort()
   const app = await start({ ...QUIET, JWT_SECRET: SECRET, HOST: '127.0.0.1', PORT: String(port) })
   t.teardown(() => app.close())
   const base = `http://127.0.0.1:${port}`

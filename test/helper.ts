@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { createHash, createHmac } from 'node:crypto'
+import { createServer } from 'node:net'
 import { Writable } from 'node:stream'
 import tokenAuth, { hashPassword, migratePostgresStore, type AuthStore, type FastifyTokenAuthBaseOptions, type FastifyTokenAuthOptions, type KeyOption, type UserRecord } from '../lib/index.js'
 import { Redis, type RedisOptions } from 'ioredis'
@@ -138,6 +139,15 @@ export const NO_REDIS: string | false = REDIS_URL === undefined ? 'REDIS_URL is 
  * The environment for a child Node process that is a program of its own (the bench, a tap run,
  * an example): without this run's coverage and tap settings, which would otherwise reach it.
  */
+/** A port on 127.0.0.1 that was free a moment ago: for a server to listen on, or one where nothing answers. */
+export async function freePort (): Promise<number> {
+  const probe = createServer()
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+  const { port } = probe.address() as { port: number }
+  await new Promise((resolve) => probe.close(resolve))
+  return port
+}
+
 export function childEnv (): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(NODE_V8_COVERAGE|NODE_OPTIONS|_TAPJS|TAP_)/.test(k)))
 }

@@ -1,10 +1,9 @@
 import t, { type Test } from 'tap'
 import Fastify from 'fastify'
-import { createServer } from 'node:net'
 import { ClientCredentials, ResourceOwnerPassword } from 'simple-oauth2'
 import * as oidc from 'openid-client'
 import tokenAuth, { hashPassword, type FastifyTokenAuthOptions } from '../lib/index.js'
-import { CHEAP, SECRET, demoUsers } from './helper.js'
+import { CHEAP, SECRET, demoUsers, freePort } from './helper.js'
 
 /*
  * Interop for services and resource servers, with clients we did not write, against a real
@@ -15,15 +14,6 @@ import { CHEAP, SECRET, demoUsers } from './helper.js'
 
 const SERVICE = { id: 'report-service', secret: 'r3port:s+cret /%' }
 const RESOURCE_SERVER = { id: 'resource-server', secret: 'rs-secret' }
-
-/** A free port on 127.0.0.1: the issuer names its origin, which must be known before registering. */
-async function freePort (): Promise<number> {
-  const probe = createServer()
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
-  const { port } = probe.address() as { port: number }
-  await new Promise((resolve) => probe.close(resolve))
-  return port
-}
 
 async function serve (t: Test): Promise<string> {
   const port = await freePort()

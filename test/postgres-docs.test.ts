@@ -1,12 +1,10 @@
 import t from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { createServer } from 'node:net'
-import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
-import { childEnv, DATABASE_URL, NO_POSTGRES } from './helper.js'
+import { childEnv, DATABASE_URL, freePort, NO_POSTGRES } from './helper.js'
 
 /*
  * docs/postgres.md, followed as a new user would: the start command as the page gives it (in a
@@ -34,10 +32,7 @@ t.test('the "Your users in PostgreSQL" walk-through, verbatim', { skip: NO_POSTG
   t.match(start, /^DATABASE_URL=\S+ ADMIN_PASSWORD='[^']+' npm run example:postgres\n$/, 'one command starts it')
   const [session] = shellBlocks('Try it')
 
-  const free = createServer().listen(0, '127.0.0.1')
-  await once(free, 'listening')
-  const { port } = free.address() as { port: number }
-  free.close()
+  const port = await freePort()
   const schema = `fja_test_docs_${process.pid}`
   const admin = new pg.Pool({ connectionString: DATABASE_URL, max: 1 })
   admin.on('error', () => {})

@@ -1,9 +1,7 @@
 import t from 'tap'
-import { createServer } from 'node:net'
-import { once } from 'node:events'
 import { createPostgresStore, migratePostgresStore, postgresStoreMigrationSql, type PostgresQueryable, type RotateRules } from '../lib/index.js'
 import { family } from './store-contract.js'
-import { NO_POSTGRES, postgresPool, testSchema } from './helper.js'
+import { freePort, NO_POSTGRES, postgresPool, testSchema } from './helper.js'
 
 /*
  * What the PostgreSQL store does beyond the store contract (test/store-contract.test.ts runs
@@ -64,10 +62,7 @@ t.test('a store call that fails, throws, or takes too long rejects with StoreUna
 
 t.test('PostgreSQL away: every method rejects with StoreUnavailableError', async (t) => {
   // A port that was free a moment ago: nothing answers there.
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
+  const port = await freePort()
   const pool = postgresPool(t, { connectionString: `postgres://postgres@127.0.0.1:${port}/test`, connectionTimeoutMillis: 500 })
   const store = createPostgresStore({ pool, queryTimeout: 2000 })
   const f = family()

@@ -5,7 +5,7 @@ import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import { createRedisStore } from '../lib/index.js'
-import { bearer, buildApp, NO_REDIS, REDIS_URL, redisClient, testPrefix, tokenRequest, type BuildOptions } from './helper.js'
+import { bearer, buildApp, freePort, NO_REDIS, REDIS_URL, redisClient, testPrefix, tokenRequest, type BuildOptions } from './helper.js'
 
 /*
  * Redis going away while the app runs: every request gets a clear answer (503 with
@@ -131,11 +131,7 @@ t.test('Redis away and back', { skip: NO_REDIS }, async (t) => {
   })
 
   t.test('a client with an offline queue, pointed at a closed port: the store\'s own timeout answers', async (t) => {
-    const closed = createServer()
-    closed.listen(0, '127.0.0.1')
-    await once(closed, 'listening')
-    const port = (closed.address() as { port: number }).port
-    await new Promise((resolve) => closed.close(resolve))
+    const port = await freePort()
 
     // ioredis's defaults: commands wait in the offline queue while it retries the connection.
     const client = new Redis({ port, host: '127.0.0.1', retryStrategy: () => 200 })
