@@ -117,10 +117,12 @@ type LoadRow = (label: string, result: LoadResult, status: string, notes: string
 
 /** The 50-connection flood, on our server and on the hand-written peer. */
 function floodRows (row: Row, loadRow: LoadRow, mode: string, f: FloodFigures): void {
+  // BENCH_CLIENT=wrk: said on each row that wrk timed, since every other row is autocannon's.
+  const by = f.timedBy === 'wrk' ? '; sent and timed by wrk' : ''
   loadRow(`bare Fastify \`GET /public\`, ${FLOOD_CONNECTIONS} connections, no flood (${mode})`, f.calm.bare, '200',
-    'no plugin and nothing flooding: the tail this machine gives the load of the rows below; in turns with the next row')
+    `no plugin and nothing flooding: the tail this machine gives the load of the rows below; in turns with the next row${by}`)
   loadRow(`\`GET /protected\`, ${FLOOD_CONNECTIONS} connections, no flood, ours (${mode})`, f.calm.ours, '200',
-    'the same load with nothing flooding')
+    `the same load with nothing flooding${by}`)
   row(`raw \`argon2.verify\` (${mode})`, f.rawArgon2PerSecond.toFixed(1), '', '', 'the most logins a second the server\'s CPUs can hash; in turns with the two floods below')
   for (const [who, run] of [['ours', f.ours], ['hand-written peer', f.peer]] as Array<[string, FloodRun]>) {
     const answers = Object.entries(run.token.statuses).map(([s, n]) => `${int(n / run.token.seconds)} × ${s}`).join(', ')
@@ -129,7 +131,7 @@ function floodRows (row: Row, loadRow: LoadRow, mode: string, f: FloodFigures): 
     row(`\`GET /protected\` probe during it, ${who} (${mode})`, int(1000 / PROBE_INTERVAL_MS), ms(run.probe.p50), ms(run.probe.p99),
       `event-loop delay p50 ${ms(run.eld.p50)} ms, p99 ${ms(run.eld.p99)} ms, max ${ms(run.eld.max)} ms`)
     loadRow(`\`GET /protected\`, ${FLOOD_CONNECTIONS} connections, during the flood again, ${who} (${mode})`, run.protectedLoad, '200',
-      'each connection sends its next request when answered, as the issue measured it; server CPU includes the flood\'s')
+      `each connection sends its next request when answered, as the issue measured it; server CPU includes the flood's${by}`)
   }
 }
 

@@ -14,6 +14,7 @@
  *   REDIS_URL=redis://127.0.0.1:6379 npm run bench   # adds the Redis store, where the build has one
  *   DATABASE_URL=postgres://… npm run bench          # adds the PostgreSQL store, where the build has one
  *   BENCH_OUT=some/dir npm run bench                 # where the JSON goes (default bench-results)
+ *   BENCH_CLIENT=wrk npm run bench   # the flood's 50-connection loads sent and timed by wrk, as the issue measured them
  *
  * This file only reads those settings, runs the scenarios (bench/scenarios/) in order and
  * reports (bench/report.ts); bench/README.md explains each scenario and target.
@@ -25,6 +26,7 @@ import { log } from './harness/log.js'
 import { machine } from './harness/machine.js'
 import { killServers } from './harness/server-process.js'
 import { settings } from './harness/settings.js'
+import { wrkUnavailable } from './harness/wrk.js'
 import { render, writeResults } from './report.js'
 import type { Results } from './results.js'
 import { runFlood } from './scenarios/flood.js'
@@ -36,12 +38,24 @@ import { runRedis } from './scenarios/redis.js'
 import { runThrottled } from './scenarios/throttled.js'
 import { targets } from './targets.js'
 
-const SETTINGS = settings(process.env.BENCH_SMOKE === '1')
+/** BENCH_CLIENT=wrk: what sends and times the flood scenario's 50-connection loads (autocannon by default). */
+const CLIENT = process.env.BENCH_CLIENT === undefined || process.env.BENCH_CLIENT === '' ? 'autocannon' : process.env.BENCH_CLIENT
+const SETTINGS = settings(process.env.BENCH_SMOKE === '1', CLIENT === 'wrk' ? 'wrk' : 'autocannon')
 /** BENCH_ONLY=overhead,open,flood,throttled,memory,redis,postgres runs some parts only (for working on one of them). */
 const ONLY = new Set((process.env.BENCH_ONLY ?? 'overhead,open,flood,throttled,memory,redis,postgres').split(',').map((part) => part.trim()))
 const OUT_DIR = process.env.BENCH_OUT ?? 'bench-results'
 
 async function main (): Promise<number> {
+  // Asked for by name, a client that cannot run stops the bench rather than being swapped for another.
+  if (CLIENT !== 'autocannon' && CLIENT !== 'wrk') {
+    log(`BENCH_CLIENT must be autocannon or wrk, not ${JSON.stringify(CLIENT)}`)
+    return 1
+  }
+  const missing = CLIENT === 'wrk' ? wrkUnavailable() : undefined
+  if (missing !== undefined) {
+    log(`BENCH_CLIENT=wrk: ${missing}`)
+    return 1
+  }
   const deadline = setTimeout(() => {
     log(`stopped: still running after ${SETTINGS.time.deadline} s`)
     process.exit(1)

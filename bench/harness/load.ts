@@ -1,11 +1,12 @@
 /*
- * Load on the server with autocannon, and what each load is summed up to: answers by status,
- * exact latency percentiles, and the server's CPU time per answer, read from the server process
- * around the run.
+ * Load on the server with autocannon (or wrk, for the loads that ask for it), and what each load
+ * is summed up to: answers by status, exact latency percentiles, and the server's CPU time per
+ * answer, read from the server process around the run.
  */
 import autocannon from 'autocannon'
 import type { ServerStats } from '../server.js'
 import type { BenchServer } from './server-process.js'
+import { wrk } from './wrk.js'
 
 /** Exact percentile of a list of milliseconds. */
 export function percentile (sorted: Float64Array, p: number): number {
@@ -37,11 +38,18 @@ export interface LoadOptions extends autocannon.Options {
    * so a run lasts as long as its slowest connection: one parked in the hashing queue.)
    */
   responses?: number
+  /**
+   * What sends the load and times it: autocannon (the default), or wrk (bench/harness/wrk.ts),
+   * to which only `url`, `headers`, `connections` and `duration` are passed on.
+   */
+  client?: 'autocannon' | 'wrk'
 }
 
 interface Measure {
-  result: autocannon.Result
-  times: number[]
+  statuses: Record<string, number>
+  seconds: number
+  errors: number
+  times: ArrayLike<number>
   /** Server CPU time over the run, in µs; NaN when not read. */
   cpuMicros: number
   wall: number
@@ -54,12 +62,26 @@ export function cpuBetween (before: ServerStats | undefined, after: ServerStats 
     : (after.cpuUser + after.cpuSystem) - (before.cpuUser + before.cpuSystem)
 }
 
-/** Drives the server with autocannon and reads the server's CPU time around it. */
+/** Drives the server with autocannon, or wrk, and reads the server's CPU time around it. */
 async function measure (server: BenchServer | undefined, options: LoadOptions): Promise<Measure> {
   const before = await server?.stats()
   const started = process.hrtime.bigint()
+  const client = options.client === 'wrk' ? wrkMeasure : cannonMeasure
+  const run = await client(options)
+  const wall = Number(process.hrtime.bigint() - started) / 1e6
+  const after = await server?.stats()
+  return { ...run, cpuMicros: cpuBetween(before, after), wall }
+}
+
+type ClientRun = Omit<Measure, 'cpuMicros' | 'wall'>
+
+async function wrkMeasure ({ url, headers, connections = 10, duration = 10 }: LoadOptions): Promise<ClientRun> {
+  return await wrk({ url, headers, connections, duration: Number(duration) })
+}
+
+async function cannonMeasure (options: LoadOptions): Promise<ClientRun> {
   const times: number[] = []
-  const { latencies, responses: stopAfter, server: _server, ...cannon } = options
+  const { latencies, responses: stopAfter, server: _server, client: _client, ...cannon } = options
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     // autocannon looks at stop() once per sample interval (1 s by default): sample more often
     // when the run is to stop after a number of responses.
@@ -75,9 +97,9 @@ async function measure (server: BenchServer | undefined, options: LoadOptions): 
       instance.on('response', () => { if (++count === stopAfter) instance.stop() })
     }
   })
-  const wall = Number(process.hrtime.bigint() - started) / 1e6
-  const after = await server?.stats()
-  return { result, times, cpuMicros: cpuBetween(before, after), wall }
+  const statuses: Record<string, number> = {}
+  for (const [code, entry] of Object.entries(result.statusCodeStats ?? {})) statuses[code] = entry.count ?? 0
+  return { statuses, seconds: result.duration, errors: result.errors, times }
 }
 
 /** One figure from one or more runs of the same load. */
@@ -88,13 +110,13 @@ function summarize (measures: Measure[]): LoadResult {
   let cpuMicros = 0
   let wall = 0
   for (const m of measures) {
-    for (const [code, entry] of Object.entries(m.result.statusCodeStats ?? {})) statuses[code] = (statuses[code] ?? 0) + (entry.count ?? 0)
-    seconds += m.result.duration
-    errors += m.result.errors
+    for (const [code, count] of Object.entries(m.statuses)) statuses[code] = (statuses[code] ?? 0) + count
+    seconds += m.seconds
+    errors += m.errors
     cpuMicros += m.cpuMicros
     wall += m.wall
   }
-  const sorted = Float64Array.from(measures.flatMap((m) => m.times)).sort()
+  const sorted = Float64Array.from(measures.flatMap((m) => Array.from(m.times))).sort()
   const responses = Object.values(statuses).reduce((sum, n) => sum + n, 0)
   return {
     seconds,

@@ -24,6 +24,11 @@ export interface Settings {
    * turns put the drift on every figure alike instead of on whichever ran at a bad moment.
    */
   rounds: number
+  /**
+   * What sends and times the 50-connection loads of the `flood` scenario, the ones whose tail its
+   * targets read (BENCH_CLIENT): autocannon, as every other load, or wrk (bench/harness/wrk.ts).
+   */
+  client: 'autocannon' | 'wrk'
 }
 
 /** The hashing pool the example server runs with: the plugin's defaults. */
@@ -35,9 +40,10 @@ export interface HashingBounds {
 }
 
 /** A smoke run only proves that every part still runs. */
-export function settings (smoke: boolean): Settings {
+export function settings (smoke: boolean, client: Settings['client'] = 'autocannon'): Settings {
   return {
     smoke,
+    client,
     time: smoke
       ? { warm: 0.5, run: 1, raw: 1, memoryRequests: 2_000, memoryWarm: 500, deadline: 180 }
       : { warm: 3, run: 10, raw: 5, memoryRequests: 100_000, memoryWarm: 5_000, deadline: 600 },

@@ -63,6 +63,8 @@ export interface FloodFigures {
   loginTurns: { count: number, seconds: number }
   ours: FloodRun
   peer: FloodRun
+  /** What timed the 50-connection loads, the calm ones and those during the flood (BENCH_CLIENT). */
+  timedBy: Settings['client']
 }
 
 export type FloodMode = { pinned: false } | { pinned: true }
@@ -135,7 +137,7 @@ async function floodFor (server: BenchServer, warm: number, seconds: number): Pr
 }
 
 /** One server under the flood, probed once the flood is under way; then under it again with /protected loaded. */
-async function floodOne (name: string, server: BenchServer, { time }: Settings): Promise<FloodRun> {
+async function floodOne (name: string, server: BenchServer, { time, client }: Settings): Promise<FloodRun> {
   const token = (await login(server.url)).access_token as string
   log(`${name}: ${FLOOD_CONNECTIONS} connections flood POST /token; GET /protected probed after ${time.warm} s`)
   const first = await floodFor(server, time.warm, time.run)
@@ -145,10 +147,10 @@ async function floodOne (name: string, server: BenchServer, { time }: Settings):
   log(`${name}: the flood again, with ${FLOOD_CONNECTIONS} connections on GET /protected after ${time.warm} s`)
   const loaded = time.run / 2
   const again = await floodFor(server, time.warm, loaded)
-  // In the bench's main thread, so that every response time is kept (a worker gives only
-  // autocannon's whole-millisecond histogram).
+  // autocannon runs it in the bench's main thread, so that every response time is kept (a worker
+  // gives only its whole-millisecond histogram).
   const protectedLoad = await load(server, {
-    url: `${server.url}/protected`, headers: { authorization: `Bearer ${token}` }, connections: FLOOD_CONNECTIONS, duration: loaded
+    url: `${server.url}/protected`, headers: { authorization: `Bearer ${token}` }, connections: FLOOD_CONNECTIONS, duration: loaded, client
   })
   expect(`${name}: GET /protected during the flood`, protectedLoad, '200')
   await again.flood
@@ -159,11 +161,11 @@ async function floodOne (name: string, server: BenchServer, { time }: Settings):
  * FLOOD_CONNECTIONS connections, each sending its next request when answered, on our GET
  * /protected and on the bare app's GET /public, in alternating turns, with nothing flooding.
  */
-async function calm (ours: BenchServer, bare: BenchServer, { time, smoke }: Settings): Promise<CalmFigures> {
+async function calm (ours: BenchServer, bare: BenchServer, { time, smoke, client }: Settings): Promise<CalmFigures> {
   const token = (await login(ours.url)).access_token as string
   const loads = [
-    { url: `${bare.url}/public`, server: bare, connections: FLOOD_CONNECTIONS },
-    { url: `${ours.url}/protected`, headers: { authorization: `Bearer ${token}` }, connections: FLOOD_CONNECTIONS }
+    { url: `${bare.url}/public`, server: bare, connections: FLOOD_CONNECTIONS, client },
+    { url: `${ours.url}/protected`, headers: { authorization: `Bearer ${token}` }, connections: FLOOD_CONNECTIONS, client }
   ]
   log(`calm: ${FLOOD_CONNECTIONS} connections on GET /protected and on the bare app's GET /public, no flood, after ${time.warm} s each to warm up`)
   // Warmed up as the flood's load is (it starts seconds into the flood): a fresh server's first
@@ -205,7 +207,7 @@ export async function runFlood (settings: Settings, hashing: HashingBounds, pinn
     const turns = await loginTurns(servers, raw, settings.smoke)
     figures.ours.loginsPerSecond = turns.logins[0]
     figures.peer.loginsPerSecond = turns.logins[1]
-    return { rawArgon2PerSecond: turns.raw, loginTurns: turns.turns, ...figures }
+    return { rawArgon2PerSecond: turns.raw, loginTurns: turns.turns, ...figures, timedBy: settings.client }
   })
   if (!pinned) return await run()
   const unavailable = pinningUnavailable()
