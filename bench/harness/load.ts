@@ -116,7 +116,14 @@ function summarize (measures: Measure[]): LoadResult {
     cpuMicros += m.cpuMicros
     wall += m.wall
   }
-  const sorted = Float64Array.from(measures.flatMap((m) => Array.from(m.times))).sort()
+  // Every run's response times in one array, without copying the typed arrays wrk's runs give.
+  const sorted = new Float64Array(measures.reduce((sum, m) => sum + m.times.length, 0))
+  let filled = 0
+  for (const m of measures) {
+    sorted.set(m.times, filled)
+    filled += m.times.length
+  }
+  sorted.sort()
   const responses = Object.values(statuses).reduce((sum, n) => sum + n, 0)
   return {
     seconds,
