@@ -120,11 +120,41 @@ t.test('maxEntries: a table full of live entries refuses a new key, and keeps ev
 t.test('maxEntries: a key already held is updated in a full table', async (t) => {
   const store = createMemoryStore({ maxEntries: 3 })
   const rule: ThrottleRule = { limit: 3, windowMs: 60_000 }
-  for (const key of ['a', 'b', 'c']) await store.reserve(key, rule, T0)
-  t.equal((await store.reserve('a', rule, T0)).allowed, true)
-  t.equal((await store.reserve('a', rule, T0)).allowed, true)
+  for (const key of ['a', 'b', 'c']) {
+    for (let i = 0; i < 3; i++) t.equal((await store.reserve(key, rule, T0)).allowed, true)
+  }
   t.equal((await store.reserve('a', rule, T0)).allowed, false, 'a kept its count of 3')
   await t.rejects(store.reserve('d', rule, T0), { code: 'FST_TOKEN_AUTH_STORE_FULL' })
+})
+
+t.test('a full table forgets the smallest count below its limit to make room, and never a count at its limit or a wait', async (t) => {
+  const store = createMemoryStore({ maxEntries: 4 })
+  const rule: ThrottleRule = { limit: 5, windowMs: 60_000 }
+  const atLimit: ThrottleRule = { limit: 2, windowMs: 60_000 }
+  for (let i = 0; i < 4; i++) await store.reserve('guessed', rule, T0)
+  for (let i = 0; i < 2; i++) await store.reserve('refusing', atLimit, T0)
+  for (let i = 0; i < 3; i++) await store.reserve('waiting', BACKOFF, T0)
+  await store.reserve('once', rule, T0)
+  // A flood of new keys, one attempt each: each takes the place of the one before.
+  for (let i = 0; i < 100; i++) t.equal((await store.reserve(`flood-${i}`, rule, T0)).allowed, true)
+  t.equal((await store.reserve('once', rule, T0)).allowed, true, 'the single attempt was forgotten…')
+  t.equal((await store.reserve('guessed', rule, T0)).allowed, true, '…not the four: the fifth is allowed')
+  t.equal((await store.reserve('guessed', rule, T0)).allowed, false, 'and no sixth')
+  t.equal((await store.reserve('refusing', atLimit, T0)).allowed, false, 'a count at its limit still refuses')
+  t.same(await store.reserve('waiting', BACKOFF, T0), { allowed: false, retryAfterMs: 1000 }, 'a wait still runs')
+})
+
+t.test('a full table forgets the count that would end soonest, when counts are equal', async (t) => {
+  const long: ThrottleRule = { limit: 2, windowMs: 12 * 3_600_000 }
+  const short: ThrottleRule = { limit: 2, windowMs: 60_000 }
+  // Written in either order, so the order the table looks at them in does not decide.
+  for (const order of [['long', 'short'], ['short', 'long']]) {
+    const store = createMemoryStore({ maxEntries: 2 })
+    for (const key of order) await store.reserve(key, key === 'long' ? long : short, T0)
+    await store.reserve('new', short, T0 + 1)
+    t.equal((await store.reserve('long', long, T0 + 2)).allowed, true, `${order.join(' then ')}: the long count was kept…`)
+    t.equal((await store.reserve('long', long, T0 + 2)).allowed, false, '…with its first attempt')
+  }
 })
 
 t.test('a count taken back to zero decides nothing, and frees its place', async (t) => {

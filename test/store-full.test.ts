@@ -4,9 +4,10 @@ import { createMemoryStore, type AuthEvent } from '../lib/index.js'
 import { bearer, buildApp, countArgon2Verifies, FORM, form } from './helper.js'
 
 /*
- * A full memory store fails closed for the new key and forgets nothing live (issue 13): a
+ * A full memory store fails closed for the new key and forgets no decision (issue 13): a
  * flood of cheap requests from many addresses used to push out login blocks, revoked tokens
- * and the users index. Each table here is small (`maxEntries`) so the tests can fill it.
+ * and the users index. Only the login counts' table makes room, by forgetting a count that
+ * refuses nothing yet. Each table here is small (`maxEntries`) so the tests can fill it.
  */
 
 const RIGHT = { grant_type: 'password', username: 'user1', password: 'password1' }
@@ -57,7 +58,7 @@ t.test('a flood from more addresses than the table holds: the block and the revo
   t.equal((await post(app, ADMIN, '198.51.100.2')).statusCode, 200, 'an address already counted still logs in')
 })
 
-t.test('the login counters table full: a new username is refused with 503 before any argon2, and existing blocks hold', async (t) => {
+t.test('the login counters table full of counts at their limit: a new username is refused with 503 before any argon2, and existing blocks hold', async (t) => {
   const verifies = countArgon2Verifies(t)
   const events: AuthEvent[] = []
   const app = await buildApp(t, {
@@ -69,6 +70,23 @@ t.test('the login counters table full: a new username is refused with 503 before
   t.equal(verifies(), before, 'no argon2 for the refused attempt')
   t.match(events.at(-1), { type: 'store.full', reason: 'login_counters' })
   t.equal((await post(app, RIGHT, '198.51.100.1')).statusCode, 429, 'user1 is still blocked')
+})
+
+t.test('failed logins for made-up usernames fill the login counters: everyone else still logs in, and a guesser\'s counts are kept', async (t) => {
+  const events: AuthEvent[] = []
+  // The default limits: 5 per (username, address), 10 free attempts per username.
+  const app = await buildApp(t, { plugin: { store: createMemoryStore({ maxEntries: 20 }), rateLimit: false, onAuthEvent: (e) => events.push(e) } })
+  // A guesser spends four of the five guesses on user1 from its address…
+  for (let i = 0; i < 4; i++) t.equal((await post(app, WRONG, '198.51.100.1')).statusCode, 400)
+  // …then fails once for each of 40 made-up usernames, from ever-new addresses: two counts a
+  // login, each to live 12 hours or 15 minutes, four times what the table holds.
+  const statuses: number[] = []
+  for (let i = 0; i < 40; i++) statuses.push((await post(app, { ...WRONG, username: `ghost-${i}` }, `10.0.0.${i}`)).statusCode)
+  t.same(statuses, Array(40).fill(400), 'every one of them answered as a wrong password, none 503')
+  t.equal((await post(app, ADMIN, '203.0.113.9')).statusCode, 200, 'a user with no count yet logs in from a new address')
+  t.notOk(events.some((e) => e.type === 'store.full'), 'the table made room each time')
+  t.equal((await post(app, WRONG, '198.51.100.1')).statusCode, 400, 'the guesser\'s fifth guess')
+  t.equal((await post(app, WRONG, '198.51.100.1')).statusCode, 429, 'and no sixth: its count of four was kept through the flood')
 })
 
 t.test('the known-sources table full: the login succeeds, the new source stays unknown, and the known ones stay known', async (t) => {

@@ -8,6 +8,11 @@ interface Entry {
   expiresAt: number
 }
 
+/** A login count: an `Entry` that also holds the limit it was last counted against. */
+interface Counter extends Entry {
+  limit: number
+}
+
 interface FamilyEntry {
   family: RefreshFamily
   hash: string
@@ -32,8 +37,9 @@ export interface MemoryStoreOptions {
   /**
    * Most keys each table holds at once (per-IP counters, login counters, known sources,
    * refresh families, users, revocation bounds, revoked tokens). Expired entries make room;
-   * live ones never do: past this a call that would add a key fails with
-   * `FST_TOKEN_AUTH_STORE_FULL` (503), and every existing block and revocation holds. Default 100 000.
+   * in the login counters, so does the smallest count that refuses nothing yet. Past this a
+   * call that would add a key fails with `FST_TOKEN_AUTH_STORE_FULL` (503), and every existing
+   * block and revocation holds. Default 100 000.
    */
   maxEntries?: number
 }
@@ -60,50 +66,83 @@ const SWEEP_STEP = 4
 const FULL_SCAN = 64
 
 /**
- * A Map bounded in size that never drops a live entry to make room. Each kind of state has a
- * table of its own, so a flood of one kind (per-IP counters from many addresses) cannot crowd
- * out another (a revoked token, a blocked login).
+ * What forgetting a live entry would give back to whoever made it (the lower, the sooner it
+ * makes room), or `undefined` for an entry that is never forgotten while it lives.
+ */
+type ForgetCost<V> = (value: V, now: number) => number | undefined
+
+/**
+ * A Map bounded in size. Each kind of state has a table of its own, so a flood of one kind
+ * (per-IP counters from many addresses) cannot crowd out another (a revoked token, a blocked
+ * login).
  *
  * Expired entries are swept a few at each new key, by a cursor that goes round the map, so no
  * single write pays for a pass over the whole map. When the table is full, up to `FULL_SCAN`
- * more are looked at; finding none expired, the new key is refused: failing closed for one
- * request beats lifting a decision. An entry is never moved on update (V8 makes deleting and
+ * more are looked at. Finding none expired, a table with a `forgetCost` drops the cheapest live
+ * entry among them that it may forget; any other table refuses the new key: failing closed for
+ * one request beats lifting a decision. An entry is never moved on update (V8 makes deleting and
  * re-adding a key in a large Map cost far more than the write itself, and a hot counter is
  * written on every request), so the map stays in first-written order, which for a table of one
  * kind is close to the order of expiry: the cursor finds the dead ones early.
  *
  * What "carries no decision" is depends on the kind, so the store deletes those entries itself
- * (a login count taken back to zero); a counter below its limit is NOT such an entry: dropping
- * it would hand its owner a fresh allowance.
+ * (a login count taken back to zero).
  */
-function boundedTable<V extends { expiresAt: number }> (name: string, maxEntries: number): Table<V> {
+function boundedTable<V extends { expiresAt: number }> (name: string, maxEntries: number, forgetCost?: ForgetCost<V>): Table<V> {
   const entries = new Map<string, V>()
   // A Map iterator is live: it sees later insertions and skips deleted entries. It persists from
   // write to write, because a fresh iterator starts at the front of the table, where V8 leaves a
   // hole for every entry deleted since its last rehash.
   let cursor = entries.entries()
+  /** The next entry from the cursor, going round; `undefined` when the table is empty. */
+  function advance (): [string, V] | undefined {
+    let next = cursor.next()
+    if (next.done === true) {
+      cursor = entries.entries()
+      next = cursor.next()
+    }
+    return next.value
+  }
   /** Looks at up to `count` entries from the cursor, dropping expired ones; true when one was dropped. */
   function sweep (count: number, now: number): boolean {
     let dropped = false
     for (let i = 0; i < count; i++) {
-      let next = cursor.next()
-      if (next.done === true) {
-        cursor = entries.entries()
-        next = cursor.next()
-        if (next.done === true) return dropped
-      }
-      const [key, value] = next.value
-      if (value.expiresAt <= now) {
-        entries.delete(key)
+      const next = advance()
+      if (next === undefined) return dropped
+      if (next[1].expiresAt <= now) {
+        entries.delete(next[0])
         dropped = true
       }
     }
     return dropped
   }
+  /** A full table: drops what `FULL_SCAN` entries hold that has expired, or else the cheapest to forget; true when one was dropped. */
+  function makeRoom (now: number): boolean {
+    let dropped = false
+    let cheapest: string | undefined
+    let cheapestCost = Infinity
+    let cheapestEnd = Infinity
+    for (let i = 0; i < FULL_SCAN; i++) {
+      // Never undefined: the entries `sweep` just looked at are live, and stay.
+      const [key, value] = advance() as [string, V]
+      if (value.expiresAt <= now) {
+        entries.delete(key)
+        dropped = true
+        continue
+      }
+      const cost = forgetCost?.(value, now)
+      // The fewest attempts given back; of those, the entry that would end soonest anyway.
+      if (cost !== undefined && (cost < cheapestCost || (cost === cheapestCost && value.expiresAt < cheapestEnd))) {
+        [cheapest, cheapestCost, cheapestEnd] = [key, cost, value.expiresAt]
+      }
+    }
+    if (!dropped && cheapest !== undefined) entries.delete(cheapest)
+    return dropped || cheapest !== undefined
+  }
   function ensureRoom (key: string, now: number): void {
     if (entries.has(key)) return
     sweep(SWEEP_STEP, now)
-    if (entries.size >= maxEntries && !sweep(FULL_SCAN, now)) throw storeFull(name)
+    if (entries.size >= maxEntries && !makeRoom(now)) throw storeFull(name)
   }
   return {
     get (key, now) {
@@ -126,7 +165,8 @@ function boundedTable<V extends { expiresAt: number }> (name: string, maxEntries
 /**
  * The default store: one process, in memory. Each kind of state has its own bounded table;
  * expired entries are swept as new ones arrive, and a table full of live entries refuses new
- * keys (`FST_TOKEN_AUTH_STORE_FULL`, answered 503) rather than forget a block or a revocation.
+ * keys (`FST_TOKEN_AUTH_STORE_FULL`, answered 503) rather than forget a block or a revocation;
+ * the login counts' table first forgets a count that refuses nothing yet, if it holds one.
  * A flood of distinct usernames or addresses therefore can neither grow memory without limit
  * nor lift a decision. Apps running as many instances pass a shared store instead
  * (`createRedisStore`).
@@ -137,7 +177,13 @@ export function createMemoryStore (options: MemoryStoreOptions = {}): AuthStore 
   const maxEntries = options.maxEntries ?? STORE_DEFAULTS.maxEntries
   if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new InvalidOptionError('createMemoryStore: maxEntries', 'must be a whole number, at least 1')
   const rates = boundedTable<Entry>('per_ip_counters', maxEntries)
-  const counters = boundedTable<Entry>('login_counters', maxEntries)
+  // A full table of login counts forgets the smallest count that refuses nothing yet (of a
+  // single failure, mostly), never a block or a count at its limit. Refusing the new key instead
+  // would let about `maxEntries` failed logins for made-up usernames, whose counts live 12 hours,
+  // refuse everyone's next login for those 12 hours; forgetting gives back to the attempts'
+  // maker (the same flood, mostly) only what they are cheapest to make again.
+  const counters = boundedTable<Counter>('login_counters', maxEntries, (entry, now) =>
+    entry.blockedUntil > now || entry.count >= entry.limit ? undefined : entry.count)
   const sources = boundedTable<ValueEntry>('known_sources', maxEntries)
   const families = boundedTable<FamilyEntry>('refresh_families', maxEntries)
   const users = boundedTable<UserEntry>('users', maxEntries)
@@ -160,18 +206,18 @@ export function createMemoryStore (options: MemoryStoreOptions = {}): AuthStore 
   let epoch = 0
 
   function reserveNow (key: string, rule: ThrottleRule, now: number): ReserveResult {
-    const entry = counters.get(key, now) ?? { count: 0, blockedUntil: 0, expiresAt: now + rule.windowMs }
+    const entry = counters.get(key, now) ?? { count: 0, blockedUntil: 0, expiresAt: now + rule.windowMs, limit: rule.limit }
     if (entry.blockedUntil > now) return { allowed: false, retryAfterMs: entry.blockedUntil - now }
     if (rule.backoff === undefined) {
       if (entry.count >= rule.limit) return { allowed: false, retryAfterMs: entry.expiresAt - now }
-      counters.set(key, { ...entry, count: entry.count + 1 }, now)
+      counters.set(key, { ...entry, count: entry.count + 1, limit: rule.limit }, now)
       return { allowed: true, retryAfterMs: 0 }
     }
     const count = entry.count + 1
     const blockedUntil = count >= rule.limit
       ? now + Math.min(1000 * 2 ** Math.min(count - rule.limit, 30), rule.backoff.maxMs)
       : 0
-    counters.set(key, { count, blockedUntil, expiresAt: Math.max(now, blockedUntil) + rule.windowMs }, now)
+    counters.set(key, { count, blockedUntil, expiresAt: Math.max(now, blockedUntil) + rule.windowMs, limit: rule.limit }, now)
     return { allowed: true, retryAfterMs: 0 }
   }
 

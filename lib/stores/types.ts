@@ -121,8 +121,10 @@ export const MAX_FAMILIES_PER_USER = 100
  * Times are milliseconds since the epoch and are passed in (`now`), so every instance uses one
  * clock per call and tests need no fake timers. A store that cannot be reached rejects with an
  * error whose `code` is `FST_TOKEN_AUTH_STORE_UNAVAILABLE`; the plugin answers 503 then. A store
- * with no room left for a new key rejects with `FST_TOKEN_AUTH_STORE_FULL` rather than forget
- * live state (a block, a revocation, a session) to make room; the plugin answers 503 too.
+ * with no room left for a new key may forget a count that refuses nothing yet (the memory store
+ * forgets the smallest it finds); failing that, it rejects with `FST_TOKEN_AUTH_STORE_FULL` rather
+ * than forget live state (a block, a count at its limit, a revocation, a session) to make room;
+ * the plugin answers 503 too.
  */
 export interface AuthStore {
   /** Counts one attempt against `key`, unless the rule refuses it. */
