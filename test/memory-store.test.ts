@@ -127,6 +127,22 @@ t.test('maxEntries: a key already held is updated in a full table', async (t) =>
   await t.rejects(store.reserve('d', rule, T0), { code: 'FST_TOKEN_AUTH_STORE_FULL' })
 })
 
+t.test('a full table looks further than each write\'s sweep for an expired count before it forgets a live one', async (t) => {
+  const store = createMemoryStore({ maxEntries: 20 })
+  const rule: ThrottleRule = { limit: 2, windowMs: 3_600_000 }
+  // At its limit: were it live, it could not be forgotten.
+  for (let i = 0; i < 2; i++) await store.reserve('expired', { limit: 2, windowMs: 1000 }, T0)
+  for (let i = 1; i < 20; i++) await store.reserve(`live${i}`, rule, T0)
+  // The few entries the write sweeps first are live, single counts the table may forget; the
+  // expired one further on makes room instead.
+  t.equal((await store.reserve('new', rule, T0 + 2000)).allowed, true)
+  // Asked against a limit of one, a count kept refuses; one forgotten would start over.
+  for (let i = 1; i < 20; i++) {
+    if ((await store.reserve(`live${i}`, { ...rule, limit: 1 }, T0 + 2000)).allowed) t.fail(`live${i} was forgotten`)
+  }
+  t.pass('every live count was kept')
+})
+
 t.test('a full table forgets the smallest count below its limit to make room, and never a count at its limit or a wait', async (t) => {
   const store = createMemoryStore({ maxEntries: 4 })
   const rule: ThrottleRule = { limit: 5, windowMs: 60_000 }
