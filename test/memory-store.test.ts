@@ -160,6 +160,15 @@ t.test('a full table forgets the smallest count below its limit to make room, an
   t.same(await store.reserve('waiting', BACKOFF, T0), { allowed: false, retryAfterMs: 1000 }, 'a wait still runs')
 })
 
+t.test('a full table of per-IP counts forgets the smallest, and keeps the count of an address past its limit', async (t) => {
+  const store = createMemoryStore({ maxEntries: 10 })
+  for (let i = 0; i < 31; i++) await store.hit('ip:busy', 60_000, T0)
+  for (let i = 0; i < 9; i++) await store.hit(`ip:${i}`, 60_000, T0)
+  // A flood from ever-new addresses, one request each.
+  for (let i = 0; i < 100; i++) t.equal((await store.hit(`ip:flood-${i}`, 60_000, T0)).count, 1)
+  t.same(await store.hit('ip:busy', 60_000, T0 + 1000), { count: 32, ttlMs: 59_000 }, 'all 31 still counted, in the same window')
+})
+
 t.test('a full table forgets the count that would end soonest, when counts are equal', async (t) => {
   const long: ThrottleRule = { limit: 2, windowMs: 12 * 3_600_000 }
   const short: ThrottleRule = { limit: 2, windowMs: 60_000 }
@@ -200,11 +209,12 @@ t.test('memory stays bounded under a flood of distinct keys, and the first ones 
 
 t.test('each kind of state has a table of its own', async (t) => {
   const store = createMemoryStore({ maxEntries: 10 })
-  for (let i = 0; i < 10; i++) await store.hit(`ip:${i}`, 60_000, T0)
-  await t.rejects(store.hit('ip:new', 60_000, T0), { code: 'FST_TOKEN_AUTH_STORE_FULL', table: 'per_ip_counters' })
+  const atLimit: ThrottleRule = { limit: 1, windowMs: 60_000 }
+  for (let i = 0; i < 10; i++) await store.reserve(`login:${i}`, atLimit, T0)
+  await t.rejects(store.reserve('login:new', atLimit, T0), { code: 'FST_TOKEN_AUTH_STORE_FULL', table: 'login_counters' })
   // Raised for every request of a flood while the table is full: no stack trace to capture.
-  t.equal(((await store.hit('ip:new', 60_000, T0).catch((e: unknown) => e)) as Error).stack, undefined, 'a refusal carries no stack')
-  t.equal((await store.reserve('login', { limit: 1, windowMs: 60_000 }, T0)).allowed, true, 'login counters have room')
+  t.equal(((await store.reserve('login:new', atLimit, T0).catch((e: unknown) => e)) as Error).stack, undefined, 'a refusal carries no stack')
+  t.same(await store.hit('ip:1', 60_000, T0), { count: 1, ttlMs: 60_000 }, 'per-IP counters have room')
   await store.rememberSource('account', '192.0.2.1', 60_000, T0)
   t.equal(store.isKnownSource('account', '192.0.2.1', T0), true)
   await store.revokeAccessToken('userKey', 'jti', 60_000, T0)

@@ -37,9 +37,9 @@ export interface MemoryStoreOptions {
   /**
    * Most keys each table holds at once (per-IP counters, login counters, known sources,
    * refresh families, users, revocation bounds, revoked tokens). Expired entries make room;
-   * in the login counters, so does the smallest count that refuses nothing yet. Past this a
-   * call that would add a key fails with `FST_TOKEN_AUTH_STORE_FULL` (503), and every existing
-   * block and revocation holds. Default 100 000.
+   * so does the smallest login count that refuses nothing yet, and the smallest per-IP count.
+   * Past this a call that would add a key fails with `FST_TOKEN_AUTH_STORE_FULL` (503), and
+   * every existing block and revocation holds. Default 100 000.
    */
   maxEntries?: number
 }
@@ -166,7 +166,7 @@ function boundedTable<V extends { expiresAt: number }> (name: string, maxEntries
  * The default store: one process, in memory. Each kind of state has its own bounded table;
  * expired entries are swept as new ones arrive, and a table full of live entries refuses new
  * keys (`FST_TOKEN_AUTH_STORE_FULL`, answered 503) rather than forget a block or a revocation;
- * the login counts' table first forgets a count that refuses nothing yet, if it holds one.
+ * the counts' tables first forget a small count (see `counters` and `rates` below).
  * A flood of distinct usernames or addresses therefore can neither grow memory without limit
  * nor lift a decision. Apps running as many instances pass a shared store instead
  * (`createRedisStore`).
@@ -176,7 +176,12 @@ function boundedTable<V extends { expiresAt: number }> (name: string, maxEntries
 export function createMemoryStore (options: MemoryStoreOptions = {}): AuthStore {
   const maxEntries = options.maxEntries ?? STORE_DEFAULTS.maxEntries
   if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new InvalidOptionError('createMemoryStore: maxEntries', 'must be a whole number, at least 1')
-  const rates = boundedTable<Entry>('per_ip_counters', maxEntries)
+  // A full table of per-address counts forgets the smallest: a flood from ever-new addresses,
+  // one request each, then pushes out its own counts, not every new address's first request. An
+  // address refused for going past its limit has a larger count than the flood's, and `hit` grows
+  // it on every refused request too, so it is forgotten only when every count looked at is at
+  // least as large: a flood of addresses each past its limit, which no count can slow anyway.
+  const rates = boundedTable<Entry>('per_ip_counters', maxEntries, (entry) => entry.count)
   // A full table of login counts forgets the smallest count that refuses nothing yet (of a
   // single failure, mostly), never a block or a count at its limit. Refusing the new key instead
   // would let about `maxEntries` failed logins for made-up usernames, whose counts live 12 hours,

@@ -122,7 +122,7 @@ export const MAX_FAMILIES_PER_USER = 100
  * clock per call and tests need no fake timers. A store that cannot be reached rejects with an
  * error whose `code` is `FST_TOKEN_AUTH_STORE_UNAVAILABLE`; the plugin answers 503 then. A store
  * with no room left for a new key may forget a count that refuses nothing yet (the memory store
- * forgets the smallest it finds); failing that, it rejects with `FST_TOKEN_AUTH_STORE_FULL` rather
+ * forgets the smallest login count below its limit, or the smallest per-IP count); failing that, it rejects with `FST_TOKEN_AUTH_STORE_FULL` rather
  * than forget live state (a block, a count at its limit, a revocation, a session) to make room;
  * the plugin answers 503 too.
  */
