@@ -1,6 +1,7 @@
 import t from 'tap'
 import { createMemoryStore, type ThrottleRule } from '../lib/index.js'
 import { buildApp, tokenRequest } from './helper.js'
+import { MAX_SOURCES_PER_ACCOUNT } from '../lib/stores/memory.js'
 
 /*
  * The default store, used directly. Time is the `now` argument of `reserve`, so no clock is
@@ -205,6 +206,31 @@ t.test('memory stays bounded under a flood of distinct keys, and the first ones 
   t.equal(refused, 19_000, 'every key past the first 1000 was refused')
   t.equal((await store.reserve('flood-0', rule, T0)).allowed, false, 'the first is still counted')
   t.equal((await store.reserve('flood-999', rule, T0)).allowed, false, 'and the last one held')
+})
+
+t.test('an account keeps its most recently remembered sources, and makes room for a new one by forgetting its own oldest', async (t) => {
+  const store = createMemoryStore({ maxEntries: MAX_SOURCES_PER_ACCOUNT + 1 })
+  const ttl = 60_000
+  for (let i = 0; i < MAX_SOURCES_PER_ACCOUNT; i++) await store.rememberSource('attacker', `192.0.2.${i}`, ttl, T0 + i)
+  await store.rememberSource('attacker', '192.0.2.0', ttl, T0 + 100)
+  await store.rememberSource('attacker', '198.51.100.1', ttl, T0 + 101)
+  t.equal(store.isKnownSource('attacker', '192.0.2.1', T0 + 102), false, 'the least recently remembered made room')
+  t.equal(store.isKnownSource('attacker', '192.0.2.0', T0 + 102), true, 'remembered again, it counts as recent')
+  t.equal(store.isKnownSource('attacker', '198.51.100.1', T0 + 102), true)
+  for (let i = 2; i < MAX_SOURCES_PER_ACCOUNT; i++) {
+    if (!store.isKnownSource('attacker', `192.0.2.${i}`, T0 + 102)) t.fail(`192.0.2.${i} was forgotten`)
+  }
+  // One place left in the table, which the account did not take: another account gets it.
+  await store.rememberSource('user', '203.0.113.1', ttl, T0 + 103)
+  t.equal(store.isKnownSource('user', '203.0.113.1', T0 + 104), true)
+  // The table is full now; the account still makes room from its own.
+  await store.rememberSource('attacker', '198.51.100.2', ttl, T0 + 105)
+  t.equal(store.isKnownSource('attacker', '198.51.100.2', T0 + 106), true)
+  await t.rejects(store.rememberSource('other', '203.0.113.2', ttl, T0 + 107), { code: 'FST_TOKEN_AUTH_STORE_FULL', table: 'known_sources' })
+  t.equal(store.isKnownSource('user', '203.0.113.1', T0 + 108), true, 'another account\'s source is never pushed out')
+  // Sources that expired are not counted against the cap, and make room.
+  await store.rememberSource('other', '203.0.113.2', ttl, T0 + ttl + 200)
+  t.equal(store.isKnownSource('other', '203.0.113.2', T0 + ttl + 201), true)
 })
 
 t.test('each kind of state has a table of its own', async (t) => {

@@ -106,6 +106,21 @@ t.test('the known-sources table full: the login succeeds, the new source stays u
   t.equal((await post(app, RIGHT, '198.51.100.1')).statusCode, 200, 'a known one is')
 })
 
+t.test('one account logging in from ever-new addresses replaces its own known sources, and leaves room for everyone else\'s', async (t) => {
+  const events: AuthEvent[] = []
+  const app = await buildApp(t, {
+    plugin: { store: createMemoryStore({ maxEntries: 25 }), rateLimit: false, loginThrottle: { perUsernameAndIp: false, perUsername: { freeAttempts: 2 } }, onAuthEvent: (e) => events.push(e) }
+  })
+  // An account's owner logs in from 40 addresses of an IPv6 block, one /64 each.
+  for (let i = 0; i < 40; i++) t.equal((await post(app, ADMIN, `2001:db8:0:${i.toString(16)}::1`)).statusCode, 200)
+  t.equal((await post(app, RIGHT, '198.51.100.1')).statusCode, 200, 'another user logs in from a new address…')
+  t.notOk(events.some((e) => e.type === 'store.full'), '…which is remembered')
+  // Two failures elsewhere start user1's backoff: only a known source gets through.
+  for (let i = 1; i <= 2; i++) t.equal((await post(app, WRONG, `203.0.113.${i}`)).statusCode, 400)
+  t.equal((await post(app, RIGHT, '203.0.113.9')).statusCode, 429, 'an unknown source waits')
+  t.equal((await post(app, RIGHT, '198.51.100.1')).statusCode, 200, 'the address user1 logged in from is known')
+})
+
 t.test('the refresh-family table full: a new login with refresh tokens gets 503; live families keep working', async (t) => {
   const app = await buildApp(t, { plugin: { store: createMemoryStore({ maxEntries: 1 }), rateLimit: false, loginThrottle: false, refreshTokens: true } })
   const first = (await post(app, ADMIN, '198.51.100.1')).json()

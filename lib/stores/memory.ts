@@ -32,6 +32,20 @@ interface ValueEntry {
   expiresAt: number
 }
 
+/** An account's known sources (their keys in the sources table), the least recently remembered first. */
+interface AccountSources {
+  keys: string[]
+  expiresAt: number
+}
+
+/**
+ * Most sources the memory store keeps known per account: the most recently remembered ones. One
+ * account logging in from ever-new addresses (an IPv6 /48 holds 65 536 /64s) then replaces its
+ * own oldest source instead of filling the table, which would leave every other user's new
+ * sources unknown for `knownSourceTtl`.
+ */
+export const MAX_SOURCES_PER_ACCOUNT = 20
+
 /** Options of the in-memory store. */
 export interface MemoryStoreOptions {
   /**
@@ -190,6 +204,8 @@ export function createMemoryStore (options: MemoryStoreOptions = {}): AuthStore 
   const counters = boundedTable<Counter>('login_counters', maxEntries, (entry, now) =>
     entry.blockedUntil > now || entry.count >= entry.limit ? undefined : entry.count)
   const sources = boundedTable<ValueEntry>('known_sources', maxEntries)
+  // Lives as long as the last of its sources; refused when full, as `sources` is.
+  const accountSources = boundedTable<AccountSources>('known_sources', maxEntries)
   const families = boundedTable<FamilyEntry>('refresh_families', maxEntries)
   const users = boundedTable<UserEntry>('users', maxEntries)
   const bounds = boundedTable<ValueEntry>('revocation_bounds', maxEntries)
@@ -257,7 +273,19 @@ export function createMemoryStore (options: MemoryStoreOptions = {}): AuthStore 
       return { count: entry.count, ttlMs: entry.expiresAt - now }
     },
     async rememberSource (account, source, ttlMs, now) {
-      sources.set(`${account} ${source}`, { value: 1, expiresAt: now + ttlMs }, now)
+      const key = `${account} ${source}`
+      const expiresAt = now + ttlMs
+      const index = accountSources.get(account, now)
+      // The account's sources still known, this one left out: it goes last, as the newest.
+      const kept = index?.keys.filter((other) => other !== key && sources.get(other, now) !== undefined) ?? []
+      // At the cap, the account's oldest source makes room for this one, in both tables.
+      if (kept.length >= MAX_SOURCES_PER_ACCOUNT) sources.delete(kept.shift() as string)
+      // Room in both tables is made first, so a full table refuses before anything is written.
+      accountSources.ensureRoom(account, now)
+      sources.ensureRoom(key, now)
+      sources.set(key, { value: 1, expiresAt }, now)
+      kept.push(key)
+      accountSources.set(account, { keys: kept, expiresAt: Math.max(index?.expiresAt ?? 0, expiresAt) }, now)
     },
     // Not async: asked on every login, and answered from memory.
     isKnownSource (account, source, now) {
@@ -363,7 +391,7 @@ export function createMemoryStore (options: MemoryStoreOptions = {}): AuthStore 
     },
 
     async close () {
-      for (const table of [rates, counters, sources, families, users, bounds, denied]) table.clear()
+      for (const table of [rates, counters, sources, accountSources, families, users, bounds, denied]) table.clear()
     }
   }
 }

@@ -138,7 +138,8 @@ export interface AuthStore {
   /**
    * Records that `account` logged in from `source` (a client address, an IPv6 /64), for
    * `ttlMs` from `now`; remembering it again restarts that time. The login throttle's
-   * per-username backoff neither refuses nor counts a known source.
+   * per-username backoff neither refuses nor counts a known source. A store bounded in size
+   * may keep only an account's most recently remembered sources (the memory store keeps 20).
    */
   rememberSource: (account: string, source: string, ttlMs: number, now: number) => Promise<void>
   /**
