@@ -76,18 +76,29 @@ t.test('a client without scopes gets a token without scope', async (t) => {
   t.notOk(claimsOf(res).scope)
 })
 
-t.test('clients not allowed the grant, and public ones, are unauthorized_client', async (t) => {
+t.test('a confidential client not allowed the grant is unauthorized_client', async (t) => {
   const app = await serve(t, { publicClient: true })
-  const cases: Array<[string, Record<string, string>, Record<string, string>]> = [
-    ['a confidential client whose grants do not list it', {}, basic('web', 'web-secret')],
-    ['a public client', { client_id: 'mobile' }, {}],
-    ['the default public client (no credentials, publicClient)', {}, {}]
+  assertError(t, await tokenRequest(app, { grant_type: 'client_credentials' }, basic('web', 'web-secret')), 400, 'unauthorized_client')
+})
+
+t.test('a client that did not authenticate is 401 invalid_client with a Basic challenge (§4.4.2, §5.2)', async (t) => {
+  const app = await serve(t, { publicClient: true })
+  const cases: Array<[string, Record<string, string>]> = [
+    ['a listed public client', { client_id: 'mobile' }],
+    ['the default public client by its id (publicClient)', { client_id: 'public' }],
+    ['the default public client, no credentials at all (publicClient)', {}]
   ]
-  for (const [name, fields, headers] of cases) {
+  for (const [name, fields] of cases) {
     t.test(name, async (t) => {
-      assertError(t, await tokenRequest(app, { grant_type: 'client_credentials', ...fields }, headers), 400, 'unauthorized_client')
+      const res = await tokenRequest(app, { grant_type: 'client_credentials', ...fields })
+      assertError(t, res, 401, 'invalid_client')
+      t.equal(res.json().error_description, 'Client authentication is required')
+      t.match(res.headers['www-authenticate'], /^Basic realm="[^"]+", charset="UTF-8"$/)
     })
   }
+  // The password grant stays open to the same requests: only client_credentials needs a secret.
+  t.equal((await tokenRequest(app, GOOD_LOGIN)).statusCode, 200)
+  t.equal((await tokenRequest(app, { ...GOOD_LOGIN, client_id: 'mobile' })).statusCode, 200)
 })
 
 t.test('a client limited to client_credentials may not log users in or refresh', async (t) => {

@@ -36,7 +36,8 @@ export interface ClientRecord {
   secretHash?: string
   /**
    * The grant types this client may use; default `['password', 'refresh_token']`. Another one
-   * is answered `unauthorized_client` (RFC 6749 §5.2). `client_credentials` needs a `secretHash`.
+   * is answered `unauthorized_client` (RFC 6749 §5.2). `client_credentials` needs a `secretHash`:
+   * asked for by a client that sent no secret, it is answered `invalid_client` (§4.4.2).
    */
   grants?: readonly ClientGrantType[]
   /**
