@@ -112,6 +112,27 @@ t.test('against a real PostgreSQL', { skip: NO_POSTGRES }, async (t) => {
     t.same(applied.rows.map((row) => row.id).sort(), [1, 2, 3, 4])
   })
 
+  t.test('starting again on an up-to-date database takes no lock: a long read of the tables holds up nothing', async (t) => {
+    const schema = await testSchema(t, pool)
+    const store = createPostgresStore({ pool, schema, queryTimeout: 1000 })
+    const f = family()
+    await store.createRefreshFamily(f, 'h', MINUTE, T0, 0)
+    // A report (or pg_dump) reading the tables in a long transaction.
+    const reader = await pool.connect()
+    t.teardown(() => reader.release())
+    await reader.query('BEGIN')
+    await reader.query(`SELECT count(*) FROM "${schema}".fastify_token_auth_families, "${schema}".fastify_token_auth_revocations`)
+    try {
+      const migrated = migratePostgresStore(pool, { schema }).then(() => 'done')
+      const outcome = await Promise.race([migrated, new Promise((resolve) => setTimeout(resolve, 1500, 'waiting'))])
+      t.equal(outcome, 'done', 'the migration did not queue behind the read')
+      t.ok(await store.getRefreshFamily(f.userKey, f.id, 'h', T0), 'and store calls go on')
+      t.same(await store.revocationState(f.userKey, 'j', T0), { revokedBefore: 0, jtiDenied: false, familyDenied: false })
+    } finally {
+      await reader.query('COMMIT')
+    }
+  })
+
   t.test('a family made before migration 4 comes back with no tokenKey, and a new one with its own', async (t) => {
     const schema = await testSchema(t, pool)
     const families = `"${schema}".fastify_token_auth_families`

@@ -242,11 +242,26 @@ export function postgresStoreMigrationSql (location: PostgresStoreLocation = {})
  * request time or otherwise. Safe to run from many instances at once: they take turns.
  *
  * The script is sent as one query without parameters, which PostgreSQL runs as one transaction:
- * all of it applies, or none.
+ * all of it applies, or none. A database on which every migration is recorded is not touched.
  */
 export async function migratePostgresStore (pool: PostgresQueryable, location: PostgresStoreLocation = {}): Promise<void> {
   if (typeof pool?.query !== 'function') throw new InvalidOptionError('migratePostgresStore: pool', 'must be a pg Pool or Client (anything with query(text, values))')
+  const t = tablesOf('migratePostgresStore', location)
+  // An up-to-date database is left alone, not even locked: the script's ALTER TABLEs take an
+  // ACCESS EXCLUSIVE lock before they find the column there, so at every start they would
+  // queue behind any long read of the tables (a pg_dump, a report), and every store call
+  // behind them. Only a start that brings a new migration waits for such a read.
+  if (await isUpToDate(pool, t)) return
   await pool.query(postgresStoreMigrationSql(location))
+}
+
+/** Whether every migration is recorded in the migrations table (which may not exist yet). */
+async function isUpToDate (pool: PostgresQueryable, t: Tables): Promise<boolean> {
+  const ids = migrations(t).map(({ id }) => id)
+  const { rows } = await pool.query('SELECT to_regclass($1::text) IS NOT NULL AS present', [t.migrations])
+  if (rows[0]!.present !== true) return false
+  const applied = await pool.query(`SELECT count(*)::integer AS n FROM ${t.migrations} WHERE id = ANY($1::integer[])`, [ids])
+  return applied.rows[0]!.n === ids.length
 }
 
 /*
