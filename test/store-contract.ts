@@ -104,6 +104,30 @@ export function storeContract (t: Tap, { makeStore, keyTtls }: ContractOptions):
     t.same(await store.reserve('b', BACKOFF, T0), { allowed: true, retryAfterMs: 0 }, 'the wait is gone too')
   })
 
+  t.test('release back to nothing forgets the count: the next attempt starts a window of its own', async (t) => {
+    const store = await makeStore(t)
+    const rule: ThrottleRule = { limit: 2, windowMs: MINUTE }
+    // An attempt cancelled before it ran (the hashing pool was full) leaves nothing behind, in
+    // every store alike: not a row or key for the rest of the window, and not its window's end.
+    await store.reserve('k', rule, T0)
+    await store.release('k')
+    t.same(await store.reserve('k', rule, T0 + 50_000), { allowed: true, retryAfterMs: 0 })
+    t.same(await store.reserve('k', rule, T0 + 59_000), { allowed: true, retryAfterMs: 0 })
+    t.same(await store.reserve('k', rule, T0 + 61_000), { allowed: false, retryAfterMs: 49_000 }, 'the window began at the attempt after the release')
+    // A count that made someone wait keeps its wait: the release takes back the attempt only.
+    for (let i = 0; i < 3; i++) await store.reserve('b', BACKOFF, T0)
+    for (let i = 0; i < 3; i++) await store.release('b')
+    t.equal((await store.reserve('b', BACKOFF, T0 + 1)).allowed, false, 'still waiting out the block')
+  })
+
+  t.test('a limit past 32 bits is a limit like any other (the options allow any safe integer)', async (t) => {
+    const store = await makeStore(t)
+    for (const limit of [2 ** 31, Number.MAX_SAFE_INTEGER]) {
+      t.same(await store.reserve(`big${limit}`, { limit, windowMs: MINUTE }, T0), { allowed: true, retryAfterMs: 0 })
+      t.same(await store.reserve(`big${limit}b`, { limit, windowMs: MINUTE, backoff: { maxMs: 5000 } }, T0), { allowed: true, retryAfterMs: 0 })
+    }
+  })
+
   t.test('reserve is atomic: 20 at once on one key, exactly the limit allowed', async (t) => {
     const store = await makeStore(t)
     const rule: ThrottleRule = { limit: 5, windowMs: MINUTE }
@@ -433,6 +457,7 @@ export function storeContract (t: Tap, { makeStore, keyTtls }: ContractOptions):
     t.test('every key the store writes has a TTL', async (t) => {
       const store = await makeStore(t)
       await store.reserve('login', WINDOW, T0)
+      await store.reserve('backoff', BACKOFF, T0)
       await store.reserve('backoff', BACKOFF, T0)
       await store.release('backoff')
       await store.hit('ip', MINUTE, T0)

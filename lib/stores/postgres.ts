@@ -280,16 +280,16 @@ function statements (t: Tables) {
     SELECT
       CASE WHEN d.refused THEN o.count ELSE o.count + 1 END,
       CASE WHEN d.refused OR $4::bigint < 0 THEN o.blocked
-           WHEN o.count + 1 >= $2::integer THEN $5::bigint + least(1000 * power(2, least(o.count + 1 - $2::integer, 30))::bigint, $4::bigint)
+           WHEN o.count + 1 >= $2::bigint THEN $5::bigint + least(1000 * power(2, least(o.count + 1 - $2::bigint, 30))::bigint, $4::bigint)
            ELSE 0 END,
       CASE WHEN d.refused OR $4::bigint < 0 THEN o.expires
-           WHEN o.count + 1 >= $2::integer THEN $5::bigint + least(1000 * power(2, least(o.count + 1 - $2::integer, 30))::bigint, $4::bigint) + $3::bigint
+           WHEN o.count + 1 >= $2::bigint THEN $5::bigint + least(1000 * power(2, least(o.count + 1 - $2::bigint, 30))::bigint, $4::bigint) + $3::bigint
            ELSE $5::bigint + $3::bigint END,
       CASE WHEN o.blocked > $5::bigint THEN o.blocked - $5::bigint
            WHEN d.refused THEN o.expires - $5::bigint
            ELSE 0 END
     FROM (${o}) AS o (count, blocked, expires)
-    CROSS JOIN LATERAL (SELECT o.blocked > $5::bigint OR ($4::bigint < 0 AND o.count >= $2::integer) AS refused) AS d`
+    CROSS JOIN LATERAL (SELECT o.blocked > $5::bigint OR ($4::bigint < 0 AND o.count >= $2::bigint) AS refused) AS d`
 
   /** A condition on family row `f`: no live bound of its user has passed the epoch it was created in. */
   const liveByBound = (now: string): string =>
@@ -306,7 +306,11 @@ function statements (t: Tables) {
                CASE WHEN c.expires_at > $5::bigint THEN c.blocked_until ELSE 0 END,
                CASE WHEN c.expires_at > $5::bigint THEN c.expires_at ELSE $5::bigint + $3::bigint END`)})
       RETURNING retry_ms`,
-    release: `UPDATE ${t.counters} SET count = count - 1 WHERE key = $1 AND count > 0`,
+    // Back to nothing counted and no wait, the row decides nothing: it goes, as in the memory
+    // store, and the next attempt starts a window of its own. Both parts see one snapshot, so
+    // the UPDATE skips a row the DELETE took.
+    release: `WITH gone AS (DELETE FROM ${t.counters} WHERE key = $1 AND count = 1 AND blocked_until = 0 RETURNING key)
+      UPDATE ${t.counters} SET count = count - 1 WHERE key = $1 AND count > 0 AND NOT EXISTS (SELECT FROM gone)`,
     reset: `DELETE FROM ${t.counters} WHERE key = $1`,
     hit: `
       INSERT INTO ${t.counters} AS c (key, count, blocked_until, expires_at)

@@ -62,10 +62,13 @@ redis.call('HSET', KEYS[1], 'c', c, 'b', b, 'e', e)
 redis.call('PEXPIRE', KEYS[1], e - now)
 return {1, 0}`
 
-// KEYS[1] counter.
+// KEYS[1] counter. Back to nothing counted and no wait, the key decides nothing: it goes, as in
+// the memory store, and the next attempt starts a window of its own.
 const RELEASE = `
-local c = tonumber(redis.call('HGET', KEYS[1], 'c'))
-if c ~= nil and c > 0 then redis.call('HINCRBY', KEYS[1], 'c', -1) end
+local v = redis.call('HMGET', KEYS[1], 'c', 'b')
+local c, b = tonumber(v[1]), tonumber(v[2])
+if c == nil or c <= 0 then return 0 end
+if c == 1 and b == 0 then redis.call('DEL', KEYS[1]) else redis.call('HINCRBY', KEYS[1], 'c', -1) end
 return 0`
 
 // KEYS[1] counter; ARGV windowMs, now.
