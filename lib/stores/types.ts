@@ -116,7 +116,8 @@ export const MAX_FAMILIES_PER_USER = 100
 /**
  * Where the state shared by every instance of an app lives. Each method is atomic on its own:
  * two instances calling `reserve` at once on one key both see the other's count, and two
- * instances rotating one refresh token at once cannot both succeed.
+ * instances rotating one refresh token at once rotate it once: the other call is a retry within
+ * the grace (retiring the first call's new token) or reuse, never a second live token.
  *
  * Times are milliseconds since the epoch and are passed in (`now`), so every instance uses one
  * clock per call and tests need no fake timers. A store that cannot be reached rejects with an
