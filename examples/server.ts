@@ -28,7 +28,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Redis } from 'ioredis'
 import pg from 'pg'
 import { requestTimeouts } from './timeouts.js'
-import tokenAuth, { createPostgresStore, createRedisStore, hashPassword, migratePostgresStore, requestLogSerializer, type AuthStore, type KeyOption, type UserRecord } from 'fastify-token-auth'
+import tokenAuth, { createPostgresStore, createRedisStore, hashPassword, migratePostgresStore, notFoundHandler, requestLogSerializer, type AuthStore, type KeyOption, type UserRecord } from 'fastify-token-auth'
 
 type Env = Record<string, string | undefined>
 
@@ -136,6 +136,8 @@ export async function buildServer (env: Env = process.env): Promise<FastifyInsta
     // otherwise hold its connection for ever (examples/timeouts.ts).
     ...requestTimeouts(env.REQUEST_TIMEOUT)
   })
+  // Fastify's own 404 writes the raw URL into its log message, past the serializer above.
+  app.setNotFoundHandler(notFoundHandler)
 
   const keys = env.JWT_KEYS_FILE === undefined || env.JWT_KEYS_FILE === '' ? undefined : readKeysFile(env.JWT_KEYS_FILE)
   let secret = env.JWT_SECRET

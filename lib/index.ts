@@ -208,7 +208,7 @@ export default fastifyTokenAuth
 export { fastifyTokenAuth }
 export { hashPassword, verifyPassword, needsRehash, type HashParameters, type PasswordHashing } from './password/hasher.js'
 export { createMemoryStore, type MemoryStoreOptions } from './stores/memory.js'
-export { requestLogSerializer, type RequestLogFields } from './logging/request-log.js'
+export { notFoundHandler, requestLogSerializer, type RequestLogFields } from './logging/request-log.js'
 /** What a custom store throws when its backend cannot be reached: the plugin answers 503. */
 export { StoreUnavailableError } from './errors.js'
 /** What a store throws when it has no room for a new key and will not forget live state to make some: the plugin answers 503. */

@@ -1,10 +1,10 @@
 import t, { type Test } from 'tap'
 import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
-import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
+import Fastify, { type FastifyReply, type FastifyRequest, type LightMyRequestResponse } from 'fastify'
 import { buildServer } from '../examples/server.js'
 import { bearer, buildApp, captureLogs, demoUsers, tokenRequest, forge, validClaims, SECRET, VALID_HEADER, CHEAP } from './helper.js'
-import tokenAuth, { hashPassword, requestLogSerializer, type UserRecord } from '../lib/index.js'
+import tokenAuth, { hashPassword, notFoundHandler, requestLogSerializer, type UserRecord } from '../lib/index.js'
 
 /*
  * Log hygiene: a whole session, logged at trace level into memory, must not leave a password,
@@ -210,6 +210,43 @@ t.test('the endpoints\' masking keeps the host\'s child-logger factory and its o
   t.notOk(JSON.stringify(entries()).includes('query-password-9e2b'))
 })
 
+t.test('a credential parameter is masked however its name is dressed: brackets, spaces, NUL, two encodings, ;', async (t) => {
+  const { stream, lines, entries } = captureLogs()
+  const app = await buildApp(t, { server: { logger: { ...RECOMMENDED, stream } } })
+  const cases: Array<[string, string]> = [
+    ['password%5B%5D=arr-pw-1a&access_token%5B%5D=arr-tok-2b', 'password%5B%5D=[Redacted]&access_token%5B%5D=[Redacted]'],
+    ['a=1;password=semi-pw-3c', 'a=1;password=[Redacted]'],
+    ['password=semi-pw-4d;tail-4d', 'password=[Redacted]'],
+    ['amp;password=amp-pw-5e&b=2', 'amp;password=[Redacted]&b=2'],
+    ['+password=plus-pw-6f&password+=plus-pw-7a', '+password=[Redacted]&password+=[Redacted]'],
+    ['password%00=nul-pw-8b&user[password]=nested-pw-9c', 'password%00=[Redacted]&user[password]=[Redacted]'],
+    ['%2570assword=double-pw-0d&pass%zzword=kept', '%2570assword=[Redacted]&pass%zzword=kept'],
+    ['sort=token&zip_code=12345', 'sort=token&zip_code=12345']
+  ]
+  for (const [query] of cases) t.equal((await app.inject({ url: `/protected?${query}` })).statusCode, 401)
+  const urls = entries().filter((e) => e.msg === 'incoming request').map((e) => (e.req as { url: string }).url)
+  t.same(urls, cases.map(([, masked]) => `/protected?${masked}`))
+  t.notMatch(lines.join(''), /-pw-|-tok-/, 'no value of a credential parameter')
+})
+
+t.test('notFoundHandler answers as Fastify does, with the query masked, and writes no line with the raw URL', async (t) => {
+  const { stream, lines, entries } = captureLogs()
+  const app = Fastify({ logger: { ...RECOMMENDED, stream } })
+  t.teardown(() => app.close())
+  app.setNotFoundHandler(notFoundHandler)
+  const plain = Fastify()
+  t.teardown(() => plain.close())
+  for (const url of ['/nowhere', '/nowhere?x=1&y', '/token/']) {
+    const [ours, fastify] = [await app.inject({ method: 'POST', url }), await plain.inject({ method: 'POST', url })]
+    t.equal(ours.statusCode, 404)
+    t.same(ours.json(), fastify.json(), `${url}: the same answer as Fastify's own`)
+  }
+  const res = await app.inject({ method: 'POST', url: '/token/?grant_type=password&username=user1&password=typo-pw-4e1a' })
+  t.same(res.json(), { message: 'Route POST:/token/?grant_type=password&username=user1&password=[Redacted] not found', error: 'Not Found', statusCode: 404 })
+  t.notOk(lines.join('').includes('typo-pw-4e1a'), 'the password is in no line')
+  t.match(entries().filter((e) => e.msg === 'request completed').at(-1), { res: { statusCode: 404 } }, 'the request\'s own lines tell of the 404')
+})
+
 t.test('requestLogSerializer keeps a req object of the host\'s own shape, and redact still applies', async (t) => {
   const { stream, entries } = captureLogs()
   const app = await buildApp(t, { server: { logger: { ...RECOMMENDED, stream } } })
@@ -225,12 +262,14 @@ t.test('the example server redacts authorization and cookie headers, as the secu
   t.match(page, 'serializers: { req: requestLogSerializer }')
 
   const written: string[] = []
+  let typo: LightMyRequestResponse | undefined
   const original = process.stdout.write.bind(process.stdout)
   process.stdout.write = ((chunk: string | Uint8Array) => { written.push(String(chunk)); return true }) as typeof process.stdout.write
   try {
     const app = await buildServer({ LOG_LEVEL: 'info', JWT_SECRET: SECRET })
     app.log.info({ req: { headers: { authorization: 'Bearer example-token-1f2e', cookie: 'sid=example-cookie-9d8c', accept: '*/*' } } }, 'a request')
     await app.inject({ url: '/protected?access_token=example-query-token-6b4a' })
+    typo = await app.inject({ method: 'POST', url: '/token/?grant_type=password&username=user1&password=example-typo-pw-3f9c' })
     await app.close()
   } finally {
     process.stdout.write = original
@@ -238,6 +277,8 @@ t.test('the example server redacts authorization and cookie headers, as the secu
   const line = written.find((l) => l.includes('a request')) ?? ''
   t.match(JSON.parse(line), { req: { headers: { authorization: '[Redacted]', cookie: '[Redacted]', accept: '*/*' } } })
   const all = written.join('')
-  t.notOk(all.includes('example-token-1f2e') || all.includes('example-cookie-9d8c') || all.includes('example-query-token-6b4a'), 'nothing leaked')
+  t.notOk(all.includes('example-token-1f2e') || all.includes('example-cookie-9d8c') || all.includes('example-query-token-6b4a') || all.includes('example-typo-pw-3f9c'), 'nothing leaked')
   t.ok(all.includes('/protected?access_token=[Redacted]'), 'the request was logged, its query token masked')
+  t.equal(typo?.statusCode, 404, 'a typo in the path')
+  t.match(typo?.json().message, 'password=[Redacted]', 'is answered with the password masked, and logged with it masked')
 })

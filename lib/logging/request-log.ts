@@ -1,4 +1,4 @@
-import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 
 /*
  * Fastify logs every request's URL, query string included. A client that puts a credential in
@@ -8,24 +8,46 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify
  */
 const CREDENTIAL_PARAMETERS = new Set(['access_token', 'refresh_token', 'id_token', 'token', 'password', 'client_secret', 'code', 'assertion'])
 
-function decodeName (name: string): string {
-  try {
-    return decodeURIComponent(name.replace(/\+/g, ' ')).toLowerCase()
-  } catch {
-    return name.toLowerCase()
+/**
+ * The words of a parameter name, decoded escape by escape (a malformed escape elsewhere in it does
+ * not keep the rest from being read) and again if it was encoded twice, in lower case. A name is
+ * a credential's when one of its words is: `password[]`, `user[password]`, ` password`,
+ * `password%00` are all still read as a password by some parser, or by a reader of the log.
+ */
+function nameWords (name: string): string[] {
+  let decoded = name.replace(/\+/g, ' ')
+  for (let pass = 0; pass < 3; pass++) {
+    const next = decoded.replace(/%([0-9a-f]{2})/gi, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)))
+    if (next === decoded) break
+    decoded = next
   }
+  return decoded.toLowerCase().split(/[^a-z0-9_]+/)
+}
+
+function isCredential (pair: string): boolean {
+  const equals = pair.indexOf('=')
+  return nameWords(equals === -1 ? pair : pair.slice(0, equals)).some((word) => CREDENTIAL_PARAMETERS.has(word))
+}
+
+/**
+ * One `&`-separated parameter, masked from the first `;`-separated part that names a credential
+ * to its end: some parsers also split on `;` (`a=1;password=…`), and the value a parser splitting
+ * on `&` alone reads is masked whole all the same.
+ */
+function redactPair (pair: string): string {
+  const parts = pair.split(';')
+  const at = parts.findIndex(isCredential)
+  if (at === -1) return pair
+  const part = parts[at] as string
+  const equals = part.indexOf('=')
+  return [...parts.slice(0, at), `${equals === -1 ? part : part.slice(0, equals)}=[Redacted]`].join(';')
 }
 
 /** `url` with the value of every credential-bearing query parameter replaced by `[Redacted]`. */
 export function redactUrl (url: string): string {
   const start = url.indexOf('?')
   if (start === -1) return url
-  const query = url.slice(start + 1).split('&').map((pair) => {
-    const equals = pair.indexOf('=')
-    const name = equals === -1 ? pair : pair.slice(0, equals)
-    return CREDENTIAL_PARAMETERS.has(decodeName(name)) ? `${name}=[Redacted]` : pair
-  })
-  return `${url.slice(0, start)}?${query.join('&')}`
+  return `${url.slice(0, start)}?${url.slice(start + 1).split('&').map(redactPair).join('&')}`
 }
 
 /** What `requestLogSerializer` puts in a log line: the fields of Fastify's own `req` serializer. */
@@ -84,4 +106,16 @@ export function maskRequestLogs (fastify: FastifyInstance): void {
       : { ...options, serializers: Object.assign(Object.create(options.serializers) as object, serializers) }
     return inherited.call(this, parent, bindings, own, rawRequest)
   })
+}
+
+/**
+ * Fastify's default not-found answer, with credentials in the query string masked, and without
+ * its log line: Fastify's own handler writes the raw URL into an info-level message, which no
+ * serializer reaches, so a client with a typo in the path (`/token/?password=…`) would leave its
+ * password in the log. The request's own lines (`incoming request`, and `request completed` with
+ * status 404) still tell of it, their URL masked by `requestLogSerializer`. Use it in the host:
+ * `app.setNotFoundHandler(notFoundHandler)`.
+ */
+export function notFoundHandler (request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  return reply.code(404).send({ message: `Route ${request.method}:${redactUrl(request.url)} not found`, error: 'Not Found', statusCode: 404 })
 }

@@ -34,7 +34,7 @@ const LOGIN = `
 `
 
 const EXPECTED_NAMES = ['HashingBusyError', 'MAX_FAMILIES_PER_USER', 'StoreFullError', 'StoreUnavailableError', 'createMemoryStore', 'createPostgresStore', 'createRedisStore', 'createSplitStore',
-  'fastifyTokenAuth', 'hashPassword', 'migratePostgresStore', 'needsRehash', 'postgresStoreMigrationSql', 'requestLogSerializer', 'verifyPassword']
+  'fastifyTokenAuth', 'hashPassword', 'migratePostgresStore', 'needsRehash', 'notFoundHandler', 'postgresStoreMigrationSql', 'requestLogSerializer', 'verifyPassword']
 
 t.test('CommonJS: require() is the plugin function, with .default and the named exports', async (t) => {
   writeFileSync(join(APP, 'consumer.cjs'), `'use strict'

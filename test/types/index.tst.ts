@@ -8,6 +8,8 @@ import tokenAuth, {
   fastifyTokenAuth,
   hashPassword,
   needsRehash,
+  notFoundHandler,
+  requestLogSerializer,
   verifyPassword,
   type AccessTokenClaims,
   type PasswordHashing,
@@ -118,6 +120,8 @@ test('the exported helpers', () => {
   expect<TokenResponse['token_type']>().type.toBe<'Bearer'>()
   expect<'invalid_grant'>().type.toBeAssignableTo<OAuthErrorCode>()
   expect<'not_a_code'>().type.not.toBeAssignableTo<OAuthErrorCode>()
+  expect(app.setNotFoundHandler(notFoundHandler)).type.not.toRaiseError()
+  expect(Fastify({ logger: { serializers: { req: requestLogSerializer } } })).type.not.toRaiseError()
 })
 
 test('the Redis store takes an ioredis client or Cluster through a structural type', () => {
