@@ -157,7 +157,7 @@ async function registerEndpoints (fastify: FastifyInstance, prefix: string | und
     }
     if (clients !== undefined && servesIntrospection(clients)) {
       const introspect = createIntrospector({
-        tokens, refreshTokens, store, findUser, issuer: options.issuer, audience: options.audience, revocableAccessTokens: options.revocableAccessTokens !== false
+        tokens, refreshTokens, store, findUser, issuer: options.issuer, revocableAccessTokens: options.revocableAccessTokens !== false
       })
       introspectEndpoint(scope, {
         path: options.introspectionPath,

@@ -41,8 +41,8 @@ export interface IntrospectorDeps {
   /** Whether `authenticate` checks access tokens against the store's revocations. */
   revocableAccessTokens: boolean
   findUser: NonNullable<FastifyTokenAuthOptions['findUser']>
+  /** The `iss` of a refresh token's answer. */
   issuer: string | undefined
-  audience: string | string[] | undefined
 }
 
 const INACTIVE = Object.freeze({ active: false as const })
@@ -53,8 +53,8 @@ const INACTIVE = Object.freeze({ active: false as const })
  * take. Looking never changes anything: introspecting a replaced refresh token is not reuse.
  */
 export function createIntrospector (deps: IntrospectorDeps): Introspect {
-  const { tokens, refreshTokens, store, revocableAccessTokens, findUser, issuer, audience } = deps
-  const claimsOfServer = { ...(issuer === undefined ? {} : { iss: issuer }), ...(audience === undefined ? {} : { aud: audience }) }
+  const { tokens, refreshTokens, store, revocableAccessTokens, findUser, issuer } = deps
+  const issuerClaim = issuer === undefined ? {} : { iss: issuer }
 
   async function accessToken (token: string): Promise<Introspection> {
     let claims: AccessTokenClaims
@@ -108,7 +108,9 @@ export function createIntrospector (deps: IntrospectorDeps): Introspect {
       // The login that started the session.
       iat: Math.floor(family.createdAt / 1000),
       sub: family.sub,
-      ...claimsOfServer,
+      // No `aud`: a refresh token is for this server alone (RFC 6749 §1.5), never for the API
+      // the audience names, so a resource server that checks `aud` refuses one presented to it.
+      ...issuerClaim,
       // The store's hash of this very token: unique to it, and no use to anyone who reads it.
       jti: found.hash
     }
