@@ -1,7 +1,7 @@
 import t from 'tap'
 import { createMemoryStore, type ThrottleRule } from '../lib/index.js'
 import { buildApp, tokenRequest } from './helper.js'
-import { MAX_SOURCES_PER_ACCOUNT } from '../lib/stores/memory.js'
+import { MAX_SOURCES_PER_ACCOUNT } from '../lib/stores/types.js'
 
 /*
  * The default store, used directly. Time is the `now` argument of `reserve`, so no clock is

@@ -13,7 +13,7 @@ const MINUTE = 60_000
 
 /**
  * The client, with `between` run after the first of revokeUser's two scripts and before the
- * second (the only script of the store with two keys, told apart by that when it is defined).
+ * second (told apart, when it is defined, as the script that ends every family in a user's set).
  */
 function interleaved (client: Redis, between: () => Promise<void>): RedisClient {
   let secondStep: string | undefined
@@ -21,7 +21,7 @@ function interleaved (client: Redis, between: () => Promise<void>): RedisClient 
     get (target, property, receiver) {
       if (property === 'defineCommand') {
         return (name: string, definition: { numberOfKeys: number, lua: string }) => {
-          if (definition.numberOfKeys === 2) secondStep = name
+          if (definition.numberOfKeys === 2 && definition.lua.includes("redis.call('SMEMBERS', KEYS[1])")) secondStep = name
           target.defineCommand(name, definition)
         }
       }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import { MAX_FAMILIES_PER_USER, type AuthStore, type RefreshFamily, type RotateRules, type ThrottleRule } from '../lib/index.js'
+import { MAX_SOURCES_PER_ACCOUNT } from '../lib/stores/types.js'
 
 /*
  * The store contract: what every AuthStore must do, run against the memory store, a real
@@ -154,12 +155,32 @@ export function storeContract (t: Tap, { makeStore, keyTtls }: ContractOptions):
     t.equal(await store.isKnownSource('acct', '2001:db8:1:2::/64', T0 + 1), true)
     if (keyTtls !== undefined) {
       const ttls = [...(await keyTtls(store)).values()]
-      t.ok(ttls.length === 2 && ttls.every((ttl) => ttl > 9 * MINUTE && ttl <= 10 * MINUTE), 'each lives ttlMs in Redis too')
+      // The two sources, and the account's index of them.
+      t.ok(ttls.length === 3 && ttls.every((ttl) => ttl > 9 * MINUTE && ttl <= 10 * MINUTE), 'each lives ttlMs in Redis too')
     } else {
       t.equal(await store.isKnownSource('acct', '192.0.2.1', T0 + 10 * MINUTE), false, 'forgotten after ttlMs')
       await store.rememberSource('acct', '192.0.2.1', 10 * MINUTE, T0 + 5 * MINUTE)
       t.equal(await store.isKnownSource('acct', '192.0.2.1', T0 + 14 * MINUTE), true, 'remembered again: the time restarts')
     }
+  })
+
+  t.test('an account keeps its MAX_SOURCES_PER_ACCOUNT most recently remembered sources; one more forgets its oldest, no one else\'s', async (t) => {
+    const store = await makeStore(t)
+    const ttl = 30 * MINUTE
+    await store.rememberSource('victim', '203.0.113.1', ttl, T0)
+    for (let i = 0; i < MAX_SOURCES_PER_ACCOUNT; i++) await store.rememberSource('roamer', `192.0.2.${i}`, ttl, T0 + i)
+    // Remembered again, 192.0.2.0 is the newest; the next one forgets 192.0.2.1, then 192.0.2.2.
+    await store.rememberSource('roamer', '192.0.2.0', ttl, T0 + 100)
+    await store.rememberSource('roamer', '198.51.100.1', ttl, T0 + 101)
+    await store.rememberSource('roamer', '198.51.100.2', ttl, T0 + 102)
+    const now = T0 + 103
+    t.equal(await store.isKnownSource('roamer', '192.0.2.1', now), false, 'the least recently remembered made room')
+    t.equal(await store.isKnownSource('roamer', '192.0.2.2', now), false, 'and the next')
+    t.equal(await store.isKnownSource('roamer', '192.0.2.0', now), true, 'remembered again, it counts as recent')
+    for (const source of ['198.51.100.1', '198.51.100.2', ...Array.from({ length: MAX_SOURCES_PER_ACCOUNT - 3 }, (_, i) => `192.0.2.${i + 3}`)]) {
+      if (!await store.isKnownSource('roamer', source, now)) t.fail(`${source} was forgotten`)
+    }
+    t.equal(await store.isKnownSource('victim', '203.0.113.1', now), true, 'another account\'s source stays')
   })
 
   t.test('a refresh family: create, look up, rotate, and reuse revokes it', async (t) => {

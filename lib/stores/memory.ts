@@ -1,6 +1,6 @@
 import { InvalidOptionError, storeFull } from '../errors.js'
 import { STORE_DEFAULTS } from '../options/defaults.js'
-import { MAX_FAMILIES_PER_USER, type AuthStore, type RefreshFamily, type ReserveResult, type RevocationState, type ThrottleRule } from './types.js'
+import { MAX_FAMILIES_PER_USER, MAX_SOURCES_PER_ACCOUNT, type AuthStore, type RefreshFamily, type ReserveResult, type RevocationState, type ThrottleRule } from './types.js'
 
 interface Entry {
   count: number
@@ -37,14 +37,6 @@ interface AccountSources {
   keys: string[]
   expiresAt: number
 }
-
-/**
- * Most sources the memory store keeps known per account: the most recently remembered ones. One
- * account logging in from ever-new addresses (an IPv6 /48 holds 65 536 /64s) then replaces its
- * own oldest source instead of filling the table, which would leave every other user's new
- * sources unknown for `knownSourceTtl`.
- */
-export const MAX_SOURCES_PER_ACCOUNT = 20
 
 /** Options of the in-memory store. */
 export interface MemoryStoreOptions {

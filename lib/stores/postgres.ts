@@ -1,5 +1,5 @@
 import { InvalidOptionError, StoreUnavailableError } from '../errors.js'
-import { MAX_FAMILIES_PER_USER, type AuthStore, type RefreshFamily, type RevocationState, type RotateResult } from './types.js'
+import { MAX_FAMILIES_PER_USER, MAX_SOURCES_PER_ACCOUNT, type AuthStore, type RefreshFamily, type RevocationState, type RotateResult } from './types.js'
 
 /**
  * What the PostgreSQL store needs of a connection pool: `pg`'s `Pool` (or `Client`) has it, and
@@ -400,9 +400,15 @@ function statements (t: Tables) {
       ON CONFLICT (user_key) DO UPDATE SET
         revoked_before = greatest(CASE WHEN r.expires_at > $3::bigint THEN r.revoked_before ELSE 0 END, EXCLUDED.revoked_before),
         expires_at = greatest(r.expires_at, EXCLUDED.expires_at, r.families_until)`,
+    // The account keeps its $5 most recently remembered sources: this one, and of the others the
+    // $5 - 1 that end last (the DELETE does not see the row the INSERT wrote: one snapshot).
     rememberSource: `
-      INSERT INTO ${t.sources} (account, source, expires_at) VALUES ($1, $2, $4::bigint + $3::bigint)
-      ON CONFLICT (account, source) DO UPDATE SET expires_at = EXCLUDED.expires_at`,
+      WITH remembered AS (
+        INSERT INTO ${t.sources} (account, source, expires_at) VALUES ($1, $2, $4::bigint + $3::bigint)
+        ON CONFLICT (account, source) DO UPDATE SET expires_at = EXCLUDED.expires_at)
+      DELETE FROM ${t.sources} WHERE account = $1 AND source IN (
+        SELECT source FROM ${t.sources} WHERE account = $1 AND source <> $2
+        ORDER BY expires_at DESC, source OFFSET $5::integer - 1)`,
     isKnownSource: `SELECT 1 FROM ${t.sources} WHERE account = $1 AND source = $2 AND expires_at > $3::bigint`,
     revokeAccessToken: `
       INSERT INTO ${t.denied} AS d (user_key, jti, expires_at) VALUES ($1, $2, $4::bigint + $3::bigint)
@@ -483,7 +489,7 @@ export function createPostgresStore (options: PostgresStoreOptions): PostgresSto
     },
 
     async rememberSource (account, source, ttlMs, now) {
-      await query(sql.rememberSource, [account, source, Math.max(1, ttlMs), now])
+      await query(sql.rememberSource, [account, source, Math.max(1, ttlMs), now, MAX_SOURCES_PER_ACCOUNT])
     },
     async isKnownSource (account, source, now) {
       const { rows } = await query(sql.isKnownSource, [account, source, now])

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { InvalidOptionError, StoreUnavailableError } from '../errors.js'
-import { MAX_FAMILIES_PER_USER, type AuthStore, type RefreshFamily, type RotateResult } from './types.js'
+import { MAX_FAMILIES_PER_USER, MAX_SOURCES_PER_ACCOUNT, type AuthStore, type RefreshFamily, type RotateResult } from './types.js'
 
 /**
  * The part of an `ioredis` client (or Cluster) the store calls. Written out here rather than
@@ -189,6 +189,23 @@ if oldTtl > ttl then ttl = oldTtl end
 redis.call('SET', KEYS[2], string.format('%.0f', value), 'PX', ttl)
 return 0`
 
+// KEYS[1] the source's key, KEYS[2] the account's index of its sources (member: source, score:
+// when it ends); ARGV source, ttlMs, now, most kept, the prefix of the account's source keys.
+// Past the most kept, the sources that end soonest (the least recently remembered) go.
+const REMEMBER_SOURCE = `
+local source, ttl, now, most = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+redis.call('SET', KEYS[1], '1', 'PX', ttl)
+redis.call('ZADD', KEYS[2], now + ttl, source)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local over = redis.call('ZCARD', KEYS[2]) - most
+if over > 0 then
+  for _, old in ipairs(redis.call('ZRANGE', KEYS[2], 0, over - 1)) do redis.call('DEL', ARGV[5] .. old) end
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, over - 1)
+end
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+redis.call('PEXPIRE', KEYS[2], math.max(1, tonumber(last[2]) - now))
+return 0`
+
 const SCRIPTS = {
   RESERVE: [1, RESERVE],
   RELEASE: [1, RELEASE],
@@ -197,7 +214,8 @@ const SCRIPTS = {
   ROTATE: [3, ROTATE],
   REVOKE_FAMILY: [3, REVOKE_FAMILY],
   ADVANCE_EPOCH: [1, ADVANCE_EPOCH],
-  REVOKE_USER: [2, REVOKE_USER]
+  REVOKE_USER: [2, REVOKE_USER],
+  REMEMBER_SOURCE: [2, REMEMBER_SOURCE]
 } as const
 type ScriptName = keyof typeof SCRIPTS
 type Scripted = Record<string, (...args: Array<string | number>) => Promise<unknown>>
@@ -260,8 +278,10 @@ export function createRedisStore (options: RedisStoreOptions): AuthStore {
   const familyKey = (userKey: string, id: string): string => `${userTag(userKey)}f:${id}`
   const familiesKey = (userKey: string): string => `${userTag(userKey)}fams`
   const boundKey = (userKey: string): string => `${userTag(userKey)}rb`
-  // An account's known sources share the tag {a:account}: one slot, whatever the source.
-  const sourceKey = (account: string, source: string): string => `${prefix}{a:${account}}:s:${source}`
+  // An account's known sources and their index share the tag {a:account}: one slot, whatever the source.
+  const sourcesOf = (account: string): string => `${prefix}{a:${account}}:s:`
+  const sourceKey = (account: string, source: string): string => `${sourcesOf(account)}${source}`
+  const sourceIndexKey = (account: string): string => `${prefix}{a:${account}}:sources`
   const familyDenyKey = (userKey: string, id: string): string => `${userTag(userKey)}fd:${id}`
   // One key for the whole store, in a slot of its own: a grant reads it before it knows the user.
   const epochKey = `${prefix}epoch`
@@ -282,8 +302,8 @@ export function createRedisStore (options: RedisStoreOptions): AuthStore {
       return { count, ttlMs }
     },
 
-    async rememberSource (account, source, ttlMs) {
-      await call(() => client.set(sourceKey(account, source), '1', 'PX', Math.max(1, ttlMs)))
+    async rememberSource (account, source, ttlMs, now) {
+      await run('REMEMBER_SOURCE', sourceKey(account, source), sourceIndexKey(account), source, Math.max(1, ttlMs), now, MAX_SOURCES_PER_ACCOUNT, sourcesOf(account))
     },
     async isKnownSource (account, source) {
       return await call(() => client.exists(sourceKey(account, source))) === 1

@@ -114,6 +114,15 @@ export interface RevocationState {
 export const MAX_FAMILIES_PER_USER = 100
 
 /**
+ * Most sources a store keeps known per account: the most recently remembered ones. One account
+ * logging in from ever-new addresses (an IPv6 /48 holds 65 536 /64s), or from a browser that
+ * drops its device cookie each time, then replaces its own oldest source instead of growing
+ * without bound: in the memory store it would fill the table and leave every other user's new
+ * sources unknown; in Redis or PostgreSQL it would take space for `knownSourceTtl`.
+ */
+export const MAX_SOURCES_PER_ACCOUNT = 20
+
+/**
  * Where the state shared by every instance of an app lives. Each method is atomic on its own:
  * two instances calling `reserve` at once on one key both see the other's count, and two
  * instances rotating one refresh token at once rotate it once: the other call is a retry within
@@ -139,8 +148,8 @@ export interface AuthStore {
   /**
    * Records that `account` logged in from `source` (a client address, an IPv6 /64), for
    * `ttlMs` from `now`; remembering it again restarts that time. The login throttle's
-   * per-username backoff neither refuses nor counts a known source. A store bounded in size
-   * may keep only an account's most recently remembered sources (the memory store keeps 20).
+   * per-username backoff neither refuses nor counts a known source. An account keeps its
+   * `MAX_SOURCES_PER_ACCOUNT` most recently remembered sources: one more forgets its oldest.
    */
   rememberSource: (account: string, source: string, ttlMs: number, now: number) => Promise<void>
   /**
