@@ -424,7 +424,8 @@ t.test('client credentials, introspection and metadata: documented as they answe
   const svc = await tokenRequest(app, { grant_type: 'client_credentials', client_id: 'svc', client_secret: 'svc-secret' })
   t.equal(svc.statusCode, 200)
   const refused = await tokenRequest(app, { grant_type: 'client_credentials' })
-  t.ok(token.responses['400'].content['application/json'].schema.properties.error.enum.includes(refused.json().error), 'unauthorized_client is documented')
+  t.equal(refused.statusCode, 401)
+  t.ok(token.responses['401'].content['application/json'].schema.properties.error.enum.includes(refused.json().error), 'invalid_client without client authentication is documented')
 
   // /introspect: POST only, its form, its answers.
   t.same(Object.keys(doc.paths['/introspect']), ['post'])
