@@ -8,7 +8,7 @@ import { createAuthenticator } from './authenticate.js'
 import { createTokenService, type TokenService } from './tokens/token-service.js'
 import { cacheVerifications } from './tokens/verify-cache.js'
 import { createRevocation, type Revocation } from './tokens/revocation.js'
-import { createRefreshTokens } from './tokens/refresh-tokens.js'
+import { createRefreshTokens, type RefreshTokens } from './tokens/refresh-tokens.js'
 import { createPasswordHasher, passwordHashing } from './password/hasher.js'
 import { createClientThrottle, createLoginThrottle } from './throttle/login-throttle.js'
 import { createMemoryStore } from './stores/memory.js'
@@ -110,7 +110,8 @@ async function registerEndpoints (fastify: FastifyInstance, prefix: string | und
   const revocationEpoch = revocation.epoch
   // Browser sessions (the refresh token in a cookie) and their device cookies, when they are on.
   const { browserSessions } = options
-  const sessions = browserSessions === false ? undefined : createBrowserSessions(browserSessions, emit)
+  // Browser sessions need refresh tokens (checked in the options).
+  const sessions = browserSessions === false ? undefined : createBrowserSessions(browserSessions, refreshTokens as RefreshTokens, emit)
   const device = browserSessions === false || browserSessions.device === false ? undefined : { header: browserSessions.header, ...browserSessions.device }
   const devices = device === undefined ? undefined : createDeviceCookies({ ...options, ...device })
 

@@ -257,6 +257,42 @@ t.test('logout: /revoke with the cookie ends the family and clears the cookie', 
   t.equal((await post(app, '/revoke', {})).json().error, 'invalid_request', 'no token, no signal: invalid_request')
 })
 
+t.test('a new login in the browser ends the session whose cookie it replaces, and only after it succeeded', async (t) => {
+  const events: AuthEvent[] = []
+  const app = await build(t, { revocableAccessTokens: true }, events)
+  const first = await post(app, '/token', LOGIN, PAGE)
+  const old = refreshCookie(first).value
+
+  // A failed login, or one that never reaches a grant, ends nothing.
+  t.equal((await post(app, '/token', { ...LOGIN, password: 'wrong' }, withCookie(old))).statusCode, 400)
+  t.equal((await post(app, '/token', { grant_type: 'nope' }, withCookie(old))).statusCode, 400)
+  // An API client's login (no signal) does not read the cookie at all.
+  t.equal((await post(app, '/token', LOGIN, { cookie: `${COOKIE}=${old}` })).statusCode, 200)
+  t.notOk(events.some((e) => e.reason === 'replaced_by_login'))
+
+  const second = await post(app, '/token', { grant_type: 'password', username: 'admin', password: 'admin-password' }, withCookie(old))
+  t.equal(second.statusCode, 200)
+  t.not(refreshCookie(second).value, old, 'the cookie now holds the new session')
+  t.equal((await post(app, '/token', { ...REFRESH, refresh_token: old })).json().error, 'invalid_grant', 'the replaced session ended')
+  t.equal((await app.inject({ url: '/protected', headers: { authorization: `Bearer ${first.json().access_token as string}` } })).statusCode, 401,
+    'and its access token with it, as at a logout')
+  t.match(events.filter((e) => e.type === 'token.revoked'), [{ username: 'user1', clientId: 'public', reason: 'replaced_by_login' }])
+  t.equal((await post(app, '/token', REFRESH, withCookie(refreshCookie(second).value))).statusCode, 200, 'the new session lives')
+
+  // The cookie twice: which one is ours cannot be told, so neither ends; the login goes on.
+  const third = refreshCookie(await post(app, '/token', LOGIN, PAGE)).value
+  const twice = await post(app, '/token', LOGIN, { ...PAGE, cookie: `${COOKIE}=${third}; ${COOKIE}=${third}` })
+  t.equal(twice.statusCode, 200)
+  t.equal((await post(app, '/token', REFRESH, withCookie(third))).statusCode, 200, 'nothing ended')
+})
+
+t.test('a login through another client leaves the cookie\'s session of another client alone', async (t) => {
+  const app = await build(t, { clients: [{ id: 'web' }, { id: 'other' }] })
+  const web = refreshCookie(await post(app, '/token', { ...LOGIN, client_id: 'web' }, PAGE)).value
+  t.equal((await post(app, '/token', { ...LOGIN, client_id: 'other' }, withCookie(web))).statusCode, 200)
+  t.equal((await post(app, '/token', { ...REFRESH, client_id: 'web' }, withCookie(web))).statusCode, 200, 'web\'s session still refreshes')
+})
+
 t.test('a host that registered @fastify/cookie lends it, and its defaults never reach these cookies', async (t) => {
   const users = await demoUsers()
   const app = Fastify()

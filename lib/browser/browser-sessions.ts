@@ -3,6 +3,7 @@ import { crossSiteRequest, oauthError } from '../errors.js'
 import type { Issued, TokenResponse } from '../grants/grant.js'
 import type { EmitEvent } from '../logging/events.js'
 import type { ResolvedBrowserSessions } from '../options/browser-sessions.js'
+import type { RefreshTokens } from '../tokens/refresh-tokens.js'
 import { readCookie, REPEATED, writeCookie } from './cookie-jar.js'
 
 /** The token a token or revocation request presents, and whether its answer goes to the cookie. */
@@ -13,6 +14,8 @@ export interface Presented {
   browser: boolean
   /** The token came from the cookie. */
   fromCookie: boolean
+  /** A browser login's cookie: the session the login replaces. */
+  replaced?: string
 }
 
 /** Browser sessions on the token and revocation endpoints. */
@@ -27,6 +30,12 @@ export interface BrowserSessions {
   deliver: (reply: FastifyReply, issued: Issued) => TokenResponse
   /** Clears the refresh cookie (a browser logout). */
   clear: (reply: FastifyReply) => void
+  /**
+   * After a browser login: ends the session whose cookie the login carried, as a logout would,
+   * when it is the same client's. The new cookie overwrites the old one, so no one should hold
+   * that session any longer (OWASP Session Management: a new session at each login).
+   */
+  endReplaced: (request: FastifyRequest, presented: Presented, clientId: string) => Promise<void>
 }
 
 /** Whether the request sends the signal header with the value `cookie`. */
@@ -41,7 +50,7 @@ export function asksForCookie (request: FastifyRequest, header: string): boolean
  * cannot set, and a cross-origin fetch can set only after a CORS preflight) and come from the
  * server's own origin or a listed one (`Origin`; without it, `Sec-Fetch-Site: same-origin`).
  */
-export function createBrowserSessions ({ header, origins, cookieName }: ResolvedBrowserSessions, emit: EmitEvent): BrowserSessions {
+export function createBrowserSessions ({ header, origins, cookieName }: ResolvedBrowserSessions, refreshTokens: RefreshTokens, emit: EmitEvent): BrowserSessions {
   function refuse (request: FastifyRequest, reason: string, description: string): never {
     emit(request, { type: 'csrf.refused', reason })
     throw crossSiteRequest(description)
@@ -68,8 +77,15 @@ export function createBrowserSessions ({ header, origins, cookieName }: Resolved
       // The body wins: a client that sends its token there is not a cookie session, and no
       // cookie it happens to carry changes that, nor is it read.
       if (!signal && (bodyToken !== undefined || !takesToken)) return { token: bodyToken, browser: false, fromCookie: false }
-      // Read only when it would be used: a login, or a body token, never depends on it.
-      const cookie = takesToken && bodyToken === undefined ? readCookie(request, cookieName) : undefined
+      if (!takesToken) {
+        // A browser login: it never depends on the cookie, which names only the session it replaces
+        // (none when it is sent twice, and which of the two is ours cannot be told).
+        checkOrigin(request, signal)
+        const replaced = readCookie(request, cookieName)
+        return { token: bodyToken, browser: true, fromCookie: false, ...(typeof replaced === 'string' ? { replaced } : {}) }
+      }
+      // Read only when it would be used: a body token never depends on it.
+      const cookie = bodyToken === undefined ? readCookie(request, cookieName) : undefined
       if (cookie === REPEATED) throw oauthError('invalid_request', 'The session cookie is sent more than once')
       if (!signal && cookie === undefined) return { token: undefined, browser: false, fromCookie: false }
       checkOrigin(request, signal)
@@ -85,6 +101,13 @@ export function createBrowserSessions ({ header, origins, cookieName }: Resolved
       return rest
     },
 
-    clear: (reply) => { writeCookie(reply, cookieName, '', 0) }
+    clear: (reply) => { writeCookie(reply, cookieName, '', 0) },
+
+    async endReplaced (request, { replaced }, clientId) {
+      const found = replaced === undefined ? undefined : await refreshTokens.find(replaced)
+      if (found === undefined || found.family.clientId !== clientId) return
+      await refreshTokens.end(found.family)
+      emit(request, { type: 'token.revoked', username: found.family.username, clientId, reason: 'replaced_by_login' })
+    }
   }
 }

@@ -46,6 +46,7 @@ export function tokenEndpoint (fastify: FastifyInstance, { path, bodyLimit, auth
     // RFC 6749 §5.1: token responses must not be cached.
     reply.headers({ 'cache-control': 'no-store', pragma: 'no-cache' })
     if (presented?.browser !== true) return issued.body
+    await (sessions as BrowserSessions).endReplaced(request, presented, clientId)
     if (issued.device !== undefined) (devices as DeviceCookies).remember(reply, issued.device)
     return (sessions as BrowserSessions).deliver(reply, issued)
   })
