@@ -2,7 +2,7 @@ import t from 'tap'
 import { readdirSync } from 'node:fs'
 import os from 'node:os'
 import type { FastifyInstance } from 'fastify'
-import { needsRehash } from '../lib/index.js'
+import { hashPassword, needsRehash } from '../lib/index.js'
 import { buildServer, type ServerOptions } from '../examples/postgres/server.js'
 import { buildServer as buildExampleServer } from '../examples/server.js'
 import { loadCommonPasswords, normalizeUsername, passwordProblem } from '../examples/postgres/users.js'
@@ -176,13 +176,138 @@ t.test('the PostgreSQL example', { skip: NO_POSTGRES }, async (t) => {
     t.equal((await logIn(next, 'frank', 'frank passphrase here')).statusCode, 200, 'and the password still works')
   })
 
-  t.test('sign-ups and password changes are limited per address', async (t) => {
-    const { app } = await example(t, { accountRateLimit: { max: 2, timeWindow: 60_000 } })
+  t.test('sign-ups are limited per address, password changes per account whatever the address', async (t) => {
+    const { app } = await example(t, { accountRateLimit: { signUp: { max: 2, timeWindow: 60_000 }, passwordChange: { max: 2, timeWindow: 3_600_000 } } })
     t.equal((await signUp(app, 'grace1', 'grace passphrase')).statusCode, 201)
     t.equal((await signUp(app, 'grace2', 'grace passphrase')).statusCode, 201)
     const third = await signUp(app, 'grace3', 'grace passphrase')
     t.equal(third.statusCode, 429)
     t.ok(third.headers['retry-after'])
+    t.equal(third.json().error, 'too_many_requests')
+    t.equal((await app.inject({ method: 'POST', url: '/signup', remoteAddress: '2001:db8:1:2::1', payload: { username: 'grace3', password: 'grace passphrase' } })).statusCode, 201, 'another address')
+    t.equal((await app.inject({ method: 'POST', url: '/signup', remoteAddress: '2001:db8:1:2::2', payload: { username: 'grace4', password: 'grace passphrase' } })).statusCode, 201)
+    t.equal((await app.inject({ method: 'POST', url: '/signup', remoteAddress: '2001:db8:1:2::3', payload: { username: 'grace5', password: 'grace passphrase' } })).statusCode, 429, 'an IPv6 /64 is one address')
+
+    // Someone holding grace1's token guesses her password from a new address each time.
+    const token = (await session(t, app, 'grace1', 'grace passphrase')).access_token
+    const guess = (oldPassword: string, i: number) => app.inject({
+      method: 'POST', url: '/me/password', remoteAddress: `192.0.2.${i}`, headers: bearer(token), payload: { oldPassword, newPassword: 'taken over passphrase' }
+    })
+    t.equal((await guess('guess one', 1)).json().error, 'invalid_password')
+    t.equal((await guess('guess two', 2)).json().error, 'invalid_password')
+    const limited = await guess('grace passphrase', 3)
+    t.equal(limited.statusCode, 429, 'the third try at one account is refused, the right password too')
+    t.equal(limited.json().error, 'too_many_requests')
+    t.equal((await logIn(app, 'grace1', 'grace passphrase')).statusCode, 200, 'the password is unchanged')
+    const other = (await session(t, app, 'grace2', 'grace passphrase')).access_token
+    const change = await app.inject({ method: 'POST', url: '/me/password', remoteAddress: '192.0.2.1', headers: bearer(other), payload: { oldPassword: 'grace passphrase', newPassword: 'grace two passphrase' } })
+    t.equal(change.statusCode, 204, 'another account, from the same address, is not held up')
+  })
+
+  t.test('a weak new password is refused whatever the old one: the answer never confirms the old password', async (t) => {
+    const { app } = await example(t)
+    await signUp(app, 'judy', 'judy passphrase here')
+    const { access_token: token } = await session(t, app, 'judy', 'judy passphrase here')
+    const answers = []
+    for (const oldPassword of ['judy passphrase here', 'not judy\'s password']) {
+      const res = await app.inject({ method: 'POST', url: '/me/password', headers: bearer(token), payload: { oldPassword, newPassword: 'short' } })
+      answers.push([res.statusCode, res.json()])
+    }
+    t.same(answers[0], answers[1])
+    t.match(answers[0], [400, { error: 'invalid_password', error_description: /at least 8/ }])
+  })
+
+  t.test('of two password changes at once, one wins and the other is told', async (t) => {
+    const base = postgresPool(t)
+    // Both changes are held just before writing, until both have checked the old password.
+    let waiting: Array<() => void> = []
+    const pool = new Proxy(base, {
+      get (target, property, receiver) {
+        if (property !== 'query') return Reflect.get(target, property, receiver)
+        return async (...args: Parameters<pg.Pool['query']>) => {
+          if (typeof args[0] === 'string' && args[0].includes('SET password_hash')) {
+            await new Promise<void>((resolve) => {
+              waiting.push(resolve)
+              if (waiting.length === 2) { waiting.forEach((go) => { go() }); waiting = [] }
+            })
+          }
+          return await (target.query as (...a: unknown[]) => Promise<unknown>)(...args)
+        }
+      }
+    })
+    const { app } = await example(t, {}, pool)
+    await signUp(app, 'kim', 'kim passphrase here')
+    const [a, b] = [await session(t, app, 'kim', 'kim passphrase here'), await session(t, app, 'kim', 'kim passphrase here')]
+    const change = (token: string, newPassword: string) => app.inject({ method: 'POST', url: '/me/password', headers: bearer(token), payload: { oldPassword: 'kim passphrase here', newPassword } })
+    const answers = await Promise.all([change(a.access_token, 'kim first new passphrase'), change(b.access_token, 'kim second new passphrase')])
+    t.same(answers.map((res) => res.statusCode).sort(), [204, 409])
+    t.equal(answers.find((res) => res.statusCode === 409)?.json().error, 'password_changed')
+    const won = answers[0]?.statusCode === 204 ? 'kim first new passphrase' : 'kim second new passphrase'
+    t.equal((await logIn(app, 'kim', won)).statusCode, 200, 'the winner\'s password is the one set')
+  })
+
+  t.test('a password change the database fails halfway leaves the old password, and a retry works', async (t) => {
+    const pool = postgresPool(t)
+    const { app, schema } = await example(t, {}, pool)
+    await signUp(app, 'liam', 'liam passphrase here')
+    const { access_token: token } = await session(t, app, 'liam', 'liam passphrase here')
+    // A long transaction holds the revocation epoch: "log out everywhere" waits past the store's timeout.
+    const holder = await pool.connect()
+    t.teardown(() => holder.release())
+    await holder.query('BEGIN')
+    await holder.query(`LOCK TABLE "${schema}".fastify_token_auth_revocation_epoch IN ACCESS EXCLUSIVE MODE`)
+    let failed
+    try {
+      failed = await app.inject({ method: 'POST', url: '/me/password', headers: bearer(token), payload: { oldPassword: 'liam passphrase here', newPassword: 'liam new passphrase' } })
+    } finally {
+      await holder.query('COMMIT')
+    }
+    t.equal(failed.statusCode, 503)
+    t.equal(failed.headers['retry-after'], '1')
+    t.equal(failed.json().error, 'temporarily_unavailable')
+    t.equal((await logIn(app, 'liam', 'liam new passphrase')).statusCode, 400, 'the new password was not set')
+    const again = await session(t, app, 'liam', 'liam passphrase here')
+    const retry = await app.inject({ method: 'POST', url: '/me/password', headers: bearer(again.access_token), payload: { oldPassword: 'liam passphrase here', newPassword: 'liam new passphrase' } })
+    t.equal(retry.statusCode, 204, 'the retry, with the old password, goes through')
+    t.equal((await logIn(app, 'liam', 'liam new passphrase')).statusCode, 200)
+  })
+
+  t.test('"admin" is ADMIN_PASSWORD\'s: no sign-up takes it, and a start whose password does not fit it says so', async (t) => {
+    const pool = postgresPool(t)
+    const { app, schema } = await example(t, { adminPassword: undefined }, pool)
+    for (const name of ['admin', 'ADMIN', 'ａｄｍｉｎ']) {
+      const res = await signUp(app, name, 'squatter passphrase')
+      t.equal(res.statusCode, 409, name)
+      t.equal(res.json().error, 'username_taken')
+    }
+    t.equal((await logIn(app, 'admin', 'squatter passphrase')).statusCode, 400)
+    // An "admin" made before sign-ups reserved the name, with another password.
+    await pool.query(`INSERT INTO "${schema}".users (username, username_normalized, password_hash) VALUES ('ａｄｍｉｎ', 'admin', $1)`, [await hashPassword('squatter passphrase', CHEAP)])
+    const lines: string[] = []
+    const next = await buildServer({ pool, schema, logLevel: 'info', logStream: { write: (line) => { lines.push(line) } }, adminPassword: ADMIN_PASSWORD, hashParameters: CHEAP, accountRateLimit: false })
+    t.teardown(() => next.close())
+    t.match(lines.join(''), /the user \\"admin\\" exists already and ADMIN_PASSWORD does not log in as it/)
+    t.equal((await logIn(next, 'admin', ADMIN_PASSWORD)).statusCode, 400, 'left as it is')
+    // A start whose ADMIN_PASSWORD fits the admin it made says nothing.
+    const quiet: string[] = []
+    const own = await example(t, { logLevel: 'info', logStream: { write: (line) => { quiet.push(line) } } })
+    const again = await buildServer({ pool: own.pool, schema: own.schema, logLevel: 'info', logStream: { write: (line) => { quiet.push(line) } }, adminPassword: ADMIN_PASSWORD, hashParameters: CHEAP, accountRateLimit: false })
+    t.teardown(() => again.close())
+    t.notMatch(quiet.join(''), /exists already/)
+  })
+
+  t.test('refusals of the account routes are in the token endpoint\'s shape; the bearer check\'s keep theirs', async (t) => {
+    const { app } = await example(t)
+    const bad = await app.inject({ method: 'POST', url: '/signup', payload: { username: 'x' } })
+    t.equal(bad.statusCode, 400)
+    t.same(Object.keys(bad.json()).sort(), ['error', 'error_description'])
+    t.equal(bad.json().error, 'invalid_request')
+    const big = await app.inject({ method: 'POST', url: '/signup', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ username: 'bigbody', password: 'p'.repeat(20_000) }) })
+    t.equal(big.statusCode, 413)
+    t.equal(big.json().error, 'invalid_request')
+    const noToken = await app.inject({ method: 'POST', url: '/me/password', payload: { oldPassword: 'a', newPassword: 'b' } })
+    t.equal(noToken.statusCode, 401)
+    t.match(noToken.headers['www-authenticate'], /^Bearer /)
   })
 
   t.test('PostgreSQL away: the token endpoint answers 503, the account routes never 500', async (t) => {
@@ -198,6 +323,8 @@ t.test('the PostgreSQL example', { skip: NO_POSTGRES }, async (t) => {
     t.equal(login.headers['retry-after'], '1')
     const signup = await signUp(app, 'ivan', 'ivan passphrase here')
     t.equal(signup.statusCode, 503, 'sign-up')
+    t.equal(signup.headers['retry-after'], '1')
+    t.equal(signup.json().error, 'temporarily_unavailable')
     t.equal((await app.inject({ url: '/me', headers: bearer(token) })).statusCode, 503, 'authenticate fails closed')
   })
 

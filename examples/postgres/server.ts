@@ -14,7 +14,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { randomBytes } from 'node:crypto'
 import { pathToFileURL } from 'node:url'
 import pg from 'pg'
-import tokenAuth, { createPostgresStore, hashPassword, migratePostgresStore, requestLogSerializer, type HashParameters } from 'fastify-token-auth'
+import tokenAuth, { createPostgresStore, hashPassword, migratePostgresStore, notFoundHandler, requestLogSerializer, verifyPassword, type HashParameters } from 'fastify-token-auth'
 import { requestTimeouts } from '../timeouts.js'
 import { accountRoutes, type AccountOptions } from './accounts.js'
 import { createUsers, loadCommonPasswords, passwordProblem, usersMigration } from './users.js'
@@ -35,6 +35,8 @@ export interface ServerOptions {
   hashParameters?: HashParameters
   accountRateLimit?: AccountOptions['rateLimit']
   logLevel?: string
+  /** Where the log goes; standard output unless given (tests). */
+  logStream?: { write: (line: string) => void }
   /**
    * The plugin's `password.threadPoolPriority`: the hashing threads' priority (0–19), so that a
    * flood of logins or sign-ups leaves the event loop most of a core it shares with a hash.
@@ -48,10 +50,17 @@ export interface ServerOptions {
 export async function buildServer (options: ServerOptions): Promise<FastifyInstance> {
   const schema = options.schema ?? 'public'
   const app = Fastify({
-    logger: { level: options.logLevel ?? 'info', redact: ['req.headers.authorization'], serializers: { req: requestLogSerializer } },
+    logger: {
+      level: options.logLevel ?? 'info',
+      redact: ['req.headers.authorization'],
+      serializers: { req: requestLogSerializer },
+      ...(options.logStream === undefined ? {} : { stream: options.logStream })
+    },
     // A client that trickles its body, or never sends it, is cut off (examples/timeouts.ts).
     ...requestTimeouts(options.requestTimeout)
   })
+  // Fastify's own 404 writes the raw URL into its log message, past the serializer above.
+  app.setNotFoundHandler(notFoundHandler)
   let pool = options.pool
   if (pool === undefined) {
     if (options.databaseUrl === undefined || options.databaseUrl === '') throw new Error('DATABASE_URL is not set: the example needs a PostgreSQL')
@@ -75,7 +84,16 @@ export async function buildServer (options: ServerOptions): Promise<FastifyInsta
   if (options.adminPassword !== undefined && options.adminPassword !== '') {
     const problem = passwordProblem(options.adminPassword, 'admin', MAX_PASSWORD_LENGTH, commonPasswords)
     if (problem !== undefined) throw new Error(`ADMIN_PASSWORD: ${problem}`)
-    if (await users.create('admin', await hashPassword(options.adminPassword, hashParameters), ['profile', 'admin'])) app.log.info('created the user "admin"')
+    if (await users.create('admin', await hashPassword(options.adminPassword, hashParameters), ['profile', 'admin'])) {
+      app.log.info('created the user "admin"')
+    } else {
+      // ADMIN_PASSWORD creates "admin"; it never changes an "admin" that exists. Say so when it
+      // would not log in as that one (changed since, or a name taken before sign-ups reserved it).
+      const admin = await users.find('admin')
+      if (admin === null || !await verifyPassword(admin.passwordHash, options.adminPassword) || !admin.scopes?.includes('admin')) {
+        app.log.warn('the user "admin" exists already and ADMIN_PASSWORD does not log in as it with the admin scope: left as it is')
+      }
+    }
   }
 
   let secret = options.jwtSecret
@@ -102,7 +120,14 @@ export async function buildServer (options: ServerOptions): Promise<FastifyInsta
     // still the one just checked, so a password changed meanwhile is never overwritten.
     onPasswordRehash: async (user, newHash) => { await users.setPasswordHash(String(user.id), newHash, user.passwordHash) }
   })
-  await app.register(accountRoutes, { users, maxPasswordLength: MAX_PASSWORD_LENGTH, commonPasswords, rateLimit: options.accountRateLimit ?? { max: 5, timeWindow: 60_000 } })
+  await app.register(accountRoutes, {
+    users,
+    maxPasswordLength: MAX_PASSWORD_LENGTH,
+    commonPasswords,
+    // Sign-ups: 5 a minute per address. Password changes: 5 an hour per account, about the pace
+    // the login throttle allows guesses at one account (docs/login-throttling.md).
+    rateLimit: options.accountRateLimit ?? { signUp: { max: 5, timeWindow: 60_000 }, passwordChange: { max: 5, timeWindow: 3_600_000 } }
+  })
 
   app.get('/me', { preHandler: app.authenticate }, async (request) => ({ sub: request.user.sub, scope: request.user.scope.join(' ') }))
   return app

@@ -40,6 +40,9 @@ export function usersMigration (schema: string): string {
     );`
 }
 
+/** Names no sign-up may take, normalised: "admin" is ADMIN_PASSWORD's. */
+export const RESERVED_USERNAMES: ReadonlySet<string> = new Set(['admin'])
+
 /** Usernames: 3 to 32 letters, digits, ".", "_" or "-" once normalised. */
 const USERNAME = /^[\p{L}\p{N}._-]{3,32}$/u
 
@@ -75,8 +78,8 @@ export interface Users {
   byId: (id: string) => Promise<UserRecord | null>
   /** Creates a user; `false` when the (normalised) name is taken. */
   create: (username: string, passwordHash: string, scopes?: readonly string[]) => Promise<boolean>
-  /** Stores a new hash; with `onlyIfHash`, only while the stored hash is still that one. */
-  setPasswordHash: (id: string, passwordHash: string, onlyIfHash?: string) => Promise<void>
+  /** Stores a new hash; with `onlyIfHash`, only while the stored hash is still that one. Whether it did. */
+  setPasswordHash: (id: string, passwordHash: string, onlyIfHash?: string) => Promise<boolean>
   /** Disables a user; their id, or `undefined` when there is no such user. */
   disable: (username: string) => Promise<string | undefined>
 }
@@ -109,9 +112,10 @@ export function createUsers (pool: Pool, schema: string): Users {
       return rowCount === 1
     },
     async setPasswordHash (id, passwordHash, onlyIfHash) {
-      await pool.query(
+      const { rowCount } = await pool.query(
         `UPDATE ${table} SET password_hash = $2, updated_at = now() WHERE id = $1 AND ($3::text IS NULL OR password_hash = $3)`,
         [id, passwordHash, onlyIfHash ?? null]).catch(unavailable)
+      return rowCount === 1
     },
     async disable (username) {
       const normalized = normalizeUsername(username)
