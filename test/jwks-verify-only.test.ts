@@ -267,6 +267,8 @@ t.test('verify-only mode refuses to register without issuer and audience (RFC 90
     ['jwksUrl without issuer', { jwksUrl: url, issuer: undefined }, 'issuer', /RFC 9068 §4/],
     ['public keys without audience', { ...publicKeys, audience: undefined }, 'audience', /RFC 9068 §4/],
     ['public keys without issuer', { ...publicKeys, issuer: undefined }, 'issuer', /RFC 9068 §4/],
+    ['public keys beside a shared secret, without issuer', { keys: [...publicKeys.keys, { kid: 'shared', alg: 'HS256', key: SECRET }], issuer: undefined }, 'issuer', /RFC 9068 §4/],
+    ['public keys beside a shared secret, without audience', { keys: [{ kid: 'shared', alg: 'HS256', key: SECRET }, ...publicKeys.keys], audience: undefined }, 'audience', /RFC 9068 §4/],
     ['acceptAnyAudience does not waive the issuer', { jwksUrl: url, issuer: undefined, audience: undefined, acceptAnyAudience: true }, 'issuer', /RFC 9068 §4/],
     ['acceptAnyAudience: false is no waiver', { jwksUrl: url, audience: undefined, acceptAnyAudience: false }, 'audience', /RFC 9068 §4/],
     ['acceptAnyAudience with an audience', { jwksUrl: url, acceptAnyAudience: true }, 'acceptAnyAudience', /contradicts/],
@@ -298,6 +300,14 @@ t.test('verify-only mode: a token for another audience is refused with 401 inval
   const anyAudience = await resourceApp(t, { jwksUrl, audience: undefined, acceptAnyAudience: true })
   t.equal((await get(anyAudience, sign({ aud: 'https://other.example' }))).statusCode, 200, 'as its name says')
   t.equal((await get(anyAudience, sign({ iss: 'https://other-issuer.example' }))).statusCode, 401, 'the issuer is still checked')
+  t.equal((await get(anyAudience, sign({ aud: ['https://a.example', 'https://b.example'] }))).statusCode, 200, 'a list of audiences')
+  // RFC 9068 §2.2: aud is required; RFC 7519 §4.1.3: a string or an array of strings. Any audience
+  // is not no audience, nor one of another type (a host reading `aud` trusts its declared type).
+  for (const [name, aud] of [['no aud', undefined], ['null', null], ['a number', 5], ['an object', { 0: AUDIENCE }], ['an empty list', []],
+    ['a list with a number', [AUDIENCE, 5]], ['a list in a list', [[AUDIENCE]]]] as const) {
+    t.equal((await get(anyAudience, sign({ aud }))).statusCode, 401, `acceptAnyAudience, ${name}`)
+    t.equal((await get(resource, sign({ aud }))).statusCode, 401, `audience, ${name}`)
+  }
 })
 
 t.test('key withdrawal: a key gone from the JWKS stops verifying within jwksClient.cacheMaxAge, without any unknown kid', async (t) => {

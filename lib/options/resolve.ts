@@ -18,6 +18,8 @@ export interface ResolvedOptions {
   accessTokenTtl: number
   issuer: string | undefined
   audience: string | string[] | undefined
+  /** Verify-only mode: tokens for any audience are accepted (checked: only there, without `audience`). */
+  acceptAnyAudience: boolean
   clockTolerance: number
   realm: string
   defaultClientId: string
@@ -141,8 +143,8 @@ function checkAudience (audience: unknown): string | string[] | undefined {
 }
 
 /**
- * Verify-only mode: no `findUser`, and keys from a JWKS or public keys alone, so the tokens come
- * from another party, whose keys sign its tokens for every API it serves. RFC 9068 §4: the
+ * Verify-only mode: no `findUser`, and keys from a JWKS or at least one public key, so the tokens
+ * come from another party, whose keys sign its tokens for every API it serves. RFC 9068 §4: the
  * resource server MUST check that `iss` is its authorization server and that `aud` names itself.
  * Only the audience check can be waived, by name: the issuer is always known to an app that
  * trusts its keys, and an issuer that publishes one key set for many tenants tells them apart by
@@ -150,7 +152,9 @@ function checkAudience (audience: unknown): string | string[] | undefined {
  */
 function checkVerifyOnly (keySource: KeySource, issues: boolean, issuer: string | undefined, audience: unknown, acceptAnyAudience: unknown): void {
   if (typeof acceptAnyAudience !== 'boolean') fail('acceptAnyAudience', 'must be true or false')
-  const verifyOnly = !issues && (keySource.kind === 'remote' || keySource.keys.every((key) => key.signingKey === undefined))
+  // A public key is another party's: beside a shared secret too, its tokens must be checked for
+  // `iss` and `aud` (an issuer serves many APIs with one key set).
+  const verifyOnly = !issues && (keySource.kind === 'remote' || keySource.keys.some((key) => key.signingKey === undefined))
   if (!verifyOnly) {
     if (acceptAnyAudience === true) fail('acceptAnyAudience', 'applies only in verify-only mode (`jwksUrl`, or public `keys` without `findUser`)')
     return
@@ -202,7 +206,8 @@ export function resolveOptions (options: FastifyTokenAuthOptions): ResolvedOptio
   const keySource = resolveKeySource(options, findUser !== undefined)
   const issuer = optionalString('issuer', options.issuer)
   const audience = checkAudience(options.audience)
-  checkVerifyOnly(keySource, findUser !== undefined, issuer, audience, options.acceptAnyAudience ?? DEFAULTS.acceptAnyAudience)
+  const acceptAnyAudience = options.acceptAnyAudience ?? DEFAULTS.acceptAnyAudience
+  checkVerifyOnly(keySource, findUser !== undefined, issuer, audience, acceptAnyAudience)
   const throttle = checkLoginThrottle(options.loginThrottle)
   const sessions = sessionOptions(options, tokenPath)
 
@@ -214,6 +219,7 @@ export function resolveOptions (options: FastifyTokenAuthOptions): ResolvedOptio
     accessTokenTtl: wholeNumber('accessTokenTtl', options.accessTokenTtl, DEFAULTS.accessTokenTtl, 365 * 24 * 3600),
     issuer,
     audience,
+    acceptAnyAudience,
     clockTolerance,
     realm: checkRealm(options.realm ?? DEFAULTS.realm),
     defaultClientId: optionalString('defaultClientId', options.defaultClientId) ?? DEFAULTS.defaultClientId,

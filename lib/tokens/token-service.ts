@@ -15,6 +15,8 @@ export interface TokenServiceDeps {
   accessTokenTtl: number
   issuer: string | undefined
   audience: string | string[] | undefined
+  /** Verify-only mode: any `aud` is accepted, but a token must still name one. */
+  acceptAnyAudience: boolean
   /** Seconds of clock skew allowed for `exp`, `nbf` and `iat`. */
   clockTolerance: number
 }
@@ -83,10 +85,14 @@ function verifyOptions (options: TokenServiceDeps, alg: SigningAlgorithm) {
     // RFC 9068 §2.2 claims; iss and aud matched exactly when configured (RFC 8725 §3.8–3.9).
     requiredClaims: ['sub', 'exp', 'iat', 'jti', 'client_id',
       ...(options.issuer === undefined ? [] : ['iss']),
-      ...(options.audience === undefined ? [] : ['aud'])],
+      ...(options.audience === undefined && !options.acceptAnyAudience ? [] : ['aud'])],
     ...(options.issuer === undefined ? {} : { allowedIss: options.issuer }),
     ...(options.audience === undefined ? {} : { allowedAud: options.audience })
   }
+}
+
+function isAudience (aud: unknown): boolean {
+  return typeof aud === 'string' || (Array.isArray(aud) && aud.length > 0 && aud.every((one) => typeof one === 'string'))
 }
 
 /** The JOSE header of a compact JWS, read only to pick a key; the verifier checks it all again. */
@@ -128,8 +134,8 @@ export async function createTokenService (fastify: FastifyInstance, options: Tok
       Error.stackTraceLimit = stackTraceLimit
     }
     // What fast-jwt leaves unchecked (RFC 9068 §4, RFC 7519 §4.1): a claims set that is a
-    // JSON object, non-empty string `sub` and `jti`, a numeric `iat` that is not in the future, and
-    // string `client_id` and `scope`. And RFC 7515 §4.1.11 / §5.2 step 5: a recipient must
+    // JSON object, non-empty string `sub` and `jti`, a numeric `iat` that is not in the future,
+    // string `client_id` and `scope`, and a well-formed `aud`. And RFC 7515 §4.1.11 / §5.2 step 5: a recipient must
     // understand every `crit` value and this one understands no extension, so a `crit` member of
     // any value makes the token invalid; fast-jwt only checks a truthy one (`"crit": null`,
     // `false`, `0` or `""` got through).
@@ -139,7 +145,9 @@ export async function createTokenService (fastify: FastifyInstance, options: Tok
       typeof c.iat !== 'number' || c.iat > Date.now() / 1000 + toleranceSeconds ||
       typeof c.jti !== 'string' || c.jti.length === 0 ||
       typeof c.client_id !== 'string' ||
-      (c.scope !== undefined && typeof c.scope !== 'string')) {
+      (c.scope !== undefined && typeof c.scope !== 'string') ||
+      // RFC 7519 §4.1.3: one string or an array of them, whether or not a particular one is wanted.
+      (c.aud !== undefined && !isAudience(c.aud))) {
       throw new TokenRejectedError('invalid')
     }
     return c as AccessTokenClaims
