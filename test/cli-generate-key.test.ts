@@ -149,6 +149,13 @@ t.test('--out into a directory that does not exist, or without a file name, exit
   const empty = await run(['generate-key', '--alg', 'ES256', '--out='])
   t.equal(empty.code, 1)
   t.match(empty.err, /--out FILE/)
+  // The next flag is no file name.
+  t.teardown(() => rmSync('--force', { force: true }))
+  const flagged = await run(['generate-key', '--alg', 'ES256', '--out', '--force'])
+  t.equal(flagged.code, 1)
+  t.match(flagged.err, /--out FILE/)
+  t.notOk(existsSync('--force'), 'no file named --force')
+  t.equal((await run(['generate-key', '--alg', '--format', 'jwk'])).code, 2, 'nor is it an algorithm: "jwk" is then a stray argument')
 })
 
 const BIN = fileURLToPath(new URL('../dist/esm/cli/bin.js', import.meta.url))

@@ -120,7 +120,9 @@ function flag (args: readonly string[], name: string): string | undefined {
   const i = args.findIndex((a) => a === name || a.startsWith(name + '='))
   if (i === -1) return undefined
   const arg = args[i] as string
-  return arg === name ? args[i + 1] ?? '' : arg.slice(name.length + 1)
+  // A flag's value is never the next flag (`--out --force` names no file called "--force").
+  const next = args[i + 1]
+  return arg === name ? (next === undefined || next.startsWith('--') ? '' : next) : arg.slice(name.length + 1)
 }
 
 /**
