@@ -300,6 +300,11 @@ const invalidKeys: Array<[string, unknown, string, string]> = [
   ['an HS512 secret of 48 bytes', [{ kid: 'k', alg: 'HS512', key: randomBytes(48) }], WEAK, 'keys[0].key'],
   ['a placeholder secret', [{ kid: 'k', alg: 'HS256', key: 'your-super-secret-key-change-this-in-production' }], WEAK, 'keys[0].key'],
   ['a PEM as an HMAC secret', [{ kid: 'k', alg: 'HS256', key: keyPair('RS256').publicKey.export({ type: 'spki', format: 'pem' }) }], INVALID, 'keys[0].key'],
+  // RFC 8725 §2.1: the public key in any form it is published or stored in, never a shared secret.
+  ['an SPKI DER public key as an HMAC secret', [{ kid: 'k', alg: 'HS256', key: keyPair('RS256').publicKey.export({ type: 'spki', format: 'der' }) }], INVALID, 'keys[0].key'],
+  ['a PKCS#1 DER public key as an HMAC secret', [{ kid: 'k', alg: 'HS256', key: keyPair('RS256').publicKey.export({ type: 'pkcs1', format: 'der' }) }], INVALID, 'keys[0].key'],
+  ['a PKCS#8 DER private key as an HMAC secret', [{ kid: 'k', alg: 'HS256', key: keyPair('ES256').privateKey.export({ type: 'pkcs8', format: 'der' }) }], INVALID, 'keys[0].key'],
+  ['a public JWK\'s JSON as an HMAC secret', [{ kid: 'k', alg: 'HS256', key: JSON.stringify(keyPair('ES256').publicKey.export({ format: 'jwk' })) }], INVALID, 'keys[0].key'],
   ['a private key for HS256', [{ kid: 'k', alg: 'HS256', key: keyPair('ES256').privateKey }], INVALID, 'keys[0].key'],
   ['an EC JWK for HS256', [{ kid: 'k', alg: 'HS256', key: keyPair('ES256').publicKey.export({ format: 'jwk' }) }], INVALID, 'keys[0].key'],
   ['a secret for RS256', [{ kid: 'k', alg: 'RS256', key: hmacSecret('HS256') }], INVALID, 'keys[0].key'],
@@ -317,6 +322,17 @@ const invalidKeys: Array<[string, unknown, string, string]> = [
   ['a JWK for encryption', [{ kid: 'k', alg: 'ES256', key: { ...keyPair('ES256').publicKey.export({ format: 'jwk' }), use: 'enc' } }], INVALID, 'keys[0]'],
   ['the second entry wrong', [signingKey('ES256'), { kid: 'x', alg: 'RS256', key: 'nope' }], INVALID, 'keys[1].key']
 ]
+
+t.test('a secret that is a key in any form is refused; one that merely looks like JSON is a secret', async (t) => {
+  const jwkJson = JSON.stringify(keyPair('ES256').publicKey.export({ format: 'jwk' }))
+  await t.rejects(buildApp(t, { plugin: { secret: jwkJson } }), { code: INVALID, message: /option "secret"/ }, 'the secret option too')
+  const pem = keyPair('RS256').publicKey.export({ type: 'spki', format: 'pem' }) as string
+  await t.rejects(buildApp(t, { plugin: { secret: pem } }), { code: INVALID, message: /option "secret"/ }, 'a PEM as the secret')
+  for (const secret of [`{${hmacSecret('HS256').toString('base64url')}`, JSON.stringify({ note: 'not a key', value: hmacSecret('HS256').toString('base64url') })]) {
+    const app = await buildApp(t, { plugin: { secret } })
+    t.ok(app.hasDecorator('authenticate'), secret.slice(0, 12))
+  }
+})
 
 t.test('bad keys are refused at registration, naming the entry', async (t) => {
   for (const [name, keys, code, option] of invalidKeys) {

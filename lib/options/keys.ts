@@ -65,6 +65,43 @@ function isJwk (value: unknown): value is JsonWebKey {
     typeof (value as JsonWebKey).kty === 'string'
 }
 
+/** The DER encodings node:crypto reads a public or private key from. */
+const DER_KEYS: ReadonlyArray<(der: Buffer) => KeyObject> = [
+  (der) => createPublicKey({ key: der, format: 'der', type: 'spki' }),
+  (der) => createPublicKey({ key: der, format: 'der', type: 'pkcs1' }),
+  (der) => createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }),
+  (der) => createPrivateKey({ key: der, format: 'der', type: 'pkcs1' }),
+  (der) => createPrivateKey({ key: der, format: 'der', type: 'sec1' })
+]
+
+/**
+ * Checks an HMAC secret: long enough for `alg`, and no key. A public key used as an HMAC secret is
+ * how algorithm confusion starts (RFC 8725 §2.1): whoever has the public key could sign. Refused
+ * in every form a key comes in.
+ */
+function checkSharedSecret (name: string, bytes: Buffer, alg: SigningAlgorithm): void {
+  if (holdsKey(bytes)) fail(name, `is for ${alg} but holds a public or private key (PEM, DER or JWK); HS* keys are random shared secrets`)
+  checkSecretStrength(name, bytes, alg)
+}
+
+/** Whether `bytes` are a key rather than a secret: a PEM, a JWK's JSON, or a DER key. */
+function holdsKey (bytes: Buffer): boolean {
+  if (bytes.includes('-----BEGIN')) return true
+  try {
+    if (isJwk(JSON.parse(bytes.toString('utf8')))) return true
+  } catch {
+    // Not JSON: a secret, or a DER key.
+  }
+  return DER_KEYS.some((read) => {
+    try {
+      read(bytes)
+      return true
+    } catch {
+      return false
+    }
+  })
+}
+
 function hmacKey (name: string, alg: SigningAlgorithm, key: KeyMaterial): Buffer | string {
   let secret: Buffer | string
   if (typeof key === 'string' || Buffer.isBuffer(key)) {
@@ -76,10 +113,7 @@ function hmacKey (name: string, alg: SigningAlgorithm, key: KeyMaterial): Buffer
   } else {
     fail(name, `is for ${alg}: it needs a shared secret (string, Buffer, secret KeyObject or "oct" JWK), not a public or private key`)
   }
-  const bytes = Buffer.from(secret)
-  // A PEM used as an HMAC secret is how algorithm confusion starts (RFC 8725 §2.1): refuse it.
-  if (bytes.includes('-----BEGIN')) fail(name, `is for ${alg} but holds a PEM key; HS* keys are random shared secrets`)
-  checkSecretStrength(name, bytes, alg)
+  checkSharedSecret(name, Buffer.from(secret), alg)
   return secret
 }
 
@@ -209,7 +243,7 @@ export type KeySource =
 
 function checkSecret (secret: unknown): string | Buffer {
   if (typeof secret !== 'string' && !Buffer.isBuffer(secret)) fail('secret', 'must be a string or a Buffer')
-  checkSecretStrength('secret', Buffer.from(secret), 'HS256')
+  checkSharedSecret('secret', Buffer.from(secret), 'HS256')
   return secret
 }
 
