@@ -200,6 +200,21 @@ t.test('unreachable, hanging, or broken JWKS endpoints all answer 503, never 200
   }
 })
 
+t.test('of keys sharing a kid, the one for signatures and for the algorithm verifies, wherever it stands', async (t) => {
+  const encryption = { ...keyPair('ES256', 'enc-key').publicKey.export({ format: 'jwk' }), kid: 'shared' }
+  const p384 = { ...generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey.export({ format: 'jwk' }), kid: 'shared', alg: 'ES256' }
+  const signing = { ...publicJwk('ES256', 'shared'), key_ops: ['verify'] }
+  const signedBy = (keyName: string) => signJws({ alg: 'ES256', typ: 'at+jwt', kid: 'shared' }, claims(), 'ES256', keyPair('ES256', keyName).privateKey)
+  // RFC 7517 §4.2 `use`, §4.3 `key_ops`: a key for encryption never verifies a signature.
+  for (const [name, first] of [['use: enc', { ...encryption, use: 'enc' }], ['key_ops: encrypt', { ...encryption, key_ops: ['encrypt'] }],
+    ['a P-384 key labelled ES256', p384]] as const) {
+    const jwks = await jwksServer(t, { keys: [first, signing] })
+    const resource = await resourceApp(t, { jwksUrl: `${jwks.url}/jwks.json` })
+    t.equal((await get(resource, signedBy('shared'))).statusCode, 200, `${name} listed first: the signing key still verifies`)
+    t.equal((await get(resource, signedBy('enc-key'))).statusCode, 401, `${name} listed first: what the other key signed does not`)
+  }
+})
+
 t.test('one algorithm per published key; tokens with other algorithms never reach the network', async (t) => {
   const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey.export({ format: 'jwk' })
   const rsa1024 = generateKeyPairSync('rsa', { modulusLength: 1024 })

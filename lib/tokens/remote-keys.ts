@@ -62,18 +62,24 @@ function defaultAlgorithm (jwk: JWK): SigningAlgorithm | undefined {
 }
 
 /**
- * The published key with this `kid` that is for this algorithm, checked like a local key, or
- * `null`. A JWK that states no `alg` is for its key type's usual algorithm only (RFC 8725 §3.1).
+ * The published key with this `kid` that is for this algorithm and for signatures, checked like a
+ * local key, or `null`. A JWK that states no `alg` is for its key type's usual algorithm only (RFC
+ * 8725 §3.1); one whose `use` or `key_ops` is for something else never verifies (RFC 7517 §4.2,
+ * §4.3). Keys may share a `kid` (§4.5): every rule here is one jose's selection also applies or
+ * stricter, so the key found is the one jose picked, wherever it stands in the set.
  */
 function publishedKey (jwks: JSONWebKeySet | undefined, kid: string, alg: SigningAlgorithm): ResolvedKey | null {
-  const jwk = jwks?.keys.find((k) => k.kid === kid && (k.alg ?? defaultAlgorithm(k)) === alg)
-  if (jwk === undefined) return null
-  try {
-    return resolveKey(`jwks kid ${kid}`, { kid, alg, key: jwk as JsonWebKey })
-  } catch {
-    // A key the local rules refuse (an RSA key under 2048 bits, say) verifies nothing.
-    return null
+  for (const jwk of jwks?.keys ?? []) {
+    if (jwk.kid !== kid || (jwk.alg ?? defaultAlgorithm(jwk)) !== alg) continue
+    if ((jwk.use !== undefined && jwk.use !== 'sig') || (jwk.key_ops !== undefined && !jwk.key_ops.includes('verify'))) continue
+    try {
+      return resolveKey(`jwks kid ${kid}`, { kid, alg, key: jwk as JsonWebKey })
+    } catch {
+      // A key the local rules refuse (an RSA key under 2048 bits, a P-384 key labelled ES256)
+      // verifies nothing.
+    }
   }
+  return null
 }
 
 /**
