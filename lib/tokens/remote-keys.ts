@@ -68,8 +68,8 @@ function defaultAlgorithm (jwk: JWK): SigningAlgorithm | undefined {
  * §4.3). Keys may share a `kid` (§4.5): every rule here is one jose's selection also applies or
  * stricter, so the key found is the one jose picked, wherever it stands in the set.
  */
-function publishedKey (jwks: JSONWebKeySet | undefined, kid: string, alg: SigningAlgorithm): ResolvedKey | null {
-  for (const jwk of jwks?.keys ?? []) {
+function publishedKey (jwks: JSONWebKeySet, kid: string, alg: SigningAlgorithm): ResolvedKey | null {
+  for (const jwk of jwks.keys) {
     if (jwk.kid !== kid || (jwk.alg ?? defaultAlgorithm(jwk)) !== alg) continue
     if ((jwk.use !== undefined && jwk.use !== 'sig') || (jwk.key_ops !== undefined && !jwk.key_ops.includes('verify'))) continue
     try {
@@ -140,7 +140,8 @@ export async function createRemoteKeySet<V> (
     }
     let verifier = verifiers.get(key)
     if (verifier === undefined) {
-      const resolved = publishedKey(remote.jwks(), kid, alg as SigningAlgorithm)
+      // The set is there: jose just picked a key from it.
+      const resolved = publishedKey(remote.jwks() as JSONWebKeySet, kid, alg as SigningAlgorithm)
       verifier = resolved === null ? null : makeVerifier(resolved)
       verifiers.set(key, verifier)
     }
