@@ -279,9 +279,10 @@ export function createRedisStore (options: RedisStoreOptions): AuthStore {
   const familiesKey = (userKey: string): string => `${userTag(userKey)}fams`
   const boundKey = (userKey: string): string => `${userTag(userKey)}rb`
   // An account's known sources and their index share the tag {a:account}: one slot, whatever the source.
-  const sourcesOf = (account: string): string => `${prefix}{a:${account}}:s:`
+  const accountTag = (account: string): string => `${prefix}{a:${account}}:`
+  const sourcesOf = (account: string): string => `${accountTag(account)}s:`
   const sourceKey = (account: string, source: string): string => `${sourcesOf(account)}${source}`
-  const sourceIndexKey = (account: string): string => `${prefix}{a:${account}}:sources`
+  const sourceIndexKey = (account: string): string => `${accountTag(account)}sources`
   const familyDenyKey = (userKey: string, id: string): string => `${userTag(userKey)}fd:${id}`
   // One key for the whole store, in a slot of its own: a grant reads it before it knows the user.
   const epochKey = `${prefix}epoch`

@@ -148,8 +148,8 @@ export interface AuthStore {
   /**
    * Records that `account` logged in from `source` (a client address, an IPv6 /64), for
    * `ttlMs` from `now`; remembering it again restarts that time. The login throttle's
-   * per-username backoff neither refuses nor counts a known source. An account keeps its
-   * `MAX_SOURCES_PER_ACCOUNT` most recently remembered sources: one more forgets its oldest.
+   * per-username backoff neither refuses nor counts a known source. The built-in stores keep an
+   * account's 20 most recently remembered sources: one more forgets its oldest.
    */
   rememberSource: (account: string, source: string, ttlMs: number, now: number) => Promise<void>
   /**
