@@ -266,13 +266,20 @@ t.test('limits checked before any lookup or hashing', async (t) => {
 })
 
 t.test('methods other than POST get 405 with Allow: POST', async (t) => {
-  const app = await buildApp(t)
+  // A method the host added before the plugin is refused too.
+  const app = await buildApp(t, { before: (host) => { host.addHttpMethod('PROPFIND') } })
   // OPTIONS too, rather than a bare 404: without CORS set up by the host only POST is supported.
-  for (const method of ['GET', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const) {
+  for (const method of ['GET', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'PROPFIND'] as const) {
     const res = await app.inject({ method, url: '/token' })
     assertOAuthError(t, res, 405, 'invalid_request')
     t.equal(res.headers.allow, 'POST', method)
   }
+  const head = await app.inject({ method: 'HEAD', url: '/token' })
+  t.equal(head.statusCode, 405)
+  t.equal(head.headers.allow, 'POST')
+  // QUERY carries a body: one that is not a form is refused as such, in the same shape.
+  assertOAuthError(t, await app.inject({ method: 'QUERY' as 'GET', url: '/token', headers: { 'content-type': 'application/json' }, payload: '{}' }), 400, 'invalid_request')
+  assertOAuthError(t, await app.inject({ method: 'QUERY' as 'GET', url: '/token', headers: FORM, payload: 'a=1' }), 405, 'invalid_request')
 })
 
 t.test('the form parser stays on the token endpoint', async (t) => {

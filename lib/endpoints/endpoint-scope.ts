@@ -82,7 +82,9 @@ export async function setUpEndpointScope (fastify: FastifyInstance, { bodyLimit,
  */
 export function refuseOtherMethods (fastify: FastifyInstance, path: string, endpoint: string): void {
   fastify.route({
-    method: ['GET', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
+    // Every method Fastify routes (TRACE and QUERY too, and any the host added before this
+    // plugin); HEAD is GET's.
+    method: fastify.supportedMethods.filter((method) => method !== 'POST' && method !== 'HEAD'),
     url: path,
     config: documentRoute(null),
     handler: async () => { throw methodNotAllowed(endpoint) }
