@@ -25,6 +25,20 @@ import { clientScopes, servesClientCredentials } from './options/clients.js'
 /** The name of the security scheme in the document: FastAPI's, which Swagger UI users know. */
 export const SECURITY_SCHEME = 'OAuth2PasswordBearer'
 
+/** How many instances of the plugin document into each @fastify/swagger (its `swagger` decorator). */
+const schemesPerDocument = new WeakMap<object, number>()
+
+/**
+ * The scheme name of the next instance documenting into this @fastify/swagger: SECURITY_SCHEME,
+ * then `OAuth2PasswordBearer2` and so on for instances in other scopes, each of which has a token
+ * endpoint of its own and signs its own tokens.
+ */
+function schemeName (swagger: object): string {
+  const count = (schemesPerDocument.get(swagger) ?? 0) + 1
+  schemesPerDocument.set(swagger, count)
+  return count === 1 ? SECURITY_SCHEME : `${SECURITY_SCHEME}${count}`
+}
+
 /** A JSON Schema, or a piece of an OpenAPI document. */
 type Json = Record<string, unknown>
 
@@ -152,13 +166,22 @@ function browserParts (options: ApiDocsOptions, cookieRole: string): { headers?:
 }
 const UNAVAILABLE = 'The server is busy or its store is unavailable; retry later.'
 
+/** With clients, failed client authentications are throttled by `loginThrottle.perUsernameAndIp`. */
+function clientLimit (options: ApiDocsOptions): string[] {
+  return options.clients !== undefined && options.perUsernameAndIp !== false ? ['failed client authentications from this address'] : []
+}
+
+/** The 429 of an endpoint with these limits, e.g. `['requests from this address']`. */
+function tooMany (limits: string[]): Json {
+  return oauthErrorBody(`Too many ${limits.join(', or too many ')}.`, ['too_many_requests'], true)
+}
+
 /** The token endpoint (RFC 6749 §4.3.2, §6, §5.1, §5.2), as configured. */
 function tokenDoc (options: ApiDocsOptions): OperationDoc {
   const clients = options.clients !== undefined
   const refresh = options.refreshTokens !== false
   const clientCredentials = servesClientCredentials(options.clients)
   const grantTypes = ['password', ...(refresh ? ['refresh_token'] : []), ...(clientCredentials ? ['client_credentials'] : [])]
-  const limited = options.rateLimit !== false || options.perUsernameAndIp !== false || options.perUsername !== false
   const browser = browserParts(options, 'to receive the refresh token in a cookie instead of the body, and to refresh with no token in the body')
   const response: Record<string, Json> = {
     200: {
@@ -187,7 +210,12 @@ function tokenDoc (options: ApiDocsOptions): OperationDoc {
   }
   if (clients) response[401] = oauthErrorBody('Client authentication failed (with `WWW-Authenticate: Basic`).', ['invalid_client'])
   if (browser.refusal !== undefined) response[403] = browser.refusal
-  if (limited) response[429] = oauthErrorBody('Too many requests from this address, or too many failed logins.', ['too_many_requests'], true)
+  const limits = [
+    ...(options.rateLimit !== false ? ['requests from this address'] : []),
+    ...(options.perUsernameAndIp !== false || options.perUsername !== false ? ['failed logins'] : []),
+    ...clientLimit(options)
+  ]
+  if (limits.length > 0) response[429] = tooMany(limits)
   response[503] = oauthErrorBody(UNAVAILABLE, ['temporarily_unavailable'], true)
 
   // Only the password grant needs a username and password, so with two grants only grant_type
@@ -249,8 +277,10 @@ function revokeDoc (options: ApiDocsOptions): OperationDoc {
   }
   if (options.clients !== undefined) response[401] = oauthErrorBody('Client authentication failed (with `WWW-Authenticate: Basic`).', ['invalid_client'])
   if (browser.refusal !== undefined) response[403] = browser.refusal
-  // The per-IP limit of the token endpoint covers this one; the login throttle does not.
-  if (options.rateLimit !== false) response[429] = oauthErrorBody('Too many requests from this address.', ['too_many_requests'], true)
+  // The per-IP limit of the token endpoint covers this one, and so does the throttle of failed
+  // client authentications; the login throttle does not.
+  const limits = [...(options.rateLimit !== false ? ['requests from this address'] : []), ...clientLimit(options)]
+  if (limits.length > 0) response[429] = tooMany(limits)
   response[503] = oauthErrorBody(UNAVAILABLE, ['temporarily_unavailable'], true)
   return {
     summary: 'Revoke a token (log out)',
@@ -299,10 +329,13 @@ function introspectDoc (options: ApiDocsOptions): OperationDoc {
     },
     400: oauthErrorBody('A malformed request, or no `token`.', ['invalid_request']),
     401: oauthErrorBody('Client authentication failed, or the client may not introspect (with `WWW-Authenticate: Basic`).', ['invalid_client']),
-    429: oauthErrorBody('Too many requests from this address or this client.', ['too_many_requests'], true),
     503: oauthErrorBody(UNAVAILABLE, ['temporarily_unavailable'], true)
   }
-  if (options.rateLimit === false && options.introspectionRateLimit === false) delete response[429]
+  const limits = [
+    ...(options.rateLimit !== false || options.introspectionRateLimit !== false ? ['requests from this address or this client'] : []),
+    ...clientLimit(options)
+  ]
+  if (limits.length > 0) response[429] = tooMany(limits)
   return {
     summary: 'Introspect a token (for resource servers)',
     description: 'Token introspection (RFC 7662): whether an access or refresh token is active, and what it says. Only clients ' +
@@ -377,10 +410,13 @@ export function createApiDocs (fastify: FastifyInstance, options: ApiDocsOptions
   const swaggerFirst = fastify.hasPlugin('@fastify/swagger')
   if (!swaggerFirst) {
     fastify.addHook('onReady', async function checkSwaggerOrder () {
-      if (fastify.hasPlugin('@fastify/swagger')) throw new SwaggerOrderError()
+      // A scope's list of plugins is copied when the scope is made, so one registered later in
+      // an outer scope is not in it; its `swagger` decorator is, as scopes inherit decorators.
+      if (fastify.hasPlugin('@fastify/swagger') || typeof (fastify as { swagger?: unknown }).swagger === 'function') throw new SwaggerOrderError()
     })
     return none
   }
+  const name = schemeName((fastify as unknown as { swagger: object }).swagger)
 
   // Every scope some route needs is listed in the flow, so each requirement names a known scope.
   const required = new Set<string>()
@@ -391,22 +427,33 @@ export function createApiDocs (fastify: FastifyInstance, options: ApiDocsOptions
     // A requirement the host wrote itself is theirs to keep. A new schema object, because one
     // schema may be shared by several routes.
     if ((route.schema as { security?: unknown } | undefined)?.security === undefined) {
-      route.schema = { ...route.schema, security: [{ [SECURITY_SCHEME]: scopes }] } as RouteOptions['schema']
+      route.schema = { ...route.schema, security: [{ [name]: scopes }] } as RouteOptions['schema']
     }
   })
 
   function scheme (tokenUrl: string, swagger2: boolean): Json {
-    // A Map, then fromEntries: a scope may be named `__proto__`.
-    const scopes = new Map(Object.entries(options.scopes))
-    for (const scope of [...required, ...clientScopes(options.clients)]) if (!scopes.has(scope)) scopes.set(scope, '')
+    // Each flow lists the scopes it can grant: users those of `scopes`, clients their own. Every
+    // scope a route requires is in the password flow too, so that each requirement names a
+    // declared scope (Swagger 2 has no other flow). A Map, then fromEntries: a scope may be
+    // named `__proto__`.
+    const described = (names: Iterable<string>, into = new Map<string, string>()): Map<string, string> => {
+      for (const scope of names) if (!into.has(scope)) into.set(scope, Object.hasOwn(options.scopes, scope) ? options.scopes[scope] as string : '')
+      return into
+    }
+    const password = { tokenUrl, scopes: Object.fromEntries(described(required, new Map(Object.entries(options.scopes)))) }
     const clientCredentials = servesClientCredentials(options.clients)
     const description = 'Log in with a username and password' + (clientCredentials ? ' (or, as a confidential client, with client credentials)' : '') +
       '; the access token is then sent as a bearer token (RFC 6750).'
-    const flow = { tokenUrl, scopes: Object.fromEntries(scopes) }
-    // Swagger 2 has one flow a scheme: there the password flow alone.
     return swagger2
-      ? { type: 'oauth2', flow: 'password', ...flow, description }
-      : { type: 'oauth2', flows: { password: flow, ...(clientCredentials ? { clientCredentials: { ...flow } } : {}) }, description }
+      ? { type: 'oauth2', flow: 'password', ...password, description }
+      : {
+          type: 'oauth2',
+          flows: {
+            password,
+            ...(clientCredentials ? { clientCredentials: { tokenUrl, scopes: Object.fromEntries(described(clientScopes(options.clients))) } } : {})
+          },
+          description
+        }
   }
 
   const { swaggerTransform: documentToken } = documentRoute(() => tokenDoc(options)) as Required<RouteDocConfig>
@@ -419,9 +466,9 @@ export function createApiDocs (fastify: FastifyInstance, options: ApiDocsOptions
         if (args.swaggerObject === undefined) {
           // @fastify/swagger always gives an OpenAPI document its `components`.
           const { components } = args.openapiObject as { components: { securitySchemes?: object } }
-          components.securitySchemes = { [SECURITY_SCHEME]: scheme(args.url, false), ...components.securitySchemes }
+          components.securitySchemes = { [name]: scheme(args.url, false), ...components.securitySchemes }
         } else {
-          args.swaggerObject.securityDefinitions = { [SECURITY_SCHEME]: scheme(args.url, true), ...args.swaggerObject.securityDefinitions }
+          args.swaggerObject.securityDefinitions = { [name]: scheme(args.url, true), ...args.swaggerObject.securityDefinitions }
         }
         return documentToken(args)
       }

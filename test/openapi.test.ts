@@ -254,6 +254,65 @@ t.test('@fastify/swagger registered after the plugin is refused at start-up, wit
   t.notOk(doc.paths['/protected'].get.security)
 })
 
+t.test('@fastify/swagger registered at the root after a scope that has the plugin is refused too', async (t) => {
+  const users = await demoUsers()
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(async (api) => {
+    await api.register(tokenAuth, { secret: SECRET, findUser: async (u: string) => users.get(u) ?? null, password: { ...CHEAP } })
+    api.get('/protected', { preHandler: api.authenticate }, async () => ({}))
+  }, { prefix: '/api' })
+  await app.register(swagger, OPENAPI)
+  await t.rejects(async () => { await app.ready() }, { code: 'FST_TOKEN_AUTH_SWAGGER_ORDER' })
+})
+
+t.test('instances in sibling scopes each get a scheme of their own, with their own token URL', async (t) => {
+  const users = await demoUsers()
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(swagger, OPENAPI)
+  for (const [prefix, secret] of [['/a', SECRET], ['/b', `${SECRET}-b`]]) {
+    await app.register(async (api) => {
+      await api.register(tokenAuth, { secret, findUser: async (u: string) => users.get(u) ?? null, password: { ...CHEAP } })
+      api.get('/protected', { preHandler: api.authenticate }, async () => ({}))
+    }, { prefix })
+  }
+  await app.ready()
+  const doc = await validDocument(t, app)
+  checkRequirements(t, doc)
+  const schemes = doc.components.securitySchemes
+  t.same(Object.keys(schemes).sort(), [SCHEME, `${SCHEME}2`])
+  t.equal(schemes[SCHEME].flows.password.tokenUrl, '/a/token')
+  t.equal(schemes[`${SCHEME}2`].flows.password.tokenUrl, '/b/token')
+  t.same(doc.paths['/a/protected'].get.security, [{ [SCHEME]: [] }])
+  t.same(doc.paths['/b/protected'].get.security, [{ [`${SCHEME}2`]: [] }])
+  // Each scheme's token URL gives tokens that its routes take, and the other's refuse.
+  const token = (await tokenRequest(app, { grant_type: 'password', username: 'user1', password: 'password1' }, {}, '/b/token')).json().access_token as string
+  t.equal((await app.inject({ url: '/b/protected', headers: bearer(token) })).statusCode, 200)
+  t.equal((await app.inject({ url: '/a/protected', headers: bearer(token) })).statusCode, 401)
+  // A second document (a second app) starts again from the first name.
+  const other = await docsApp(t)
+  t.same(Object.keys((other.swagger() as Doc).components.securitySchemes), [SCHEME])
+})
+
+t.test('Swagger UI\'s empty client fields (Basic Og==) count as no client credentials', async (t) => {
+  const clients = [{ id: 'web', secretHash: await cheapHash('web-secret') }]
+  const basic = (value: string): Record<string, string> => ({ authorization: `Basic ${Buffer.from(value).toString('base64')}` })
+  const login = { grant_type: 'password', username: 'user1', password: 'password1' }
+  const open = await docsApp(t, { plugin: { clients, publicClient: true } })
+  t.equal(basic(':').authorization, 'Basic Og==')
+  t.equal((await tokenRequest(open, login, basic(':'))).statusCode, 200, 'the default public client')
+  t.equal((await tokenRequest(open, login, { authorization: 'Basic Og' })).statusCode, 200, 'unpadded too')
+  // Only both empty: an empty id with a secret is still malformed, and so is a lone id's wrong secret.
+  t.equal((await tokenRequest(open, login, basic(':web-secret'))).statusCode, 401)
+  t.equal((await tokenRequest(open, login, basic('web:wrong'))).statusCode, 401)
+  t.equal((await tokenRequest(open, login, basic('web:web-secret'))).statusCode, 200)
+  const closed = await docsApp(t, { plugin: { clients } })
+  const refused = await tokenRequest(closed, login, basic(':'))
+  t.equal(refused.statusCode, 401, 'without publicClient, no credentials are still refused')
+  t.equal(refused.json().error_description, 'Client authentication is required')
+})
+
 t.test('openapi: false with @fastify/swagger first adds nothing', async (t) => {
   const app = await docsApp(t, { plugin: { openapi: false } })
   const doc = await validDocument(t, app)
@@ -410,8 +469,13 @@ t.test('client credentials, introspection and metadata: documented as they answe
   // The OAuth2 scheme has a clientCredentials flow beside the password flow, on the same token URL.
   const flows = doc.components.securitySchemes[SCHEME].flows
   t.same(Object.keys(flows), ['password', 'clientCredentials'])
-  // Scopes that routes need and that clients may get are declared, described or not.
-  t.same(flows.clientCredentials, { tokenUrl: '/token', scopes: { reports: 'Read the reports', admin: '', audit: '' } })
+  // Each flow lists the scopes it can grant: the users' (and those routes need), the clients'.
+  t.same(flows.password, { tokenUrl: '/token', scopes: { reports: 'Read the reports', admin: '' } })
+  t.same(flows.clientCredentials, { tokenUrl: '/token', scopes: { reports: 'Read the reports', audit: '' } })
+  const audit = await tokenRequest(app, { grant_type: 'client_credentials', client_id: 'svc', client_secret: 'svc-secret', scope: 'audit' })
+  t.equal(audit.statusCode, 200, 'a scope of the clientCredentials flow is granted to the client')
+  t.equal((await tokenRequest(app, { grant_type: 'client_credentials', client_id: 'svc', client_secret: 'svc-secret', scope: 'admin' })).statusCode, 400,
+    'a scope only users may have is refused to the client, and is not in its flow')
   t.match(doc.components.securitySchemes[SCHEME].description, /client credentials/)
 
   const token = doc.paths['/token'].post
@@ -448,11 +512,25 @@ t.test('client credentials, introspection and metadata: documented as they answe
   t.same(Object.keys(served.json()).filter((key) => !members.includes(key) && !key.endsWith('_auth_methods_supported')), [])
 })
 
+t.test('the 429 of failed client authentications is documented where it is answered, even with no per-IP limit', async (t) => {
+  const clients = [{ id: 'rs', secretHash: await cheapHash('rs-secret'), introspect: true }, { id: 'web', secretHash: await cheapHash('web-secret') }]
+  const app = await docsApp(t, { plugin: { clients, refreshTokens: true, rateLimit: false, introspectionRateLimit: false } })
+  const doc = await validDocument(t, app)
+  for (const [path, client] of [['/revoke', 'web'], ['/introspect', 'rs']] as const) {
+    const documented = doc.paths[path].post.responses['429']
+    t.match(documented?.description, /failed client authentications/, `${path}: 429 documented`)
+    const statuses: number[] = []
+    for (let i = 0; i < 7; i++) statuses.push((await tokenRequest(app, { token: 'x', client_id: client, client_secret: 'wrong' }, {}, path)).statusCode)
+    t.same(statuses.slice(-1), [429], `${path}: wrong secrets end in 429`)
+  }
+})
+
 t.test('introspection without any limit documents no 429; Swagger 2 keeps the password flow alone', async (t) => {
   const clients = [{ id: 'rs', secretHash: await cheapHash('rs-secret'), introspect: true }, { id: 'svc', secretHash: await cheapHash('svc-secret'), grants: ['client_credentials' as const] }]
-  const app = await docsApp(t, { plugin: { clients, rateLimit: false, introspectionRateLimit: false } })
+  const app = await docsApp(t, { plugin: { clients, rateLimit: false, introspectionRateLimit: false, loginThrottle: { perUsernameAndIp: false } } })
   const doc = await validDocument(t, app)
   t.notOk(doc.paths['/introspect'].post.responses['429'])
+  t.ok(doc.paths['/token'].post.responses['429'], 'the per-username backoff alone still covers /token')
   const swagger2 = await docsApp(t, { swaggerOptions: { swagger: { info: { title: 'test', version: '1.0.0' } } }, plugin: { clients } })
   const doc2 = await validDocument(t, swagger2)
   t.equal(doc2.securityDefinitions[SCHEME].flow, 'password')

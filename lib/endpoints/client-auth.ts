@@ -45,8 +45,10 @@ function clientCredentials (request: FastifyRequest, form: Form): ClientCredenti
   if (header !== undefined && basic === null) {
     throw oauthError('invalid_client', 'Client authentication must use HTTP Basic')
   }
-  if (basic !== null) {
-    const decoded = Buffer.from(basic[1] as string, 'base64').toString('utf8')
+  const decoded = basic === null ? undefined : Buffer.from(basic[1] as string, 'base64').toString('utf8')
+  // `Basic Og==` is ":", an empty id and secret: what Swagger UI's password flow sends when its
+  // client fields are left empty. It names no client, so it counts as no credentials at all.
+  if (decoded !== undefined && decoded !== ':') {
     const colon = decoded.indexOf(':')
     let id: string, secret: string
     try {
