@@ -62,6 +62,57 @@ t.test('bcrypt hashes made by other implementations verify through /token', asyn
   }
 })
 
+t.test('a password of 72 bytes or more is not rehashed: the typed one may not be the one bcrypt hashed', async (t) => {
+  // The crypt_blowfish vector's password is 97 bytes; bcrypt compared its first 72.
+  const long = VECTORS[3] as { hash: string, password: string }
+  const typo = long.password.slice(0, 72) + 'a typo past the 72nd byte'
+  const exact72 = long.password.slice(0, 72)
+  const short = VECTORS[4] as { hash: string, password: string }
+  const users = new Map([['long', legacyUser(long.hash, 'long')], ['short', legacyUser(short.hash, 'short')]])
+  const upgrades: string[] = []
+  const logs: Array<Record<string, unknown>> = []
+  const app = await buildApp(t, {
+    server: { logger: { level: 'info', stream: { write: (line: string) => { logs.push(JSON.parse(line)) } } } },
+    plugin: {
+      rateLimit: false,
+      findUser: (name) => users.get(name) ?? null,
+      onPasswordRehash: (user, newHash) => { upgrades.push(user.username); (user as { passwordHash: string }).passwordHash = newHash }
+    }
+  })
+  for (const password of [typo, exact72]) {
+    t.equal((await login(app, 'long', password)).statusCode, 200, 'bcrypt lets it in, as the old app did')
+  }
+  t.equal((await login(app, 'short', short.password)).statusCode, 200)
+  const deadline = Date.now() + 5000
+  while (upgrades.length === 0 && Date.now() < deadline) await sleep(5)
+  await sleep(50)
+  t.same(upgrades, ['short'], 'only the password under 72 bytes is rehashed')
+  t.equal(users.get('long')?.passwordHash, long.hash, 'the long password keeps its bcrypt hash')
+  t.equal((await login(app, 'long', long.password)).statusCode, 200, 'and the real password still logs in')
+  t.equal(logs.filter((line) => /rehash skipped: bcrypt compared only the first 72 bytes/.test(String(line.msg))).length, 3)
+  t.notOk(logs.some((line) => JSON.stringify(line).includes(long.password.slice(0, 20))), 'no log line holds the password')
+})
+
+t.test('a record that keeps its hash under another name logs in as nobody, and says so once', async (t) => {
+  // The tutorial's record: the hash in `password`. Mapped, it logs in; as it is, never.
+  const row = { username: 'user1', password: VECTORS[4]?.hash as string, disabled: false }
+  const logs: Array<Record<string, unknown>> = []
+  const app = await buildApp(t, {
+    server: { logger: { level: 'warn', stream: { write: (line: string) => { logs.push(JSON.parse(line)) } } } },
+    plugin: {
+      rateLimit: false,
+      loginThrottle: false,
+      findUser: (name) => name === 'user1' ? row as unknown as UserRecord : name === 'mapped' ? legacyUser(row.password, 'mapped') : null
+    }
+  })
+  for (let i = 0; i < 3; i++) t.equal((await login(app, 'user1', 'password1')).statusCode, 400)
+  t.equal((await login(app, 'nobody', 'password1')).statusCode, 400)
+  t.equal((await login(app, 'mapped', 'password1')).statusCode, 200)
+  const told = logs.filter((line) => /without a string `passwordHash`/.test(String(line.msg)))
+  t.equal(told.length, 1, 'one warning, however many logins')
+  t.notOk(JSON.stringify(told).includes(row.password), 'the hash is not in it')
+})
+
 t.test('the tutorial\'s own hash does not match its comment: \'password1\' is refused', async (t) => {
   const app = await buildApp(t, { plugin: { findUser: (name) => name === 'user1' ? legacyUser(TUTORIAL, 'user1') : null } })
   const res = await login(app, 'user1', 'password1')

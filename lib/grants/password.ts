@@ -3,6 +3,7 @@ import { oauthError, StoreFullError } from '../errors.js'
 import type { EmitEvent } from '../logging/events.js'
 import type { FastifyTokenAuthOptions, UserRecord } from '../options/types.js'
 import type { PasswordHasher } from '../password/hasher.js'
+import { bcryptMayHaveTruncated } from '../password/bcrypt.js'
 import { LimiterFullError } from '../password/limiter.js'
 import { parseScope, userScopes } from '../scope.js'
 import { sourceOf } from '../throttle/keys.js'
@@ -55,6 +56,19 @@ export function createPasswordGrant (deps: PasswordGrantDeps): GrantHandler {
       })
   }
 
+  let toldNoHash = false
+  /**
+   * Once per instance: a record without a string `passwordHash` can never log in, which is right
+   * for an account without a password, and a silent lockout of every user when records keep the
+   * hash under another name (the FastAPI tutorial's `password`, `hashed_password`).
+   */
+  function noHash (request: FastifyRequest): void {
+    if (toldNoHash) return
+    toldNoHash = true
+    request.log.warn('findUser returned a user record without a string `passwordHash`: that user cannot log in. ' +
+      'If your records keep the hash under another name, map it (docs/migration-from-fastapi.md); this is logged once')
+  }
+
   return async function passwordGrant (request, form, clientId) {
     const { username: rawUsername, password: rawPassword } = form
     if (rawUsername === undefined || rawPassword === undefined) {
@@ -88,6 +102,7 @@ export function createPasswordGrant (deps: PasswordGrantDeps): GrantHandler {
       epoch = await revocationEpoch()
       user = await findUser(username, request)
       const hash = typeof user?.passwordHash === 'string' ? user.passwordHash : undefined
+      if (user != null && hash === undefined) noHash(request)
       ok = await passwords.check(hash, rawPassword, request)
     } catch (error) {
       await reservation.cancelled()
@@ -107,7 +122,10 @@ export function createPasswordGrant (deps: PasswordGrantDeps): GrantHandler {
       emit(request, { type: 'store.full', username, reason: (error as { table?: string }).table })
     }
     const account = user
-    if (onPasswordRehash !== undefined && passwords.needsRehash(account.passwordHash)) rehash(request, account, rawPassword)
+    if (onPasswordRehash !== undefined && passwords.needsRehash(account.passwordHash)) {
+      if (!bcryptMayHaveTruncated(account.passwordHash, rawPassword)) rehash(request, account, rawPassword)
+      else request.log.info('password rehash skipped: bcrypt compared only the first 72 bytes of the password; the hash stays until the password changes')
+    }
 
     // RFC 6749 §3.3: the server may grant less than asked, and says so in `scope`. An error here,
     // after the password was found right, would tell a guesser so.

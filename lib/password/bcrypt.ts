@@ -18,6 +18,18 @@ export function isBcryptHash (hash: string): boolean {
   return BCRYPT_HASH.test(hash)
 }
 
+/**
+ * bcrypt keys its cipher with the first 72 bytes of the password and ignores the rest, so a typed
+ * password of 72 bytes or more that matched may differ from the one the hash was made of past
+ * that point. Rehashing it would make the typed one the password, locking out the real one.
+ */
+export const BCRYPT_KEY_BYTES = 72
+
+/** True when `password` matching the bcrypt `hash` does not prove it is the password hashed. */
+export function bcryptMayHaveTruncated (hash: string, password: string): boolean {
+  return isBcryptHash(hash) && Buffer.byteLength(password) >= BCRYPT_KEY_BYTES
+}
+
 const PEER = 'bcrypt'
 
 /** The part of the `bcrypt` package this plugin uses. */
