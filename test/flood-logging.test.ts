@@ -4,7 +4,7 @@ import type { FastifyError } from 'fastify'
 import type { AuthEvent } from '../lib/index.js'
 import { LOG_LINES_PER_SECOND } from '../lib/logging/events.js'
 import { createLogBudget } from '../lib/logging/log-budget.js'
-import { bearer, buildApp, forge, tokenRequest, validClaims, VALID_HEADER } from './helper.js'
+import { bearer, buildApp, forge, FORM, tokenRequest, validClaims, VALID_HEADER } from './helper.js'
 
 /*
  * What a flood of bad requests costs the server beyond the answer itself: a client can cause a
@@ -33,11 +33,14 @@ async function loggingApp (tt: Tap, plugin: Record<string, unknown> = {}) {
   return { app, lines, events, advance: (ms: number) => { now += ms } }
 }
 
+/** A new client address for each `i`. */
+const address = (i: number): string => `10.0.${i >> 8}.${i & 255}`
+
 t.test('a flood of forged tokens: at most LOG_LINES_PER_SECOND lines a second, the rest counted', async (t) => {
   const { app, lines, events, advance } = await loggingApp(t)
   const total = LOG_LINES_PER_SECOND + 50
   for (let i = 0; i < total; i++) {
-    const res = await app.inject({ url: '/protected', headers: bearer(forge(VALID_HEADER, validClaims({ jti: `j${i}` }), 'another-secret-of-at-least-32-bytes!!')) })
+    const res = await app.inject({ url: '/protected', remoteAddress: address(i), headers: bearer(forge(VALID_HEADER, validClaims({ jti: `j${i}` }), 'another-secret-of-at-least-32-bytes!!')) })
     if (res.statusCode !== 401) t.fail(`request ${i} got ${res.statusCode}`)
   }
   t.equal(events.length, total, 'onAuthEvent hears every event')
@@ -64,6 +67,43 @@ t.test('each type of event has its own budget', async (t) => {
   t.equal((lines.at(-1) as { authEvent: AuthEvent }).authEvent.type, 'login.throttled', 'logged although token.rejected is over budget')
 })
 
+t.test('a flood of cheap events does not hide the lines of another attack', async (t) => {
+  const forged = (i: number): string => forge(VALID_HEADER, validClaims({ jti: `f${i}` }), 'another-secret-of-at-least-32-bytes!!')
+  const expired = forge(VALID_HEADER, validClaims({ exp: Math.floor(Date.now() / 1000) - 3600 }))
+
+  t.test('one address gets a tenth of a kind\'s lines: another address\'s line of that kind is still written', async (t) => {
+    const { app, lines } = await loggingApp(t)
+    for (let i = 0; i < LOG_LINES_PER_SECOND + 50; i++) await app.inject({ url: '/protected', remoteAddress: '192.0.2.66', headers: bearer(forged(i)) })
+    const flooder = lines.filter((line) => (line.authEvent as AuthEvent | undefined)?.ip === '192.0.2.66')
+    t.equal(flooder.length, LOG_LINES_PER_SECOND / 10)
+    await app.inject({ url: '/protected', remoteAddress: '198.51.100.7', headers: bearer(forged(-1)) })
+    const other = lines.at(-1) as { authEvent: AuthEvent, skippedLines: number }
+    t.equal(other.authEvent.ip, '198.51.100.7', 'written')
+    t.equal(other.skippedLines, LOG_LINES_PER_SECOND + 50 - LOG_LINES_PER_SECOND / 10, 'with the count of the flooder\'s lines left out')
+    t.notOk(lines.some((line) => 'authEventType' in line), 'one address alone does not fill the kind')
+  })
+
+  t.test('each reason of a type has its own budget', async (t) => {
+    const { app, lines } = await loggingApp(t)
+    for (let i = 0; i < LOG_LINES_PER_SECOND + 10; i++) await app.inject({ url: '/protected', remoteAddress: address(i), headers: bearer(forged(i)) })
+    const overflow = lines.filter((line) => line.authEventType === 'token.rejected')
+    t.equal(overflow.length, 1)
+    t.equal(overflow[0]?.authEventReason, 'invalid')
+    t.match(overflow[0]?.msg, /token\.rejected \(invalid\)/)
+    await app.inject({ url: '/protected', remoteAddress: address(0), headers: bearer(expired) })
+    t.same((lines.at(-1) as { authEvent: AuthEvent }).authEvent, { type: 'token.rejected', reason: 'expired', ip: address(0), requestId: (lines.at(-1) as { authEvent: AuthEvent }).authEvent.requestId },
+      'an expired token is logged while forged ones are over budget')
+    // A login asking for a scope nobody is offered costs no hash; a wrong password's line survives a flood of them.
+    const scoped = await loggingApp(t, { scopes: { profile: 'Profile' }, rateLimit: false, loginThrottle: false })
+    for (let i = 0; i < LOG_LINES_PER_SECOND + 10; i++) {
+      await scoped.app.inject({ method: 'POST', url: '/token', remoteAddress: address(i), headers: FORM, payload: `grant_type=password&username=u${i}&password=x&scope=nosuchscope` })
+    }
+    t.equal(scoped.lines.filter((line) => line.authEventType === 'login.failure').length, 1, 'the flood fills its kind')
+    await scoped.app.inject({ method: 'POST', url: '/token', remoteAddress: '203.0.113.9', headers: FORM, payload: 'grant_type=password&username=victim&password=guess' })
+    t.match(scoped.lines.at(-1), { authEvent: { type: 'login.failure', reason: 'bad_credentials', username: 'victim' } })
+  })
+})
+
 t.test('the errors behind 4xx answers carry no stack trace', async (t) => {
   let seen: FastifyError | undefined
   const app = await buildApp(t, {
@@ -81,9 +121,15 @@ t.test('the errors behind 4xx answers carry no stack trace', async (t) => {
 })
 
 t.test('createLogBudget', async (t) => {
-  const take = createLogBudget(2)
-  t.same([take('a', 0), take('a', 10), take('a', 20), take('a', 30)].map((d) => [d.log, d.skipped, d.overflowing]),
+  const take = createLogBudget(2, 2)
+  t.same([take('a', 's1', 0), take('a', 's2', 10), take('a', 's3', 20), take('a', 's4', 30)].map((d) => [d.log, d.skipped, d.overflowing]),
     [[true, 0, false], [true, 0, false], [false, 1, true], [false, 2, false]])
-  t.same(take('b', 40), { log: true, skipped: 0, overflowing: false }, 'another kind, another budget')
-  t.same(take('a', 1000), { log: true, skipped: 2, overflowing: false }, 'a new second')
+  t.same(take('b', 's1', 40), { log: true, skipped: 0, overflowing: false }, 'another kind, another budget')
+  t.same(take('a', 's1', 1000), { log: true, skipped: 2, overflowing: false }, 'a new second')
+
+  const bySource = createLogBudget(4, 1)
+  t.same([bySource('a', 's1', 0), bySource('a', 's1', 1), bySource('a', 's2', 2)].map((d) => [d.log, d.skipped, d.overflowing]),
+    [[true, 0, false], [false, 1, false], [true, 1, false]], 'one line a source; a source over its share is no overflow of the kind')
+  t.same(bySource('a', 's1', 1000), { log: true, skipped: 0, overflowing: false }, 'a new second, a new share')
+  t.equal(createLogBudget(5)('a', 's', 0).log, true, 'a share of at least one line')
 })

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import { isPromise } from '../util/is-promise.js'
+import { sourceOf } from '../throttle/keys.js'
 import { createLogBudget } from './log-budget.js'
 
 /** The security events the plugin reports. */
@@ -40,17 +41,17 @@ const INFO = new Set<AuthEventType>(['login.success', 'password.rehashed', 'refr
 /** Reports an event to the request logger and to the host's `onAuthEvent`. */
 export type EmitEvent = (request: FastifyRequest, event: Omit<AuthEvent, 'ip' | 'requestId'>) => void
 
-/** Log lines a second for each type of event; past that they are counted (see createLogBudget). */
+/** Log lines a second for each type and reason of event; past that they are counted (see createLogBudget). */
 export const LOG_LINES_PER_SECOND = 100
 
 export function createEventEmitter (onAuthEvent: ((event: AuthEvent) => unknown) | undefined): EmitEvent {
   const budget = createLogBudget(LOG_LINES_PER_SECOND)
   return function emit (request, partial) {
-    const { log, skipped, overflowing } = budget(partial.type, Date.now())
+    const { log, skipped, overflowing } = budget(`${partial.type} ${partial.reason ?? ''}`, sourceOf(request), Date.now())
     // A flood of throttled logins or forged tokens emits an event per request, nearly all of
     // them past the log budget: without a listener, those cost no more than the count.
     if (!log && onAuthEvent === undefined) {
-      if (overflowing) warnOverflow(request, partial.type)
+      if (overflowing) warnOverflow(request, partial.type, partial.reason)
       return
     }
     const event: AuthEvent = { ...partial, ip: request.ip, requestId: String(request.id) }
@@ -58,7 +59,7 @@ export function createEventEmitter (onAuthEvent: ((event: AuthEvent) => unknown)
       const level = INFO.has(event.type) ? 'info' : 'warn'
       request.log[level](skipped === 0 ? { authEvent: event } : { authEvent: event, skippedLines: skipped }, `auth event ${event.type}`)
     } else if (overflowing) {
-      warnOverflow(request, event.type)
+      warnOverflow(request, event.type, event.reason)
     }
     if (onAuthEvent !== undefined) {
       // A failing listener must not turn a login into a 500, nor, when it is async and
@@ -74,6 +75,8 @@ export function createEventEmitter (onAuthEvent: ((event: AuthEvent) => unknown)
   }
 }
 
-function warnOverflow (request: FastifyRequest, type: AuthEventType): void {
-  request.log.warn({ authEventType: type }, `over ${LOG_LINES_PER_SECOND} auth events ${type} a second: the rest of this second's are counted, not logged`)
+function warnOverflow (request: FastifyRequest, type: AuthEventType, reason: string | undefined): void {
+  const kind = reason === undefined ? type : `${type} (${reason})`
+  request.log.warn({ authEventType: type, ...(reason === undefined ? {} : { authEventReason: reason }) },
+    `over ${LOG_LINES_PER_SECOND} auth events ${kind} a second: the rest of this second's are counted, not logged`)
 }
