@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import fsPromises from 'node:fs/promises'
 import os from 'node:os'
+import { join } from 'node:path'
 import { buildApp, captureLogs, login, tokenRequest } from './helper.js'
 
 /*
@@ -147,6 +148,34 @@ t.test('with UV_THREADPOOL_SIZE set, every one of that many pool threads is lowe
     cwd: new URL('..', import.meta.url), env: { PATH: process.env.PATH, UV_THREADPOOL_SIZE: '6' }, encoding: 'utf8'
   })
   t.equal(out.trim(), '6')
+})
+
+t.test('a pool thread busy with the host\'s work when the plugin starts is lowered once it is free', { skip: LINUX }, async (t) => {
+  // In a process of its own, for a pool whose threads are all at 0. One thread is held in the
+  // open(2) of a FIFO, which returns only once a writer opens it: 300 ms after the plugin starts
+  // looking for the threads.
+  const fifo = join(t.testdir(), 'fifo')
+  execFileSync('mkfifo', [fifo])
+  const script = `
+    import Fastify from 'fastify'
+    import { constants, openSync, closeSync } from 'node:fs'
+    import { open } from 'node:fs/promises'
+    import { readdirSync } from 'node:fs'
+    import os from 'node:os'
+    import tokenAuth from 'fastify-token-auth'
+    const held = open(${JSON.stringify(fifo)}, 'r')
+    setTimeout(() => closeSync(openSync(${JSON.stringify(fifo)}, constants.O_WRONLY | constants.O_NONBLOCK)), 300)
+    const app = Fastify()
+    await app.register(tokenAuth, { secret: (await import('node:crypto')).randomBytes(32), findUser: () => null, password: { memoryCost: 256, threadPoolPriority: 7 } })
+    await app.ready()
+    await (await held).close()
+    console.log(readdirSync('/proc/self/task').filter((tid) => os.getPriority(Number(tid)) === 7).length)
+    await app.close()
+  `
+  const lowered = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+    cwd: new URL('..', import.meta.url), env: { PATH: process.env.PATH }, encoding: 'utf8'
+  }).trim()
+  t.equal(lowered, '4', 'all four pool threads, the one that was held too')
 })
 
 t.test('the option takes a whole number from 0 to 19', async (t) => {

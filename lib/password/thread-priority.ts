@@ -13,6 +13,8 @@
  */
 import fs from 'node:fs/promises'
 import os from 'node:os'
+import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 /** libuv's pool size: UV_THREADPOOL_SIZE when set (libuv clamps it to 1–1024), else 4. */
 export function threadPoolSize (env: NodeJS.ProcessEnv = process.env): number {
@@ -21,23 +23,30 @@ export function threadPoolSize (env: NodeJS.ProcessEnv = process.env): number {
   return Math.min(1024, Math.max(1, size))
 }
 
-/** Rounds of readlinks that may find no new pool thread before the search stops. */
-const FRUITLESS_ROUNDS = 8
+/**
+ * How long the search goes on finding no new pool thread before it stops. A thread busy with a
+ * task (a hash the host started) or not scheduled (a loaded machine, and a thread already at a
+ * lower priority) takes none of a round's readlinks; it answers once it is free or has run.
+ */
+const SEARCH_MS = 1000
+/** The pause after a round that found no new thread, so that such a thread gets its turn. */
+const PAUSE_MS = 5
 
 /**
  * The thread ids of libuv's pool, found by rounds of readlinks of /proc/thread-self (several per
  * thread, at once, so that each idle thread takes some), until the pool's size is found or
- * FRUITLESS_ROUNDS rounds found no new one. Rejects where there is no /proc (not Linux).
+ * SEARCH_MS passed with no new one. Rejects where there is no /proc (not Linux).
  */
 export async function findPoolThreads (size = threadPoolSize()): Promise<number[]> {
   const found = new Set<number>()
-  let fruitless = 0
-  while (found.size < size && fruitless < FRUITLESS_ROUNDS) {
+  let since = performance.now()
+  while (found.size < size && performance.now() - since < SEARCH_MS) {
     const before = found.size
     const links = await Promise.all(Array.from({ length: size * 8 }, async () => await fs.readlink('/proc/thread-self')))
     // Each reads "<pid>/task/<tid>".
     for (const link of links) found.add(Number(link.slice(link.lastIndexOf('/') + 1)))
-    fruitless = found.size > before ? 0 : fruitless + 1
+    if (found.size > before) since = performance.now()
+    else await sleep(PAUSE_MS)
   }
   return [...found]
 }
