@@ -128,7 +128,9 @@ export async function buildServer (env: Env = process.env): Promise<FastifyInsta
       level: env.LOG_LEVEL ?? 'info',
       // Never let a bearer token or client credentials reach a log line: not in the headers,
       // should a serializer log them, and not in a query string a careless client used.
-      redact: ['req.headers.authorization', 'req.headers.cookie'],
+      // Node hands Fastify's "client error" line (at trace) the raw bytes of a request it could
+      // not parse, `err.rawPacket`: headers, cookies and body, a password or a token among them.
+      redact: ['req.headers.authorization', 'req.headers.cookie', 'err.rawPacket'],
       serializers: { req: requestLogSerializer }
     },
     trustProxy: trustProxyOf(env.TRUST_PROXY),

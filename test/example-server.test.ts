@@ -2,6 +2,7 @@ import t from 'tap'
 import { spawn, execFileSync } from 'node:child_process'
 import { once } from 'node:events'
 import { readdirSync } from 'node:fs'
+import net from 'node:net'
 import os from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { buildServer, defaultIssuer, start } from '../examples/server.js'
@@ -128,6 +129,28 @@ t.test('THREAD_POOL_PRIORITY: the threads that hash run at 10 unless it says oth
   t.equal(threadsAt(12), poolSize)
   t.equal(os.getPriority(), 0, 'the event loop\'s thread is left as it was')
   await t.rejects(buildServer({ ...QUIET, JWT_SECRET: SECRET, THREAD_POOL_PRIORITY: 'low' }), { code: 'FST_TOKEN_AUTH_INVALID_OPTION' })
+})
+
+t.test('at LOG_LEVEL=trace, a request Node cannot parse is logged without its raw bytes', async (t) => {
+  const lines: string[] = []
+  const original = process.stdout.write.bind(process.stdout)
+  process.stdout.write = ((chunk: string | Uint8Array) => { lines.push(String(chunk)); return true }) as typeof process.stdout.write
+  t.teardown(() => { process.stdout.write = original })
+  const app = await buildServer({ LOG_LEVEL: 'trace', JWT_SECRET: SECRET })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as net.AddressInfo
+  // A header name with a space: Node's parser refuses it, with the bytes read so far on the error.
+  const socket = net.connect(port, '127.0.0.1')
+  socket.end('POST /token HTTP/1.1\r\nAuthorization: Bearer RAW-TOKEN\r\nCookie: __Host-refresh-token=RAW-COOKIE\r\n' +
+    'Bad Header: x\r\nContent-Length: 20\r\n\r\npassword=RAW-SECRET1')
+  socket.resume()
+  await once(socket, 'close')
+  await app.close()
+  process.stdout.write = original
+  const clientError = lines.find((line) => line.includes('"client error"'))
+  t.match(clientError, /"rawPacket":"\[Redacted\]"/, 'the client error is logged, its raw bytes redacted')
+  const raw = Buffer.from('RAW-').toJSON().data.join(',')
+  t.notOk(lines.some((line) => line.includes('RAW-') || line.includes(raw)), 'no line holds the request\'s bytes')
 })
 
 t.test('start() listens on HOST and PORT', async (t) => {

@@ -52,7 +52,8 @@ export async function buildServer (options: ServerOptions): Promise<FastifyInsta
   const app = Fastify({
     logger: {
       level: options.logLevel ?? 'info',
-      redact: ['req.headers.authorization'],
+      // `err.rawPacket`: the raw bytes of a request Node could not parse (logged at trace).
+      redact: ['req.headers.authorization', 'req.headers.cookie', 'err.rawPacket'],
       serializers: { req: requestLogSerializer },
       ...(options.logStream === undefined ? {} : { stream: options.logStream })
     },
