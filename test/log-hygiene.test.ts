@@ -221,12 +221,28 @@ t.test('a credential parameter is masked however its name is dressed: brackets, 
     ['+password=plus-pw-6f&password+=plus-pw-7a', '+password=[Redacted]&password+=[Redacted]'],
     ['password%00=nul-pw-8b&user[password]=nested-pw-9c', 'password%00=[Redacted]&user[password]=[Redacted]'],
     ['%2570assword=double-pw-0d&pass%zzword=kept', '%2570assword=[Redacted]&pass%zzword=kept'],
-    ['sort=token&zip_code=12345', 'sort=token&zip_code=12345']
+    ['sort=token&zip_code=12345', 'sort=token&zip_code=12345'],
+    // A whole pair encoded by mistake: its name holds the value, so it goes too.
+    ['password%3Denc-pw-1e&b=2', '[Redacted]&b=2']
   ]
   for (const [query] of cases) t.equal((await app.inject({ url: `/protected?${query}` })).statusCode, 401)
   const urls = entries().filter((e) => e.msg === 'incoming request').map((e) => (e.req as { url: string }).url)
   t.same(urls, cases.map(([, masked]) => `/protected?${masked}`))
   t.notMatch(lines.join(''), /-pw-|-tok-/, 'no value of a credential parameter')
+})
+
+t.test('with useSemicolonDelimiter the query starts at a `;` too, and is masked from there', async (t) => {
+  const { stream, lines, entries } = captureLogs()
+  const app = await buildApp(t, { server: { logger: { ...RECOMMENDED, stream }, routerOptions: { useSemicolonDelimiter: true } } })
+  const token = await tokenRequest(app, { grant_type: 'password', username: 'user1', password: 'password1' })
+  t.equal(token.statusCode, 200)
+  // Fastify reads `access_token` from the query here; the plugin ignores it (RFC 6750 §2.3 is not served).
+  t.equal((await app.inject({ url: `/protected;access_token=${token.json().access_token as string}` })).statusCode, 401)
+  t.equal((await app.inject({ method: 'POST', url: '/token;password=semi-pw-5a&grant_type=password' })).statusCode, 400)
+  t.equal((await app.inject({ url: '/protected;a=1?password=semi-pw-6b' })).statusCode, 401)
+  const urls = entries().filter((e) => e.msg === 'incoming request').map((e) => (e.req as { url: string }).url)
+  t.same(urls.slice(-3), ['/protected;access_token=[Redacted]', '/token;password=[Redacted]&grant_type=password', '/protected;a=1?password=[Redacted]'])
+  t.notMatch(lines.join(''), new RegExp(`semi-pw|${(token.json().access_token as string).split('.')[2] as string}`), 'no credential in any line')
 })
 
 t.test('notFoundHandler answers as Fastify does, with the query masked, and writes no line with the raw URL', async (t) => {
@@ -258,7 +274,8 @@ t.test('requestLogSerializer keeps a req object of the host\'s own shape, and re
 
 t.test('the example server redacts authorization and cookie headers, as the security model page shows', async (t) => {
   const page = readFileSync(new URL('../docs/security-model.md', import.meta.url), 'utf8')
-  t.match(page, "redact: ['req.headers.authorization', 'req.headers.cookie']")
+  t.match(page, "redact: ['req.headers.authorization', 'req.headers.cookie', 'err.rawPacket']")
+  t.match(readFileSync(new URL('../examples/server.ts', import.meta.url), 'utf8'), "redact: ['req.headers.authorization', 'req.headers.cookie', 'err.rawPacket']", 'the example has the same list')
   t.match(page, 'serializers: { req: requestLogSerializer }')
 
   const written: string[] = []

@@ -14,40 +14,48 @@ const CREDENTIAL_PARAMETERS = new Set(['access_token', 'refresh_token', 'id_toke
  * a credential's when one of its words is: `password[]`, `user[password]`, ` password`,
  * `password%00` are all still read as a password by some parser, or by a reader of the log.
  */
-function nameWords (name: string): string[] {
+function decodeName (name: string): string {
   let decoded = name.replace(/\+/g, ' ')
   for (let pass = 0; pass < 3; pass++) {
     const next = decoded.replace(/%([0-9a-f]{2})/gi, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)))
     if (next === decoded) break
     decoded = next
   }
-  return decoded.toLowerCase().split(/[^a-z0-9_]+/)
+  return decoded
+}
+
+function nameOf (pair: string): string {
+  const equals = pair.indexOf('=')
+  return equals === -1 ? pair : pair.slice(0, equals)
 }
 
 function isCredential (pair: string): boolean {
-  const equals = pair.indexOf('=')
-  return nameWords(equals === -1 ? pair : pair.slice(0, equals)).some((word) => CREDENTIAL_PARAMETERS.has(word))
+  return decodeName(nameOf(pair)).toLowerCase().split(/[^a-z0-9_]+/).some((word) => CREDENTIAL_PARAMETERS.has(word))
 }
 
 /**
- * One `&`-separated parameter, masked from the first `;`-separated part that names a credential
- * to its end: some parsers also split on `;` (`a=1;password=…`), and the value a parser splitting
- * on `&` alone reads is masked whole all the same.
+ * One `&`-separated parameter, masked from the first `;`- or `?`-separated part that names a
+ * credential to its end: some parsers also split on `;` (`a=1;password=…`), a query read from a
+ * `;` may hold the `?` where another reader starts it, and the value a parser splitting on `&`
+ * alone reads is masked whole all the same.
  */
 function redactPair (pair: string): string {
-  const parts = pair.split(';')
-  const at = parts.findIndex(isCredential)
+  // The parts with the delimiters between them: `a=1;password=x` is ['a=1', ';', 'password=x'].
+  const parts = pair.split(/([;?])/)
+  const at = parts.findIndex((part, i) => i % 2 === 0 && isCredential(part))
   if (at === -1) return pair
-  const part = parts[at] as string
-  const equals = part.indexOf('=')
-  return [...parts.slice(0, at), `${equals === -1 ? part : part.slice(0, equals)}=[Redacted]`].join(';')
+  const name = nameOf(parts[at] as string)
+  // A whole pair encoded by mistake (`password%3Dhunter2`) is a name that holds its value: the
+  // name goes too.
+  return parts.slice(0, at).join('') + (/[=&;?]/.test(decodeName(name)) ? '[Redacted]' : `${name}=[Redacted]`)
 }
 
 /** `url` with the value of every credential-bearing query parameter replaced by `[Redacted]`. */
 export function redactUrl (url: string): string {
-  const start = url.indexOf('?')
+  // With `routerOptions.useSemicolonDelimiter`, Fastify reads the query from a `;` as well.
+  const start = url.search(/[?;]/)
   if (start === -1) return url
-  return `${url.slice(0, start)}?${url.slice(start + 1).split('&').map(redactPair).join('&')}`
+  return `${url.slice(0, start + 1)}${url.slice(start + 1).split('&').map(redactPair).join('&')}`
 }
 
 /** What `requestLogSerializer` puts in a log line: the fields of Fastify's own `req` serializer. */
