@@ -2,14 +2,21 @@
 // Run it with `node quick-start.ts` (Node.js 22.18+) or `npx tsx quick-start.ts`.
 import Fastify from 'fastify'
 import { randomBytes } from 'node:crypto'
-import tokenAuth, { hashPassword, type UserRecord } from 'fastify-token-auth'
+import tokenAuth, { hashPassword, notFoundHandler, requestLogSerializer, type UserRecord } from 'fastify-token-auth'
 
 // Your users, wherever they live; here one in memory, its password hashed with argon2id.
 const users = new Map<string, UserRecord>([
   ['alice', { username: 'alice', passwordHash: await hashPassword('alice-password'), scopes: ['profile'] }]
 ])
 
-const app = Fastify({ logger: true })
+const app = Fastify({
+  // A credential a client put in a query string is masked in the log (docs/security-model.md),
+  // and a client that never finishes its request is cut off after 10 s.
+  logger: { serializers: { req: requestLogSerializer } },
+  requestTimeout: 10_000
+})
+// A 404 whose message (and log line) would carry the raw URL: `/token/?password=…`, say.
+app.setNotFoundHandler(notFoundHandler)
 
 // In production, set JWT_SECRET (make one with `npx fastify-token-auth generate-secret`).
 // Without it this demo signs with a random secret, and its tokens end with the process.

@@ -49,4 +49,14 @@ t.test('the Quick start runs as written: a token for alice, then /me with it', a
   t.equal(me.status, 200)
   t.same(await me.json(), { user: 'alice', scope: ['profile'] })
   t.equal((await fetch(url + '/me')).status, 401, 'and not without the token')
+
+  // A path typo with the password in the query, and a token in a query string: masked in the
+  // 404's message and in every log line.
+  const typo = await fetch(url + '/token/?grant_type=password&username=alice&password=typo-pw-7c1d', { method: 'POST' })
+  t.equal(typo.status, 404)
+  t.match(await typo.text(), 'password=[Redacted]')
+  t.equal((await fetch(`${url}/me?access_token=${accessToken}`)).status, 401, 'a query token is no credential')
+  const logged = await new Promise<string>((resolve) => { setTimeout(() => { resolve(JSON.stringify(lines)) }, 200) })
+  t.ok(logged.includes('access_token=[Redacted]'), 'the request is logged, its token masked')
+  t.notOk(logged.includes('typo-pw-7c1d') || logged.includes(accessToken.split('.')[2] as string), 'no password or token in the log')
 })
