@@ -233,7 +233,9 @@ t.test('a credential parameter is masked however its name is dressed: brackets, 
 
 t.test('with useSemicolonDelimiter the query starts at a `;` too, and is masked from there', async (t) => {
   const { stream, lines, entries } = captureLogs()
-  const app = await buildApp(t, { server: { logger: { ...RECOMMENDED, stream }, routerOptions: { useSemicolonDelimiter: true } } })
+  // Where Fastify 5 reads it (the top-level option is deprecated), though its types omit it there.
+  const routerOptions = { useSemicolonDelimiter: true } as Record<string, unknown>
+  const app = await buildApp(t, { server: { logger: { ...RECOMMENDED, stream }, routerOptions } })
   const token = await tokenRequest(app, { grant_type: 'password', username: 'user1', password: 'password1' })
   t.equal(token.statusCode, 200)
   // Fastify reads `access_token` from the query here; the plugin ignores it (RFC 6750 §2.3 is not served).
