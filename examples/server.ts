@@ -207,7 +207,20 @@ export async function buildServer (env: Env = process.env): Promise<FastifyInsta
   await app.register(swagger, {
     openapi: { info: { title: 'fastify-token-auth example', version: '1.0.0' } }
   })
-  await app.register(swaggerUi, { routePrefix: '/docs' })
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    // The page has a login dialog and shares its origin, and so the session cookie's reach, with
+    // the app: the same guards as /app/. @fastify/swagger-ui's own policy, framed by no page at
+    // all, and without upgrade-insecure-requests, which would send an http server's calls to https.
+    staticCSP: true,
+    transformStaticCSP: (policy: string) => policy.replace("frame-ancestors 'self'", "frame-ancestors 'none'").replace(/\s*upgrade-insecure-requests;/, ''),
+    uiHooks: {
+      onRequest (_request, reply, done) {
+        reply.headers({ 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' })
+        done()
+      }
+    }
+  })
 
   await app.register(tokenAuth, {
     ...(keys === undefined ? { secret } : { keys }),

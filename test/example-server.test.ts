@@ -131,6 +131,21 @@ t.test('THREAD_POOL_PRIORITY: the threads that hash run at 10 unless it says oth
   await t.rejects(buildServer({ ...QUIET, JWT_SECRET: SECRET, THREAD_POOL_PRIORITY: 'low' }), { code: 'FST_TOKEN_AUTH_INVALID_OPTION' })
 })
 
+t.test('the pages with a login form, /app/ and /docs/, cannot be framed and carry a same-origin policy', async (t) => {
+  const app = await buildServer({ ...QUIET, JWT_SECRET: SECRET })
+  t.teardown(() => app.close())
+  for (const url of ['/app/', '/docs/', '/docs/static/swagger-initializer.js']) {
+    const res = await app.inject(url)
+    t.equal(res.statusCode, 200, url)
+    const policy = String(res.headers['content-security-policy'])
+    t.match(policy, /default-src 'self'/, `${url}: same origin only`)
+    t.match(policy, /frame-ancestors 'none'/, `${url}: framed by no page`)
+    t.notMatch(policy, /upgrade-insecure-requests/, `${url}: an http server's calls stay http`)
+    t.equal(res.headers['x-content-type-options'], 'nosniff')
+    t.equal(res.headers['referrer-policy'], 'no-referrer')
+  }
+})
+
 t.test('at LOG_LEVEL=trace, a request Node cannot parse is logged without its raw bytes', async (t) => {
   const lines: string[] = []
   const original = process.stdout.write.bind(process.stdout)
