@@ -74,14 +74,38 @@ t.test('the printed JWK goes straight into the keys option, and jose verifies wh
   }
 })
 
-t.test('a missing or unknown --alg or --format exits 1 with usage on stderr', async (t) => {
-  for (const args of [['generate-key'], ['generate-key', '--alg'], ['generate-key', '--alg', 'HS256'], ['generate-key', '--alg', 'none'],
-    ['generate-key', '--alg', 'toString'], ['generate-key', '--alg', 'ES256', '--format', 'der'], ['generate-key', '--alg=']]) {
+t.test('every usage error of generate-key exits 2 with why and the whole usage on stderr, and makes no key', async (t) => {
+  const dir = scratch(t)
+  const [a, b] = [join(dir, 'a.json'), join(dir, 'b.json')]
+  const cases: Array<[args: string[], why: RegExp]> = [
+    [['generate-key'], /generate-key needs --alg/],
+    [['generate-key', '--alg'], /option --alg needs a value/],
+    [['generate-key', '--alg='], /option --alg needs a value/],
+    [['generate-key', '--alg', 'HS256'], /unsupported --alg "HS256".*generate-secret/],
+    [['generate-key', '--alg', 'none'], /unsupported --alg "none": ES256, RS256, PS256 or EdDSA\n/],
+    [['generate-key', '--alg', 'toString'], /unsupported --alg "toString"/],
+    [['generate-key', '--alg=ES256=x'], /unsupported --alg "ES256=x"/],
+    [['generate-key', '--alg', 'ES256', '--format', 'der'], /unknown --format "der": jwk, jwks or pem/],
+    [['generate-key', '--alg', 'ES256', '--format=xml'], /unknown --format "xml"/],
+    [['generate-key', '--alg', 'ES256', '--out='], /option --out needs a value/],
+    [['generate-key', '--alg', 'ES256', '--out'], /option --out needs a value/],
+    // Two values: which one was meant is a guess.
+    [['generate-key', '--alg', 'ES256', '--alg', 'RS256'], /option --alg given more than once/],
+    [['generate-key', '--alg=ES256', '--format', 'jwk', '--format=pem'], /option --format given more than once/],
+    [['generate-key', '--alg', 'ES256', '--out', a, `--out=${b}`], /option --out given more than once/],
+    [['generate-key', '--alg', 'ES256', '--out', a, '--force', '--force'], /option --force given more than once/],
+    [['generate-key', '--alg', 'ES256', '--out', a, '--force=yes'], /option --force takes no value/],
+    // Nothing to replace: the key goes to stdout.
+    [['generate-key', '--alg', 'ES256', '--force'], /--force replaces the file named by --out FILE/]
+  ]
+  for (const [args, why] of cases) {
     const { code, out, err } = await run(args)
-    t.equal(code, 1, JSON.stringify(args))
-    t.equal(out, '')
-    t.match(err, /generate-key --alg ES256\|RS256\|PS256\|EdDSA/)
+    t.equal(code, 2, `${JSON.stringify(args)} exits 2`)
+    t.equal(out, '', 'no key on stdout')
+    t.match(err, why)
+    t.match(err, /\n\nUsage: fastify-token-auth <command>[\s\S]*generate-key --alg ES256\|RS256\|PS256\|EdDSA/, 'then the whole usage')
   }
+  t.notOk(existsSync(a) || existsSync(b), 'no file written')
   const help = await run(['--help'])
   t.match(help.out, /generate-key --alg/)
 })
@@ -139,7 +163,7 @@ t.test('--out refuses to overwrite an existing file unless --force, and says why
   t.equal(readFileSync(target, 'utf8'), 'not a key file')
 })
 
-t.test('--out into a directory that does not exist, or without a file name, exits 1', async (t) => {
+t.test('--out into a directory that does not exist exits 1; --out without a file name exits 2', async (t) => {
   const dir = scratch(t)
   const missing = await run(['generate-key', '--alg', 'ES256', '--out', join(dir, 'no', 'such', 'keys.json')])
   t.equal(missing.code, 1)
@@ -147,15 +171,17 @@ t.test('--out into a directory that does not exist, or without a file name, exit
   const forced = await run(['generate-key', '--alg', 'ES256', '--out', join(dir, 'no', 'keys.json'), '--force'])
   t.equal(forced.code, 1)
   const empty = await run(['generate-key', '--alg', 'ES256', '--out='])
-  t.equal(empty.code, 1)
-  t.match(empty.err, /--out FILE/)
+  t.equal(empty.code, 2, 'a usage error')
+  t.match(empty.err, /option --out needs a value/)
   // The next flag is no file name.
   t.teardown(() => rmSync('--force', { force: true }))
   const flagged = await run(['generate-key', '--alg', 'ES256', '--out', '--force'])
-  t.equal(flagged.code, 1)
-  t.match(flagged.err, /--out FILE/)
+  t.equal(flagged.code, 2)
+  t.match(flagged.err, /option --out needs a value/)
   t.notOk(existsSync('--force'), 'no file named --force')
-  t.equal((await run(['generate-key', '--alg', '--format', 'jwk'])).code, 2, 'nor is it an algorithm: "jwk" is then a stray argument')
+  const noAlg = await run(['generate-key', '--alg', '--format', 'jwk'])
+  t.equal(noAlg.code, 2)
+  t.match(noAlg.err, /option --alg needs a value/, 'nor is it an algorithm')
 })
 
 const BIN = fileURLToPath(new URL('../dist/esm/cli/bin.js', import.meta.url))

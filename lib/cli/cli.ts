@@ -51,18 +51,46 @@ const COMMAND_SWITCHES: Record<string, readonly string[]> = {
   'generate-key': ['--force']
 }
 
-/** What is wrong with a command's arguments, or undefined when every one is known. */
-function unknownArgument (command: string, args: readonly string[]): string | undefined {
-  const known = COMMAND_OPTIONS[command] as readonly string[]
+/** Prints why the command line is wrong, then the usage, on standard error. */
+function usageError (io: CliIo, problem: string): number {
+  io.stderr.write(`${COMMAND}: ${problem}\n\n${USAGE}`)
+  return USAGE_ERROR
+}
+
+/** A command's arguments taken apart: the value of each option given, and the switches given. */
+interface Parsed {
+  values: Map<string, string>
+  switches: Set<string>
+}
+
+/**
+ * Takes a command's arguments apart, or says what is wrong with them: an unknown option, a
+ * stray argument, an option without its value, or one given twice (which of two values was
+ * meant is a guess, and a wrong guess writes a key the user did not ask for).
+ */
+function parseArguments (command: string, args: readonly string[]): Parsed | string {
+  const options = COMMAND_OPTIONS[command] as readonly string[]
   const switches = COMMAND_SWITCHES[command] ?? []
+  const parsed: Parsed = { values: new Map(), switches: new Set() }
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] as string
-    if (switches.includes(arg)) continue
-    const name = arg.split('=', 1)[0] as string
-    if (!known.includes(name)) return arg.startsWith('-') ? `unknown option "${name}" for ${command}` : `unexpected argument "${arg}"`
-    if (name === arg) i++
+    if (!arg.startsWith('-')) return `unexpected argument "${arg}"`
+    const equals = arg.indexOf('=')
+    const name = equals === -1 ? arg : arg.slice(0, equals)
+    if (parsed.values.has(name) || parsed.switches.has(name)) return `option ${name} given more than once`
+    if (switches.includes(name)) {
+      if (equals !== -1) return `option ${name} takes no value`
+      parsed.switches.add(name)
+    } else if (options.includes(name)) {
+      // A flag's value is never the next flag (`--out --force` names no file called "--force").
+      const value = equals === -1 ? args[++i] : arg.slice(equals + 1)
+      if (value === undefined || value === '' || (equals === -1 && value.startsWith('--'))) return `option ${name} needs a value`
+      parsed.values.set(name, value)
+    } else {
+      return `unknown option "${name}" for ${command}`
+    }
   }
-  return undefined
+  return parsed
 }
 
 /** Reads a password typed at a terminal, without echoing it. */
@@ -115,16 +143,6 @@ const KEY_PAIRS = {
 }
 const FORMATS = ['jwk', 'jwks', 'pem']
 
-/** Reads `--name value` or `--name=value`. */
-function flag (args: readonly string[], name: string): string | undefined {
-  const i = args.findIndex((a) => a === name || a.startsWith(name + '='))
-  if (i === -1) return undefined
-  const arg = args[i] as string
-  // A flag's value is never the next flag (`--out --force` names no file called "--force").
-  const next = args[i + 1]
-  return arg === name ? (next === undefined || next.startsWith('--') ? '' : next) : arg.slice(name.length + 1)
-}
-
 /**
  * Writes a private key to `path`, readable by its owner only (mode 0600) from the first byte: the
  * file is created with that mode (a umask can only take bits away), never opened when it exists.
@@ -149,14 +167,19 @@ function writePrivateFile (path: string, text: string, force: boolean): void {
 }
 
 /** `generate-key`: a new key pair whose kid is its RFC 7638 thumbprint, so it is fresh and stable. */
-function generateKey (args: readonly string[], io: CliIo): number {
-  const alg = flag(args, '--alg')
-  const format = flag(args, '--format')
-  const outFile = flag(args, '--out')
-  if (alg === undefined || !Object.hasOwn(KEY_PAIRS, alg) || (format !== undefined && !FORMATS.includes(format)) || outFile === '') {
-    io.stderr.write('Usage: fastify-token-auth generate-key --alg ES256|RS256|PS256|EdDSA [--format jwk|jwks|pem] [--out FILE [--force]]\n')
-    return 1
+function generateKey ({ values, switches }: Parsed, io: CliIo): number {
+  const alg = values.get('--alg')
+  const format = values.get('--format')
+  const outFile = values.get('--out')
+  if (alg === undefined) return usageError(io, 'generate-key needs --alg ES256, RS256, PS256 or EdDSA')
+  if (!Object.hasOwn(KEY_PAIRS, alg)) {
+    // HS256 and its kin sign with a shared secret, which is not a key pair.
+    const hmac = /^HS\d+$/.test(alg) ? ' (for HMAC, make a secret with generate-secret)' : ''
+    return usageError(io, `unsupported --alg "${alg}": ES256, RS256, PS256 or EdDSA${hmac}`)
   }
+  if (format !== undefined && !FORMATS.includes(format)) return usageError(io, `unknown --format "${format}": jwk, jwks or pem`)
+  // Alone, --force would suggest that something gets replaced, while the key only goes to stdout.
+  if (switches.has('--force') && outFile === undefined) return usageError(io, '--force replaces the file named by --out FILE, and there is none')
   const { privateKey, publicKey } = KEY_PAIRS[alg as keyof typeof KEY_PAIRS]()
   const kid = jwkThumbprint(publicKey.export({ format: 'jwk' }))
   const jwk = { kid, alg, use: 'sig', ...privateKey.export({ format: 'jwk' }) }
@@ -173,7 +196,7 @@ function generateKey (args: readonly string[], io: CliIo): number {
   // A file holds one form: the JWK Set that JWT_KEYS_FILE and the `keys` option take, by default.
   const written = format ?? 'jwks'
   try {
-    writePrivateFile(outFile, out[written] as string, args.includes('--force'))
+    writePrivateFile(outFile, out[written] as string, switches.has('--force'))
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
     io.stderr.write(code === 'EEXIST'
@@ -183,12 +206,6 @@ function generateKey (args: readonly string[], io: CliIo): number {
   }
   io.stdout.write(`Wrote a new ${alg} private key (kid ${kid}, ${written}) to ${outFile}, with mode 0600: readable by its owner only. Keep it secret.\n`)
   return 0
-}
-
-/** Prints why the command line is wrong, then the usage, on standard error. */
-function usageError (io: CliIo, problem: string): number {
-  io.stderr.write(`${COMMAND}: ${problem}\n\n${USAGE}`)
-  return USAGE_ERROR
 }
 
 /** Runs the CLI and resolves the process exit code. */
@@ -206,14 +223,14 @@ export async function runCli (args: readonly string[], io: CliIo): Promise<numbe
   if (!Object.hasOwn(COMMAND_OPTIONS, command)) {
     return usageError(io, command.startsWith('-') ? `unknown option "${command}"` : `unknown command "${command}"`)
   }
-  const problem = unknownArgument(command, rest)
-  if (problem !== undefined) return usageError(io, problem)
+  const parsed = parseArguments(command, rest)
+  if (typeof parsed === 'string') return usageError(io, parsed)
 
   if (command === 'generate-secret') {
     io.stdout.write(randomBytes(32).toString('base64url') + '\n')
     return 0
   }
-  if (command === 'generate-key') return generateKey(rest, io)
+  if (command === 'generate-key') return generateKey(parsed, io)
   // hash-password, the one command left.
   let password: string
   try {
