@@ -199,6 +199,15 @@ t.test('--version prints the package version and exits 0', async (t) => {
   }
 })
 
+t.test('hash-password never repeats an argument, which is most likely a password, in its error', async (t) => {
+  for (const args of [['hash-password', 'hunter2'], ['hash-password', 'correct horse'], ['hash-password', '--', 'hunter2']]) {
+    const io = fakeIo(Readable.from(['never read\n']))
+    t.equal(await runCli(args, io), 2, JSON.stringify(args))
+    t.equal(io.out(), '')
+    t.notMatch(io.err(), /hunter2|horse/, 'the argument is not echoed')
+  }
+})
+
 t.test('a command line it does not understand: why and the usage on stderr, exit 2', async (t) => {
   const cases: Array<[args: string[], why: RegExp]> = [
     [[], /no command given/],
@@ -206,7 +215,7 @@ t.test('a command line it does not understand: why and the usage on stderr, exit
     [['generate-secrets'], /unknown command "generate-secrets"/],
     [['--frob'], /unknown option "--frob"/],
     [['generate-secret', '--length', '64'], /unknown option "--length" for generate-secret/],
-    [['hash-password', 'my-password'], /unexpected argument "my-password"/],
+    [['hash-password', 'my-password'], /hash-password takes no arguments: the password is read from standard input or the prompt/],
     [['generate-key', '--alg', 'ES256', '--curve=P-384'], /unknown option "--curve" for generate-key/],
     [['generate-key', '--alg', 'ES256', 'extra'], /unexpected argument "extra"/]
   ]

@@ -74,7 +74,12 @@ function parseArguments (command: string, args: readonly string[]): Parsed | str
   const parsed: Parsed = { values: new Map(), switches: new Set() }
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] as string
-    if (!arg.startsWith('-')) return `unexpected argument "${arg}"`
+    if (!arg.startsWith('-')) {
+      // Most likely a password: repeated in the message, it would land in terminal scrollback and CI logs.
+      return command === 'hash-password'
+        ? 'hash-password takes no arguments: the password is read from standard input or the prompt'
+        : `unexpected argument "${arg}"`
+    }
     const equals = arg.indexOf('=')
     const name = equals === -1 ? arg : arg.slice(0, equals)
     if (parsed.values.has(name) || parsed.switches.has(name)) return `option ${name} given more than once`
