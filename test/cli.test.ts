@@ -46,7 +46,7 @@ function fakeTty (): PassThrough & { isTTY: boolean, setRawMode: (mode: boolean)
 }
 
 /** Runs `hash-password` on a fake terminal that receives `keys`, one chunk each. */
-async function typed (keys: string[]) {
+async function typed (keys: Array<string | Buffer>) {
   const tty = fakeTty()
   const io = fakeIo(tty)
   const running = runCli(['hash-password'], io)
@@ -98,6 +98,8 @@ t.test('hash-password with piped input', async (t) => {
     const cases: Array<[chunks: Array<string | Buffer>, password: string]> = [
       [['pass', Buffer.from('wörd'), '\r\n'], 'passwörd'],
       [['two lines\n\n'], 'two lines\n'],
+      // A character split between two chunks ("ö" is C3 B6).
+      [[Buffer.from([0x70, 0xc3]), Buffer.from([0xb6, 0x0a])], 'pö'],
       [['no newline'], 'no newline'],
       [[' spaced \n'], ' spaced ']
     ]
@@ -106,6 +108,37 @@ t.test('hash-password with piped input', async (t) => {
       t.equal(await runCli(['hash-password'], io), 0)
       t.equal(await verifyPassword(printedHash(t, io), password), true, JSON.stringify(password))
     }
+  })
+
+  t.test('input that is not UTF-8 exits 1 and hashes nothing, rather than U+FFFD in place of its bytes', async (t) => {
+    const cases: Array<[name: string, chunks: Buffer[]]> = [
+      ['bytes no UTF-8 text has', [Buffer.from([0xff, 0xfe])]],
+      ['Latin-1', [Buffer.from('passw\u00f6rd\n', 'latin1')]],
+      ['an overlong "/"', [Buffer.from([0x61, 0xc0, 0xaf])]],
+      ['a UTF-16 surrogate', [Buffer.from([0xed, 0xa0, 0x80])]],
+      ['a character broken across two chunks', [Buffer.from([0x70, 0xc3]), Buffer.from('(\n')]],
+      ['input ending inside a character', [Buffer.from('pass'), Buffer.from([0xc3])]]
+    ]
+    for (const [name, chunks] of cases) {
+      const io = fakeIo(Readable.from(chunks))
+      t.equal(await runCli(['hash-password'], io), 1, name)
+      t.equal(io.out(), '', 'no hash')
+      t.match(io.err(), /not valid UTF-8.*nothing was hashed/)
+    }
+  })
+
+  t.test('a byte-order mark at the start is not part of the password: no login form sends one', async (t) => {
+    const io = fakeIo(Readable.from([Buffer.from('\ufeffpw\n')]))
+    t.equal(await runCli(['hash-password'], io), 0)
+    t.equal(await verifyPassword(printedHash(t, io), 'pw'), true)
+  })
+
+  t.test('standard input that fails to read exits 1 and says so, rather than "Cancelled"', async (t) => {
+    const failing = new Readable({ read () { this.destroy(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' })) } })
+    const io = fakeIo(failing)
+    t.equal(await runCli(['hash-password'], io), 1)
+    t.equal(io.out(), '')
+    t.equal(io.err(), 'Cannot read standard input: EIO: i/o error, read\n')
   })
 
   t.test('empty input exits 1 and prints nothing on stdout', async (t) => {
@@ -149,6 +182,20 @@ t.test('hash-password on a terminal', async (t) => {
       t.equal(await verifyPassword(printedHash(t, io), password), true, `${JSON.stringify(keys)} → ${JSON.stringify(password)}`)
       t.same(tty.rawModes, [true, false])
     }
+  })
+
+  t.test('UTF-8 typed in pieces is read whole; bytes that are not UTF-8 stop it with exit 1', async (t) => {
+    // A terminal may hand "ö" (C3 B6) over in two reads.
+    const split = await typed([Buffer.from([0x70, 0xc3]), Buffer.from([0xb6, 0x0d])])
+    t.equal(split.code, 0)
+    t.equal(await verifyPassword(printedHash(t, split.io), 'pö'), true)
+
+    // A terminal set to Latin-1.
+    const { code, io, tty } = await typed([Buffer.from('pw\u00f6', 'latin1'), Buffer.from('\r')])
+    t.equal(code, 1)
+    t.equal(io.out(), '')
+    t.match(io.err(), /not valid UTF-8.*nothing was hashed/)
+    t.same(tty.rawModes, [true, false])
   })
 
   t.test('Ctrl-C cancels with exit code 130, raw mode off, nothing printed', async (t) => {

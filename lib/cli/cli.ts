@@ -98,27 +98,53 @@ function parseArguments (command: string, args: readonly string[]): Parsed | str
   return parsed
 }
 
+/** What reading a password gave: the password, or why there is none and the exit status. */
+type Read = { password: string } | { failure: string, code: number }
+
+const NOT_UTF8: Read = {
+  failure: 'The password is not valid UTF-8, the encoding /token reads it in: nothing was hashed. Set the terminal, or convert the file, to UTF-8.',
+  code: 1
+}
+const CANCELLED: Read = { failure: 'Cancelled.', code: 130 }
+
+/**
+ * A strict UTF-8 decoder, fed chunk by chunk (a character may straddle two), and called without
+ * a chunk at the end; undefined once the bytes are not UTF-8. A lenient one would put U+FFFD in
+ * their place and hash a password that nobody can type. A leading byte-order mark is dropped
+ * (TextDecoder's default): no login form sends one.
+ */
+function utf8Decoder (): (chunk?: Buffer | string) => string | undefined {
+  const decoder = new TextDecoder('utf-8', { fatal: true })
+  return (chunk) => {
+    try {
+      if (chunk === undefined) return decoder.decode()
+      return decoder.decode(typeof chunk === 'string' ? Buffer.from(chunk) : chunk, { stream: true })
+    } catch {
+      return undefined
+    }
+  }
+}
+
 /** Reads a password typed at a terminal, without echoing it. */
-async function readHidden (io: CliIo): Promise<string> {
+async function readHidden (io: CliIo): Promise<Read> {
   const { stdin } = io
   io.stderr.write('Password: ')
   stdin.setRawMode?.(true)
   stdin.resume()
+  const decode = utf8Decoder()
   try {
-    return await new Promise<string>((resolve, reject) => {
+    return await new Promise<Read>((resolve) => {
       let typed = ''
+      const finish = (read: Read): void => {
+        stdin.off('data', onData)
+        resolve(read)
+      }
       const onData = (chunk: Buffer | string): void => {
-        for (const char of chunk.toString('utf8')) {
-          if (char === '\r' || char === '\n' || char === '\u0004') {
-            stdin.off('data', onData)
-            resolve(typed)
-            return
-          }
-          if (char === '\u0003') {
-            stdin.off('data', onData)
-            reject(new Error('cancelled'))
-            return
-          }
+        const text = decode(chunk)
+        if (text === undefined) return finish(NOT_UTF8)
+        for (const char of text) {
+          if (char === '\r' || char === '\n' || char === '\u0004') return finish({ password: typed })
+          if (char === '\u0003') return finish(CANCELLED)
           // Backspace and delete take back the last character.
           typed = char === '\u007f' || char === '\b' ? [...typed].slice(0, -1).join('') : typed + char
         }
@@ -133,10 +159,22 @@ async function readHidden (io: CliIo): Promise<string> {
 }
 
 /** Reads all of piped standard input; one trailing newline is not part of the password. */
-async function readPiped (io: CliIo): Promise<string> {
-  const chunks: Buffer[] = []
-  for await (const chunk of io.stdin) chunks.push(Buffer.from(chunk as Buffer))
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '')
+async function readPiped (stdin: CliIo['stdin']): Promise<Read> {
+  const decode = utf8Decoder()
+  let text = ''
+  try {
+    for await (const chunk of stdin) {
+      const decoded = decode(chunk as Buffer | string)
+      if (decoded === undefined) return NOT_UTF8
+      text += decoded
+    }
+  } catch (error) {
+    return { failure: `Cannot read standard input: ${(error as Error).message}`, code: 1 }
+  }
+  // Input that ends inside a character is not UTF-8 either.
+  const last = decode()
+  if (last === undefined) return NOT_UTF8
+  return { password: (text + last).replace(/\r?\n$/, '') }
 }
 
 // Key generation parameters for each algorithm (RFC 7518 §3.3: RSA keys of at least 2048 bits).
@@ -237,13 +275,12 @@ export async function runCli (args: readonly string[], io: CliIo): Promise<numbe
   }
   if (command === 'generate-key') return generateKey(parsed, io)
   // hash-password, the one command left.
-  let password: string
-  try {
-    password = io.stdin.isTTY === true ? await readHidden(io) : await readPiped(io)
-  } catch {
-    io.stderr.write('Cancelled.\n')
-    return 130
+  const read = io.stdin.isTTY === true ? await readHidden(io) : await readPiped(io.stdin)
+  if ('failure' in read) {
+    io.stderr.write(read.failure + '\n')
+    return read.code
   }
+  const { password } = read
   if (password.length === 0) {
     io.stderr.write('No password given on standard input.\n')
     return 1
