@@ -1,11 +1,14 @@
 import t from 'tap'
 import { execFile, spawn } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { PassThrough, Readable } from 'node:stream'
 import { promisify } from 'node:util'
 import { runCli, type CliIo } from '../lib/cli/cli.js'
 import { verifyPassword } from '../lib/index.js'
+import { DEFAULTS } from '../lib/options/defaults.js'
+import { resolveOptions } from '../lib/options/resolve.js'
+import { buildApp, SECRET as JWT_SECRET, tokenRequest } from './helper.js'
 
 /*
  * The `fastify-token-auth` command: `runCli` with fake streams, and once the built binary.
@@ -141,6 +144,81 @@ t.test('hash-password with piped input', async (t) => {
     t.equal(io.err(), 'Cannot read standard input: EIO: i/o error, read\n')
   })
 
+  t.test('a password /token would refuse for its length is refused, counted as /token counts it', async (t) => {
+    const max = DEFAULTS.password.maxLength
+    t.equal(max, 1024, 'the default this test was written for')
+    const app = await buildApp(t)
+    const tooLongForToken = async (password: string): Promise<boolean> => {
+      const res = await tokenRequest(app, { grant_type: 'password', username: 'user1', password })
+      return res.statusCode === 400 && res.json().error === 'invalid_request'
+    }
+    const cases: Array<[name: string, input: string, password: string | undefined]> = [
+      ['exactly the limit', 'a'.repeat(max), 'a'.repeat(max)],
+      ['the limit and CRLF', 'a'.repeat(max) + '\r\n', 'a'.repeat(max)],
+      ['one over', 'a'.repeat(max + 1), undefined],
+      ['one over, and a newline', 'a'.repeat(max + 1) + '\n', undefined],
+      ['two over, and CRLF', 'a'.repeat(max + 2) + '\r\n', undefined],
+      // UTF-16 code units, as String length and /token count them: an emoji is two.
+      ['an emoji that takes it one over', 'a'.repeat(max - 1) + '😀', undefined],
+      ['2,000,000 characters', 'x'.repeat(2_000_000), undefined]
+    ]
+    for (const [name, input, password] of cases) {
+      const io = fakeIo(Readable.from([input]))
+      if (password === undefined) {
+        t.equal(await runCli(['hash-password'], io), 1, `${name}: exit 1`)
+        t.equal(io.out(), '', 'no hash')
+        t.match(io.err(), new RegExp(`longer than ${max} characters.*password\\.maxLength.*--max-length`))
+        t.equal(await tooLongForToken(input.replace(/\r?\n$/, '')), true, `${name}: /token refuses it too`)
+      } else {
+        t.equal(await runCli(['hash-password'], io), 0, name)
+        t.equal(await verifyPassword(printedHash(t, io), password), true)
+        t.equal(await tooLongForToken(password), false, `${name}: /token takes it`)
+      }
+    }
+  })
+
+  t.test('an endless input is not read past the limit (`< /dev/zero` would read for ever)', async (t) => {
+    let pulled = 0
+    const endless = Readable.from((function * () {
+      for (;;) {
+        pulled++
+        yield Buffer.alloc(100, 0x61)
+      }
+    })())
+    const io = fakeIo(endless)
+    t.equal(await runCli(['hash-password'], io), 1)
+    t.match(io.err(), /longer than 1024 characters/)
+    t.ok(pulled <= 20, `stopped after ${pulled} chunks of 100 bytes`)
+    t.ok(endless.destroyed, 'and let the stream go')
+  })
+
+  t.test('--max-length N: the limit of a server whose password.maxLength is not the default', async (t) => {
+    const raised = fakeIo(Readable.from(['b'.repeat(2000) + '\n']))
+    t.equal(await runCli(['hash-password', '--max-length', '2048'], raised), 0)
+    t.equal(await verifyPassword(printedHash(t, raised), 'b'.repeat(2000)), true)
+
+    const lowered = fakeIo(Readable.from(['123456789']))
+    t.equal(await runCli(['hash-password', '--max-length=8'], lowered), 1)
+    t.match(lowered.err(), /longer than 8 characters/)
+
+    // Every limit the plugin accepts, and no other.
+    const findUser = async () => null
+    t.doesNotThrow(() => resolveOptions({ secret: JWT_SECRET, findUser, password: { maxLength: 65536 } }))
+    t.throws(() => resolveOptions({ secret: JWT_SECRET, findUser, password: { maxLength: 65537 } }), { code: 'FST_TOKEN_AUTH_INVALID_OPTION' })
+    const highest = fakeIo(Readable.from(['pw']))
+    t.equal(await runCli(['hash-password', '--max-length', '65536'], highest), 0)
+    for (const value of ['65537', '0', '-1', '1e3', '12.5', 'hunter2', '99999999999999999999']) {
+      const io = fakeIo(Readable.from(['never read\n']))
+      t.equal(await runCli(['hash-password', '--max-length', value], io), 2, `--max-length ${value}: a usage error`)
+      t.equal(io.out(), '')
+      t.match(io.err(), /--max-length takes a whole number from 1 to 65536/)
+      t.notMatch(io.err(), /hunter2/, 'the value, maybe a password, is not repeated')
+    }
+    for (const args of [['--max-length'], ['--max-length='], ['--max-length', '10', '--max-length', '20']]) {
+      t.equal(await runCli(['hash-password', ...args], fakeIo(Readable.from([]))), 2, JSON.stringify(args))
+    }
+  })
+
   t.test('empty input exits 1 and prints nothing on stdout', async (t) => {
     for (const chunks of [[], [''], ['\n'], ['\r\n']]) {
       const io = fakeIo(Readable.from(chunks))
@@ -195,6 +273,19 @@ t.test('hash-password on a terminal', async (t) => {
     t.equal(code, 1)
     t.equal(io.out(), '')
     t.match(io.err(), /not valid UTF-8.*nothing was hashed/)
+    t.same(tty.rawModes, [true, false])
+  })
+
+  t.test('typing past the limit stops at once with exit 1; the limit itself is fine', async (t) => {
+    const atLimit = await typed(['c'.repeat(1024), '\r'])
+    t.equal(atLimit.code, 0)
+    t.equal(await verifyPassword(printedHash(t, atLimit.io), 'c'.repeat(1024)), true)
+
+    // No Enter: the prompt gives up as soon as the password cannot be one /token takes.
+    const { code, io, tty } = await typed(['c'.repeat(1000), 'c'.repeat(25)])
+    t.equal(code, 1)
+    t.equal(io.out(), '')
+    t.match(io.err(), /longer than 1024 characters/)
     t.same(tty.rawModes, [true, false])
   })
 
@@ -293,6 +384,20 @@ t.test('the built binary', { skip: built ? false : 'dist/esm/cli/bin.js is missi
     const code = await new Promise((resolve) => child.on('close', resolve))
     t.equal(code, 0)
     t.equal(await verifyPassword(stdout.trimEnd(), 'from-a-pipe'), true)
+  })
+
+  t.test('hash-password < /dev/zero stops at the limit instead of reading for ever', { skip: existsSync('/dev/zero') ? false : 'no /dev/zero' }, async (t) => {
+    const zero = openSync('/dev/zero', 'r')
+    t.teardown(() => closeSync(zero))
+    const child = spawn(process.execPath, [BIN, 'hash-password'], { stdio: [zero, 'pipe', 'pipe'], timeout: 10_000 })
+    let stdout = ''
+    let stderr = ''
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+    const code = await new Promise((resolve) => child.on('close', resolve))
+    t.equal(code, 1)
+    t.equal(stdout, '')
+    t.match(stderr, /^The password is longer than 1024 characters/)
   })
 
   t.test('an unknown command exits 2 with the usage on stderr', async (t) => {

@@ -4,6 +4,7 @@ import { chmodSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { hashPassword } from '../password/hasher.js'
 import { jwkThumbprint } from '../options/keys.js'
+import { DEFAULTS } from '../options/defaults.js'
 
 /** The streams the CLI talks to; the real process's in `bin.ts`, fakes in tests. */
 export interface CliIo {
@@ -16,11 +17,20 @@ export interface CliIo {
 // in the repository and from dist/ once installed. `name` is also the command's name (`bin`).
 const { name: COMMAND, version: VERSION } = createRequire(import.meta.url)('fastify-token-auth/package.json') as { name: string, version: string }
 
+/**
+ * The largest `password.maxLength` the plugin accepts (lib/options/resolve.ts); test/cli.test.ts
+ * checks that the two agree, so `--max-length` takes every limit a server can have.
+ */
+const MAX_LENGTH_CEILING = 65536
+
 const USAGE = `Usage: ${COMMAND} <command> [options]
 
 Commands:
-  hash-password     read a password from standard input (hidden when typed at a terminal)
-                    and print its argon2id hash, for a user record's passwordHash
+  hash-password [--max-length N]
+                    read a password from standard input (hidden when typed at a terminal)
+                    and print its argon2id hash, for a user record's passwordHash. A password
+                    longer than N characters is refused, as /token refuses it: N is the
+                    server's password.maxLength, ${DEFAULTS.password.maxLength} unless it was changed
   generate-secret   print a random 256-bit secret for the "secret" option (base64url)
   generate-key --alg ES256|RS256|PS256|EdDSA [--format jwk|jwks|pem] [--out FILE [--force]]
                     print a new private key with a fresh kid: as a JWK (for a JWK Set such
@@ -41,7 +51,7 @@ const USAGE_ERROR = 2
 
 /** The options each command takes, each with a value (`--name value` or `--name=value`). */
 const COMMAND_OPTIONS: Record<string, readonly string[]> = {
-  'hash-password': [],
+  'hash-password': ['--max-length'],
   'generate-secret': [],
   'generate-key': ['--alg', '--format', '--out']
 }
@@ -98,14 +108,25 @@ function parseArguments (command: string, args: readonly string[]): Parsed | str
   return parsed
 }
 
-/** What reading a password gave: the password, or why there is none and the exit status. */
-type Read = { password: string } | { failure: string, code: number }
+/** Why there is no password to hash, and the exit status to stop with. */
+interface Failure { failure: string, code: number }
+/** What reading a password gave. */
+type Read = { password: string } | Failure
 
-const NOT_UTF8: Read = {
+const NOT_UTF8: Failure = {
   failure: 'The password is not valid UTF-8, the encoding /token reads it in: nothing was hashed. Set the terminal, or convert the file, to UTF-8.',
   code: 1
 }
-const CANCELLED: Read = { failure: 'Cancelled.', code: 130 }
+const CANCELLED: Failure = { failure: 'Cancelled.', code: 130 }
+
+/** A password /token would refuse (password.maxLength), so hashing it would only lock its user out. */
+function tooLong (maxLength: number): Failure {
+  return {
+    failure: `The password is longer than ${maxLength} characters, which /token refuses (password.maxLength): nothing was hashed. ` +
+      'If the server allows longer passwords, pass its password.maxLength as --max-length.',
+    code: 1
+  }
+}
 
 /**
  * A strict UTF-8 decoder, fed chunk by chunk (a character may straddle two), and called without
@@ -125,8 +146,8 @@ function utf8Decoder (): (chunk?: Buffer | string) => string | undefined {
   }
 }
 
-/** Reads a password typed at a terminal, without echoing it. */
-async function readHidden (io: CliIo): Promise<Read> {
+/** Reads a password typed at a terminal, without echoing it; at most `maxLength` characters. */
+async function readHidden (io: CliIo, maxLength: number): Promise<Read> {
   const { stdin } = io
   io.stderr.write('Password: ')
   stdin.setRawMode?.(true)
@@ -147,6 +168,7 @@ async function readHidden (io: CliIo): Promise<Read> {
           if (char === '\u0003') return finish(CANCELLED)
           // Backspace and delete take back the last character.
           typed = char === '\u007f' || char === '\b' ? [...typed].slice(0, -1).join('') : typed + char
+          if (typed.length > maxLength) return finish(tooLong(maxLength))
         }
       }
       stdin.on('data', onData)
@@ -158,8 +180,12 @@ async function readHidden (io: CliIo): Promise<Read> {
   }
 }
 
-/** Reads all of piped standard input; one trailing newline is not part of the password. */
-async function readPiped (stdin: CliIo['stdin']): Promise<Read> {
+/**
+ * Reads piped standard input; one trailing newline is not part of the password. Reading stops
+ * once the input is past `maxLength` and the newline, so that neither a huge file nor an endless
+ * stream (`< /dev/zero`) is held in memory; leaving the loop early destroys the stream.
+ */
+async function readPiped (stdin: CliIo['stdin'], maxLength: number): Promise<Read> {
   const decode = utf8Decoder()
   let text = ''
   try {
@@ -167,6 +193,8 @@ async function readPiped (stdin: CliIo['stdin']): Promise<Read> {
       const decoded = decode(chunk as Buffer | string)
       if (decoded === undefined) return NOT_UTF8
       text += decoded
+      // "\r\n" is the longest newline removed.
+      if (text.length > maxLength + 2) return tooLong(maxLength)
     }
   } catch (error) {
     return { failure: `Cannot read standard input: ${(error as Error).message}`, code: 1 }
@@ -275,7 +303,13 @@ export async function runCli (args: readonly string[], io: CliIo): Promise<numbe
   }
   if (command === 'generate-key') return generateKey(parsed, io)
   // hash-password, the one command left.
-  const read = io.stdin.isTTY === true ? await readHidden(io) : await readPiped(io.stdin)
+  const limit = parsed.values.get('--max-length')
+  const maxLength = limit === undefined ? DEFAULTS.password.maxLength : Number(limit)
+  // The value is not repeated: it might be the password, typed in the wrong place.
+  if (!/^\d+$/.test(limit ?? '1') || maxLength < 1 || maxLength > MAX_LENGTH_CEILING) {
+    return usageError(io, `--max-length takes a whole number from 1 to ${MAX_LENGTH_CEILING}, as password.maxLength does`)
+  }
+  const read = io.stdin.isTTY === true ? await readHidden(io, maxLength) : await readPiped(io.stdin, maxLength)
   if ('failure' in read) {
     io.stderr.write(read.failure + '\n')
     return read.code
@@ -283,6 +317,11 @@ export async function runCli (args: readonly string[], io: CliIo): Promise<numbe
   const { password } = read
   if (password.length === 0) {
     io.stderr.write('No password given on standard input.\n')
+    return 1
+  }
+  // Counted as /token counts it (lib/grants/password.ts): in UTF-16 code units, an emoji as two.
+  if (password.length > maxLength) {
+    io.stderr.write(tooLong(maxLength).failure + '\n')
     return 1
   }
   io.stdout.write(await hashPassword(password) + '\n')
