@@ -262,6 +262,44 @@ t.test('hash-password on a terminal', async (t) => {
     }
   })
 
+  t.test('Ctrl-U erases what was typed, as getpass and readline do', async (t) => {
+    const cases: Array<[keys: string[], password: string]> = [
+      [['wrong\u0015right\r'], 'right'],
+      [['ab\u0015', '\u0015cd\r'], 'cd'],
+      [['\u0015abc\r'], 'abc']
+    ]
+    for (const [keys, password] of cases) {
+      const { code, io } = await typed(keys)
+      t.equal(code, 0, JSON.stringify(keys))
+      t.equal(await verifyPassword(printedHash(t, io), password), true, `${JSON.stringify(keys)} → ${JSON.stringify(password)}`)
+    }
+  })
+
+  t.test('any other editing key stops with exit 1 instead of becoming part of the password', async (t) => {
+    const keys: Array<[name: string, sent: string]> = [
+      ['Left arrow', '\u001b[D'],
+      ['Left arrow, application mode', '\u001bOD'],
+      ['Delete', '\u001b[3~'],
+      ['Home', '\u001b[H'],
+      ['Escape', '\u001b'],
+      ['Tab', '\t'],
+      ['Ctrl-W', '\u0017'],
+      ['Ctrl-K', '\u000b'],
+      ['Ctrl-Z', '\u001a'],
+      ['Ctrl-@', '\u0000'],
+      ['an 8-bit CSI (C1)', '\u009bD']
+    ]
+    for (const [name, sent] of keys) {
+      // The reviewer's case: "abc", the key, then Enter, which would have hashed "abc" + the key's bytes.
+      const { code, io, tty } = await typed(['abc', sent, '\r'])
+      t.equal(code, 1, `${name}: exit 1`)
+      t.equal(io.out(), '', 'no hash')
+      t.match(io.err(), /Line editing other than backspace and Ctrl-U is not supported.*nothing was hashed/)
+      t.notMatch(io.err(), /abc/, 'what was typed is not shown')
+      t.same(tty.rawModes, [true, false], 'raw mode off again')
+    }
+  })
+
   t.test('UTF-8 typed in pieces is read whole; bytes that are not UTF-8 stop it with exit 1', async (t) => {
     // A terminal may hand "ö" (C3 B6) over in two reads.
     const split = await typed([Buffer.from([0x70, 0xc3]), Buffer.from([0xb6, 0x0d])])

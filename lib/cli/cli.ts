@@ -27,10 +27,11 @@ const USAGE = `Usage: ${COMMAND} <command> [options]
 
 Commands:
   hash-password [--max-length N]
-                    read a password from standard input (hidden when typed at a terminal)
-                    and print its argon2id hash, for a user record's passwordHash. A password
-                    longer than N characters is refused, as /token refuses it: N is the
-                    server's password.maxLength, ${DEFAULTS.password.maxLength} unless it was changed
+                    print the argon2id hash of a password, for a user record's passwordHash:
+                    typed at the prompt (not echoed; backspace and Ctrl-U edit, other
+                    editing keys stop it) or read from standard input (UTF-8; one trailing
+                    newline removed). A password longer than N characters is refused, as
+                    /token refuses it: N is the server's password.maxLength, ${DEFAULTS.password.maxLength} by default
   generate-secret   print a random 256-bit secret for the "secret" option (base64url)
   generate-key --alg ES256|RS256|PS256|EdDSA [--format jwk|jwks|pem] [--out FILE [--force]]
                     print a new private key with a fresh kid: as a JWK (for a JWK Set such
@@ -118,6 +119,21 @@ const NOT_UTF8: Failure = {
   code: 1
 }
 const CANCELLED: Failure = { failure: 'Cancelled.', code: 130 }
+const LINE_EDITING: Failure = {
+  failure: 'Line editing other than backspace and Ctrl-U is not supported (arrow keys, Tab, Ctrl-W…): nothing was hashed. Type the password again.',
+  code: 1
+}
+
+/**
+ * A control character (ECMA-48 C0, U+0000–U+001F, ESC among them; or C1, U+0080–U+009F, which
+ * terminals in 8-bit mode send for ESC [). In raw mode every key arrives as what it sends: an
+ * arrow key is "ESC [ D", Tab is U+0009. Taken into the password they would be hashed unseen,
+ * since nothing is echoed, and the user would never log in with the password they meant.
+ */
+function isControl (char: string): boolean {
+  const code = char.codePointAt(0) as number
+  return code < 0x20 || (code >= 0x80 && code < 0xa0)
+}
 
 /** A password /token would refuse (password.maxLength), so hashing it would only lock its user out. */
 function tooLong (maxLength: number): Failure {
@@ -166,9 +182,18 @@ async function readHidden (io: CliIo, maxLength: number): Promise<Read> {
         for (const char of text) {
           if (char === '\r' || char === '\n' || char === '\u0004') return finish({ password: typed })
           if (char === '\u0003') return finish(CANCELLED)
-          // Backspace and delete take back the last character.
-          typed = char === '\u007f' || char === '\b' ? [...typed].slice(0, -1).join('') : typed + char
-          if (typed.length > maxLength) return finish(tooLong(maxLength))
+          if (char === '\u007f' || char === '\b') {
+            // Backspace and delete take back the last character.
+            typed = [...typed].slice(0, -1).join('')
+          } else if (char === '\u0015') {
+            // Ctrl-U erases the whole line, as getpass(3) and readline do.
+            typed = ''
+          } else if (isControl(char)) {
+            return finish(LINE_EDITING)
+          } else {
+            typed += char
+            if (typed.length > maxLength) return finish(tooLong(maxLength))
+          }
         }
       }
       stdin.on('data', onData)
