@@ -327,6 +327,27 @@ t.test('hash-password on a terminal', async (t) => {
     t.same(tty.rawModes, [true, false])
   })
 
+  t.test('a terminal that closes or fails before Enter: exit 1, nothing hashed, raw mode off', async (t) => {
+    const closed = fakeTty()
+    const closedIo = fakeIo(closed)
+    const closing = runCli(['hash-password'], closedIo)
+    closed.end('abc')
+    t.equal(await closing, 1)
+    t.equal(closedIo.out(), '')
+    t.match(closedIo.err(), /Standard input closed before Enter: nothing was hashed/)
+    t.same(closed.rawModes, [true, false])
+
+    const failed = fakeTty()
+    const failedIo = fakeIo(failed)
+    const failing = runCli(['hash-password'], failedIo)
+    failed.write('abc')
+    failed.destroy(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' }))
+    t.equal(await failing, 1)
+    t.equal(failedIo.out(), '')
+    t.match(failedIo.err(), /Cannot read standard input: EIO: i\/o error, read/)
+    t.same(failed.rawModes, [true, false])
+  })
+
   t.test('Ctrl-C cancels with exit code 130, raw mode off, nothing printed', async (t) => {
     const { code, io, tty } = await typed(['secr', '\u0003', 'et\r'])
     t.equal(code, 130)

@@ -135,6 +135,11 @@ function isControl (char: string): boolean {
   return code < 0x20 || (code >= 0x80 && code < 0xa0)
 }
 
+/** Standard input failed: a terminal hung up, a directory given as `< dir`. */
+function readError (error: Error): Failure {
+  return { failure: `Cannot read standard input: ${error.message}`, code: 1 }
+}
+
 /** A password /token would refuse (password.maxLength), so hashing it would only lock its user out. */
 function tooLong (maxLength: number): Failure {
   return {
@@ -173,9 +178,13 @@ async function readHidden (io: CliIo, maxLength: number): Promise<Read> {
     return await new Promise<Read>((resolve) => {
       let typed = ''
       const finish = (read: Read): void => {
-        stdin.off('data', onData)
+        stdin.off('data', onData).off('end', onEnd).off('error', onError)
         resolve(read)
       }
+      // A terminal that closes before Enter would otherwise leave nothing to wait for, and the
+      // process would exit 0 without a hash; one that fails would throw an unhandled 'error'.
+      const onEnd = (): void => finish({ failure: 'Standard input closed before Enter: nothing was hashed.', code: 1 })
+      const onError = (error: Error): void => finish(readError(error))
       const onData = (chunk: Buffer | string): void => {
         const text = decode(chunk)
         if (text === undefined) return finish(NOT_UTF8)
@@ -196,7 +205,7 @@ async function readHidden (io: CliIo, maxLength: number): Promise<Read> {
           }
         }
       }
-      stdin.on('data', onData)
+      stdin.on('data', onData).on('end', onEnd).on('error', onError)
     })
   } finally {
     stdin.setRawMode?.(false)
@@ -222,7 +231,7 @@ async function readPiped (stdin: CliIo['stdin'], maxLength: number): Promise<Rea
       if (text.length > maxLength + 2) return tooLong(maxLength)
     }
   } catch (error) {
-    return { failure: `Cannot read standard input: ${(error as Error).message}`, code: 1 }
+    return readError(error as Error)
   }
   // Input that ends inside a character is not UTF-8 either.
   const last = decode()
