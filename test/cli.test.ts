@@ -4,7 +4,8 @@ import { closeSync, existsSync, openSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { PassThrough, Readable } from 'node:stream'
 import { promisify } from 'node:util'
-import { runCli, type CliIo } from '../lib/cli/cli.js'
+import { EventEmitter } from 'node:events'
+import { exitOnOutputError, runCli, type CliIo } from '../lib/cli/cli.js'
 import { verifyPassword } from '../lib/index.js'
 import { DEFAULTS } from '../lib/options/defaults.js'
 import { resolveOptions } from '../lib/options/resolve.js'
@@ -425,8 +426,54 @@ t.test('a command line it does not understand: why and the usage on stderr, exit
   }
 })
 
+t.test('output that cannot be written: exit 1, at most one line, never a stack trace', async (t) => {
+  const setUp = () => {
+    const stdout = new EventEmitter()
+    const stderr = Object.assign(new EventEmitter(), { text: '', write (text: string) { stderr.text += text } })
+    const exits: number[] = []
+    exitOnOutputError({ stdout, stderr }, (code) => { exits.push(code) })
+    return { stdout, stderr, exits }
+  }
+  const failure = (code: string, message: string) => Object.assign(new Error(message), { code })
+
+  // `generate-secret | head -c 8`: the reader has gone, as SIGPIPE would end another tool, quietly.
+  const gone = setUp()
+  gone.stdout.emit('error', failure('EPIPE', 'write EPIPE'))
+  t.same(gone.exits, [1])
+  t.equal(gone.stderr.text, '')
+
+  const full = setUp()
+  full.stdout.emit('error', failure('ENOSPC', 'ENOSPC: no space left on device, write'))
+  t.same(full.exits, [1])
+  t.equal(full.stderr.text, `${pkg.name}: cannot write to standard output: ENOSPC: no space left on device, write\n`)
+
+  // Nowhere left to say it.
+  const noStderr = setUp()
+  noStderr.stderr.emit('error', failure('EPIPE', 'write EPIPE'))
+  t.same(noStderr.exits, [1])
+  t.equal(noStderr.stderr.text, '')
+})
+
 const BIN = fileURLToPath(new URL('../dist/esm/cli/bin.js', import.meta.url))
 const built = existsSync(BIN)
+
+interface BinRun { code: number | null, stdout: string, stderr: string }
+
+/**
+ * Runs the built binary. `stdin` and `stdout` are what the child gets: a file descriptor, or a
+ * pipe (`input` is written to stdin's); for stdout, 'closed' is a pipe whose reader has gone.
+ */
+async function runBin (args: string[], { stdin = 'pipe', stdout = 'pipe', input = '' }: { stdin?: 'pipe' | number, stdout?: 'pipe' | 'closed' | number, input?: string } = {}): Promise<BinRun> {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: [stdin, stdout === 'closed' ? 'pipe' : stdout, 'pipe'], timeout: 20_000 })
+  const run: BinRun = { code: null, stdout: '', stderr: '' }
+  if (stdout === 'closed') child.stdout?.destroy()
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => { run.stdout += chunk })
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { run.stderr += chunk })
+  // A command that does not read its input may have exited before the write: not this test's concern.
+  child.stdin?.on('error', () => {}).end(input)
+  run.code = await new Promise((resolve) => child.on('close', resolve))
+  return run
+}
 
 t.test('the built binary', { skip: built ? false : 'dist/esm/cli/bin.js is missing: run `npm run build` first' }, async (t) => {
   t.test('generate-secret', async (t) => {
@@ -448,15 +495,26 @@ t.test('the built binary', { skip: built ? false : 'dist/esm/cli/bin.js is missi
   t.test('hash-password < /dev/zero stops at the limit instead of reading for ever', { skip: existsSync('/dev/zero') ? false : 'no /dev/zero' }, async (t) => {
     const zero = openSync('/dev/zero', 'r')
     t.teardown(() => closeSync(zero))
-    const child = spawn(process.execPath, [BIN, 'hash-password'], { stdio: [zero, 'pipe', 'pipe'], timeout: 10_000 })
-    let stdout = ''
-    let stderr = ''
-    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
-    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
-    const code = await new Promise((resolve) => child.on('close', resolve))
+    const { code, stdout, stderr } = await runBin(['hash-password'], { stdin: zero })
     t.equal(code, 1)
     t.equal(stdout, '')
     t.match(stderr, /^The password is longer than 1024 characters/)
+  })
+
+  t.test('a reader that has gone (`generate-secret | true`): exit 1, quietly', async (t) => {
+    const { code, stderr } = await runBin(['generate-secret'], { stdout: 'closed' })
+    t.equal(code, 1)
+    t.equal(stderr, '', 'no stack trace, nor anything else')
+  })
+
+  t.test('a full disk (`hash-password > /dev/full`): exit 1 and one line', { skip: existsSync('/dev/full') ? false : 'no /dev/full' }, async (t) => {
+    const full = openSync('/dev/full', 'w')
+    t.teardown(() => closeSync(full))
+    for (const [args, input] of [[['hash-password'], 'pw\n'], [['generate-key', '--alg', 'EdDSA'], '']] as const) {
+      const { code, stderr } = await runBin([...args], { stdout: full, input })
+      t.equal(code, 1, args.join(' '))
+      t.match(stderr, new RegExp(`^${pkg.name}: cannot write to standard output: ENOSPC[^\\n]*\\n$`), 'one line, no stack trace')
+    }
   })
 
   t.test('an unknown command exits 2 with the usage on stderr', async (t) => {

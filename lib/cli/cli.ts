@@ -313,6 +313,28 @@ function generateKey ({ values, switches }: Parsed, io: CliIo): number {
   return 0
 }
 
+/** The process's output streams as `exitOnOutputError` sees them: a failed write arrives as 'error'. */
+export interface CliOutputs {
+  stdout: { on: (event: 'error', listener: (error: NodeJS.ErrnoException) => void) => unknown }
+  stderr: { on: (event: 'error', listener: (error: NodeJS.ErrnoException) => void) => unknown, write: (text: string) => unknown }
+}
+
+/**
+ * Makes a failed write to standard output or error end the process with exit status 1, instead
+ * of the stack trace of an unhandled 'error' event. A reader that has gone (EPIPE: `… | head -c 8`)
+ * ends it quietly: other Unix tools die of SIGPIPE there, which Node ignores, so its write fails
+ * instead. Any other failure, such as ENOSPC on a full disk, is said in one line on standard
+ * error; a failing standard error has nowhere to say it. `exit` ends the process at once: with
+ * output lost, nothing the command does after is of use.
+ */
+export function exitOnOutputError (outputs: CliOutputs, exit: (code: number) => void): void {
+  outputs.stdout.on('error', (error) => {
+    if (error.code !== 'EPIPE') outputs.stderr.write(`${COMMAND}: cannot write to standard output: ${error.message}\n`)
+    exit(1)
+  })
+  outputs.stderr.on('error', () => { exit(1) })
+}
+
 /** Runs the CLI and resolves the process exit code. */
 export async function runCli (args: readonly string[], io: CliIo): Promise<number> {
   const [command, ...rest] = args
