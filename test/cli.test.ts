@@ -382,7 +382,7 @@ t.test('--help and help print the usage on stdout and exit 0; it names every com
     t.equal(await runCli(args, io), 0, `${JSON.stringify(args)} exits 0`)
     t.equal(io.err(), '')
     t.match(io.out(), new RegExp(`^Usage: ${pkg.name} <command>`))
-    for (const word of ['hash-password', 'generate-secret', 'generate-key', '--alg', '--format', '--help', '--version']) {
+    for (const word of ['hash-password', '--max-length', 'Ctrl-U', 'generate-secret', 'generate-key', '--alg', '--format', '--out', '--force', '--help', '--version']) {
       t.match(io.out(), word, `documents ${word}`)
     }
   }
