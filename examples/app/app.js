@@ -5,53 +5,99 @@
  * `x-token-delivery: cookie`: it asks for the cookie, and proves the request comes from this app.
  */
 const BROWSER = { 'x-token-delivery': 'cookie' }
+// setTimeout's longest delay (about 24.8 days): browsers run a longer one at once.
+const MAX_DELAY = 2 ** 31 - 1
 
 let access // { token, expiresIn }
 let timer
 let refreshes = 0
+let refreshing // the refresh under way, which every caller waits for
 
 const $ = (id) => document.getElementById(id)
 
-/** POSTs a form to /token or /revoke as this app; resolves the JSON answer, rejects with the OAuth2 error. */
+/** Runs `task` after `ms` milliseconds (at least a second), in place of whatever was scheduled. */
+function schedule (task, ms) {
+  clearTimeout(timer)
+  timer = setTimeout(task, Math.min(MAX_DELAY, Math.max(1000, ms)))
+}
+
+/** POSTs a form to /token or /revoke as this app; resolves the JSON answer, rejects with the OAuth2 error and Retry-After. */
 async function post (path, fields) {
   const res = await fetch(path, { method: 'POST', headers: BROWSER, credentials: 'same-origin', body: new URLSearchParams(fields) })
-  const body = await res.json()
-  if (!res.ok) throw Object.assign(new Error(body.error_description ?? body.error), { status: res.status, error: body.error })
-  return body
+  const body = await res.json().catch(() => ({})) // a proxy's error page is not JSON
+  if (res.ok) return body
+  const message = body.error_description ?? body.error ?? `${path} answered ${res.status}`
+  throw Object.assign(new Error(message), { error: body.error, retryAfter: Number(res.headers.get('retry-after')) })
 }
+
+/** Seconds to wait before trying again after a failed POST: its Retry-After, else 10 (no network); at most 5 minutes. */
+const waitAfter = (error) => Math.min(300, error.retryAfter || 10)
 
 /** Keeps a token answer's access token, and schedules the silent refresh before it expires. */
 function keep (body) {
   access = { token: body.access_token, expiresIn: body.expires_in }
-  clearTimeout(timer)
   const lifetime = body.expires_in * 1000
   // A third of its lifetime early (at most a minute): a slow network still refreshes in time.
-  timer = setTimeout(() => { refresh().catch(loggedOut) }, Math.max(1000, lifetime - Math.min(60_000, lifetime / 3)))
+  schedule(refresh, lifetime - Math.min(60_000, lifetime / 3))
 }
 
-/** A refresh: no token in the body, the cookie carries it. */
-async function refresh () {
-  keep(await post('/token', { grant_type: 'refresh_token' }))
+/**
+ * A silent refresh (no token in the body: the cookie carries it); true when it got a new access
+ * token. Each refresh spends the token in the cookie, so one runs at a time: callers in this page
+ * share it, and other tabs wait for it (navigator.locks) and then send the cookie it left.
+ */
+function refresh () {
+  refreshing ??= (navigator.locks ? navigator.locks.request('refresh', renew) : renew()).finally(() => { refreshing = undefined })
+  return refreshing
+}
+
+async function renew () {
+  try {
+    keep(await post('/token', { grant_type: 'refresh_token' }))
+  } catch (error) {
+    // The session is over only when the server says so: no cookie, or one it no longer takes.
+    if (error.error === 'invalid_grant' || error.error === 'invalid_request') {
+      loggedOut()
+    } else {
+      // 429, 503, no network: the session may well be good. Keep it, and try again later.
+      const wait = waitAfter(error)
+      $('status').textContent = `Session not refreshed (${error.message}): trying again in ${wait} s.`
+      schedule(resume, wait * 1000)
+    }
+    return false
+  }
   refreshes += 1
   $('refreshes').textContent = String(refreshes)
   $('expires-in').textContent = String(access.expiresIn)
+  return true
 }
 
 /** GETs a protected route with the access token: the status and the JSON answer. */
 async function call (path) {
-  const res = await fetch(path, { headers: { authorization: `Bearer ${access.token}` } })
+  const get = () => fetch(path, { headers: { authorization: `Bearer ${access.token}` } })
+  let res = await get()
+  // Expired while the computer slept, or revoked: one refresh, one retry.
+  if (res.status === 401 && await refresh()) res = await get()
   return { status: res.status, body: await res.json() }
 }
 
 async function showSession () {
   const me = await call('/me')
-  if (me.status !== 200) throw new Error(`/me answered ${me.status}`)
+  if (me.status !== 200) {
+    $('status').textContent = `/me answered ${me.status}.`
+    return
+  }
   $('user').textContent = me.body.sub
   $('scope').textContent = me.body.scope
   $('expires-in').textContent = String(access.expiresIn)
   $('status').textContent = 'Logged in.'
   $('login').hidden = true
   $('session').hidden = false
+}
+
+/** On load, and after a refresh that failed for now: the session the cookie holds, if any. */
+async function resume () {
+  if (await refresh()) await showSession()
 }
 
 function loggedOut () {
@@ -84,14 +130,17 @@ for (const [button, path] of [['call-protected', '/protected'], ['call-admin', '
 }
 
 $('logout').addEventListener('click', async () => {
+  // Ending the session in the cookie is the logout: the server also denies the access tokens it
+  // issued when its access tokens are revocable, and this page forgets its own.
   try {
-    // The access token first (it would otherwise live out its lifetime), then the session in the cookie.
-    if (access !== undefined) await post('/revoke', { token: access.token })
     await post('/revoke', { token_type_hint: 'refresh_token' })
-  } finally {
-    loggedOut()
+  } catch (error) {
+    // Nothing ended (429, 503, no network): a reload would still find the session.
+    $('status').textContent = `Not logged out (${error.message}): try again in ${waitAfter(error)} s.`
+    return
   }
+  loggedOut()
 })
 
 // On load: a silent refresh finds the session the cookie holds, across reloads.
-refresh().then(showSession).catch(loggedOut)
+resume()
