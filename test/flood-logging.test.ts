@@ -104,6 +104,18 @@ t.test('a flood of cheap events does not hide the lines of another attack', asyn
   })
 })
 
+t.test('without a listener, an overflow is still said once; a type without reasons names none', async (t) => {
+  const { app, lines } = await loggingApp(t, { onAuthEvent: undefined, rateLimit: false, loginThrottle: false })
+  for (let i = 0; i < LOG_LINES_PER_SECOND + 5; i++) {
+    const res = await app.inject({ method: 'POST', url: '/token', remoteAddress: address(i), headers: FORM, payload: 'grant_type=password&username=user1&password=password1' })
+    if (res.statusCode !== 200) t.fail(`login ${i} got ${res.statusCode}`)
+  }
+  const overflow = lines.filter((line) => line.authEventType === 'login.success')
+  t.equal(overflow.length, 1)
+  t.notOk('authEventReason' in (overflow[0] as object))
+  t.match(overflow[0]?.msg, /auth events login\.success a second/)
+})
+
 t.test('the errors behind 4xx answers carry no stack trace', async (t) => {
   let seen: FastifyError | undefined
   const app = await buildApp(t, {
