@@ -238,6 +238,16 @@ function loggedOut (t: Tap, page: Page): void {
   t.notOk(page.shown('session'))
 }
 
+/** A page logged in as `username`, on a server whose clock the test moves. */
+async function loggedInPage (t: Tap, username: string, password: string, env: Record<string, string> = {}) {
+  const server = await serve(t, env)
+  const clock = serverClock(t)
+  const browser = createBrowser(server)
+  const page = await load(browser)
+  await page.submit(username, password)
+  return { server, clock, browser, page }
+}
+
 t.test('logs in, stays logged in across a reload, and logs out', async (t) => {
   const server = await serve(t)
   const browser = createBrowser(server)
@@ -272,11 +282,7 @@ t.test('logs in, stays logged in across a reload, and logs out', async (t) => {
 })
 
 t.test('a logout refused for now (429) says so, keeps the session, and a retry logs out', async (t) => {
-  const server = await serve(t)
-  const clock = serverClock(t)
-  const browser = createBrowser(server)
-  const page = await load(browser)
-  await page.submit('admin', 'admin-password')
+  const { server, clock, browser, page } = await loggedInPage(t, 'admin', 'admin-password')
   loggedIn(t, page, 'admin')
 
   await exhaustPerIpLimit(server, '/revoke')
@@ -304,11 +310,7 @@ t.test('a logout refused for now (429) says so, keeps the session, and a retry l
 })
 
 t.test('a refresh refused for now (429) keeps the session and tries again after Retry-After', async (t) => {
-  const server = await serve(t)
-  const clock = serverClock(t)
-  const browser = createBrowser(server)
-  const page = await load(browser)
-  await page.submit('user1', 'password1')
+  const { server, clock, browser, page } = await loggedInPage(t, 'user1', 'password1')
 
   await exhaustPerIpLimit(server, '/token')
   await page.fire()
@@ -345,10 +347,7 @@ t.test('a store outage (503) while loading is no logout: the page checks again',
 })
 
 t.test('no network: the page keeps its session and tries again in 10 s', async (t) => {
-  const server = await serve(t)
-  const browser = createBrowser(server)
-  const page = await load(browser)
-  await page.submit('user1', 'password1')
+  const { browser, page } = await loggedInPage(t, 'user1', 'password1')
 
   browser.offline = true
   await page.fire()
@@ -367,10 +366,7 @@ t.test('no network: the page keeps its session and tries again in 10 s', async (
 })
 
 t.test('a session ended elsewhere logs the page out at its next refresh', async (t) => {
-  const server = await serve(t)
-  const browser = createBrowser(server)
-  const page = await load(browser)
-  await page.submit('user1', 'password1')
+  const { server, browser, page } = await loggedInPage(t, 'user1', 'password1')
 
   // Ended from another device, say, through the token itself: the cookie stays, the server refuses it.
   await server.inject({ method: 'POST', url: '/revoke', headers: FORM, payload: new URLSearchParams({ token: browser.jar.get(COOKIE) as string }).toString() })
@@ -383,11 +379,7 @@ t.test('a session ended elsewhere logs the page out at its next refresh', async 
 
 t.test('a 401 from the API brings one refresh and one retry', async (t) => {
   t.test('an access token that expired while the computer slept', async (t) => {
-    const server = await serve(t, { ACCESS_TOKEN_TTL: '60' })
-    const clock = serverClock(t)
-    const browser = createBrowser(server)
-    const page = await load(browser)
-    await page.submit('user1', 'password1')
+    const { clock, browser, page } = await loggedInPage(t, 'user1', 'password1', { ACCESS_TOKEN_TTL: '60' })
 
     // Asleep for ten minutes: the refresh timer did not run, the access token expired.
     clock.advance(10 * 60_000)
@@ -415,10 +407,7 @@ t.test('a 401 from the API brings one refresh and one retry', async (t) => {
   })
 
   t.test('and no more when the new token is refused too', async (t) => {
-    const server = await serve(t)
-    const browser = createBrowser(server)
-    const page = await load(browser)
-    await page.submit('user1', 'password1')
+    const { server, browser, page } = await loggedInPage(t, 'user1', 'password1')
 
     browser.before = async (path, headers) => {
       if (path !== '/protected') return
