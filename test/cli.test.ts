@@ -398,7 +398,7 @@ t.test('--version prints the package version and exits 0', async (t) => {
 })
 
 t.test('hash-password never repeats an argument, which is most likely a password, in its error', async (t) => {
-  for (const args of [['hash-password', 'hunter2'], ['hash-password', 'correct horse'], ['hash-password', '--', 'hunter2']]) {
+  for (const args of [['hash-password', 'hunter2'], ['hash-password', 'correct horse'], ['hash-password', '--', 'hunter2'], ['hash-password', '-hunter2'], ['hash-password', '--hunter2=horse']]) {
     const io = fakeIo(Readable.from(['never read\n']))
     t.equal(await runCli(args, io), 2, JSON.stringify(args))
     t.equal(io.out(), '')

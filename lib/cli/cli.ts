@@ -103,7 +103,8 @@ function parseArguments (command: string, args: readonly string[]): Parsed | str
       if (value === undefined || value === '' || (equals === -1 && value.startsWith('--'))) return `option ${name} needs a value`
       parsed.values.set(name, value)
     } else {
-      return `unknown option "${name}" for ${command}`
+      // `hash-password -hunter2`: as a stray argument, not repeated.
+      return command === 'hash-password' ? 'unknown option for hash-password, which takes --max-length only' : `unknown option "${name}" for ${command}`
     }
   }
   return parsed

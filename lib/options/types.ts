@@ -60,7 +60,7 @@ export interface PasswordOptions {
   timeCost?: number
   /** Lanes; default 1. */
   parallelism?: number
-  /** Longest password accepted, in characters; longer ones are refused before any hashing. Default 1024. */
+  /** Longest password accepted, in characters as JavaScript counts them (UTF-16 code units); longer ones are refused before any hashing. Default 1024. */
   maxLength?: number
   /**
    * Password verifications that run at once; default the libuv thread-pool size, but one less
