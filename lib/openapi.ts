@@ -29,13 +29,22 @@ export const SECURITY_SCHEME = 'OAuth2PasswordBearer'
 const schemesPerDocument = new WeakMap<object, number>()
 
 /**
- * The scheme name of the next instance documenting into this @fastify/swagger: SECURITY_SCHEME,
- * then `OAuth2PasswordBearer2` and so on for instances in other scopes, each of which has a token
- * endpoint of its own and signs its own tokens.
+ * The key for a @fastify/swagger registered under another name (its `decorator` option, for
+ * several documents), which the plugin cannot see: the instances documenting into those are
+ * numbered across the whole process, so that no two of them in one document share a name.
  */
-function schemeName (swagger: object): string {
-  const count = (schemesPerDocument.get(swagger) ?? 0) + 1
-  schemesPerDocument.set(swagger, count)
+const renamedSwagger = {}
+
+/**
+ * The scheme name of the next instance documenting into the @fastify/swagger this scope sees:
+ * SECURITY_SCHEME, then `OAuth2PasswordBearer2` and so on for instances in other scopes, each of
+ * which has a token endpoint of its own and signs its own tokens.
+ */
+function schemeName (fastify: FastifyInstance): string {
+  const decorator = (fastify as { swagger?: unknown }).swagger
+  const document = typeof decorator === 'function' ? decorator : renamedSwagger
+  const count = (schemesPerDocument.get(document) ?? 0) + 1
+  schemesPerDocument.set(document, count)
   return count === 1 ? SECURITY_SCHEME : `${SECURITY_SCHEME}${count}`
 }
 
@@ -416,7 +425,7 @@ export function createApiDocs (fastify: FastifyInstance, options: ApiDocsOptions
     })
     return none
   }
-  const name = schemeName((fastify as unknown as { swagger: object }).swagger)
+  const name = schemeName(fastify)
 
   // Every scope some route needs is listed in the flow, so each requirement names a known scope.
   const required = new Set<string>()

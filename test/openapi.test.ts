@@ -295,6 +295,28 @@ t.test('instances in sibling scopes each get a scheme of their own, with their o
   t.same(Object.keys((other.swagger() as Doc).components.securitySchemes), [SCHEME])
 })
 
+t.test('a @fastify/swagger under another decorator name: documented, each instance under a name of its own', async (t) => {
+  const users = await demoUsers()
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(swagger, { ...OPENAPI, decorator: 'apiDocs' })
+  for (const prefix of ['/a', '/b']) {
+    await app.register(async (api) => {
+      await api.register(tokenAuth, { secret: SECRET, findUser: async (u: string) => users.get(u) ?? null, password: { ...CHEAP } })
+      api.get('/protected', { preHandler: api.authenticate }, async () => ({}))
+    }, { prefix })
+  }
+  await app.ready()
+  const doc = (app as unknown as { apiDocs: () => Doc }).apiDocs()
+  checkRequirements(t, doc)
+  const schemes = doc.components.securitySchemes
+  t.equal(Object.keys(schemes).length, 2, 'two schemes')
+  const [first, second] = [doc.paths['/a/protected'].get.security[0], doc.paths['/b/protected'].get.security[0]].map((r: Doc) => Object.keys(r)[0] as string)
+  t.not(first, second, 'the instances do not share a scheme name')
+  t.equal(schemes[first as string].flows.password.tokenUrl, '/a/token')
+  t.equal(schemes[second as string].flows.password.tokenUrl, '/b/token')
+})
+
 t.test('Swagger UI\'s empty client fields (Basic Og==) count as no client credentials', async (t) => {
   const clients = [{ id: 'web', secretHash: await cheapHash('web-secret') }]
   const basic = (value: string): Record<string, string> => ({ authorization: `Basic ${Buffer.from(value).toString('base64')}` })
