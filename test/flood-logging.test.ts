@@ -80,7 +80,9 @@ t.test('a flood of cheap events does not hide the lines of another attack', asyn
     const other = lines.at(-1) as { authEvent: AuthEvent, skippedLines: number }
     t.equal(other.authEvent.ip, '198.51.100.7', 'written')
     t.equal(other.skippedLines, LOG_LINES_PER_SECOND + 50 - LOG_LINES_PER_SECOND / 10, 'with the count of the flooder\'s lines left out')
-    t.notOk(lines.some((line) => 'authEventType' in line), 'one address alone does not fill the kind')
+    const said = lines.filter((line) => 'authEventType' in line)
+    t.equal(said.length, 1, 'that lines are being left out is said once')
+    t.match(said[0]?.msg, /over their log budget \(100 lines a second, 10 from one source\)/)
   })
 
   t.test('each reason of a type has its own budget', async (t) => {
@@ -113,7 +115,7 @@ t.test('without a listener, an overflow is still said once; a type without reaso
   const overflow = lines.filter((line) => line.authEventType === 'login.success')
   t.equal(overflow.length, 1)
   t.notOk('authEventReason' in (overflow[0] as object))
-  t.match(overflow[0]?.msg, /auth events login\.success a second/)
+  t.match(overflow[0]?.msg, /auth events login\.success over their log budget/)
 })
 
 t.test('the errors behind 4xx answers carry no stack trace', async (t) => {
@@ -141,7 +143,9 @@ t.test('createLogBudget', async (t) => {
 
   const bySource = createLogBudget(4, 1)
   t.same([bySource('a', 's1', 0), bySource('a', 's1', 1), bySource('a', 's2', 2)].map((d) => [d.log, d.skipped, d.overflowing]),
-    [[true, 0, false], [false, 1, false], [true, 1, false]], 'one line a source; a source over its share is no overflow of the kind')
-  t.same(bySource('a', 's1', 1000), { log: true, skipped: 0, overflowing: false }, 'a new second, a new share')
+    [[true, 0, false], [false, 1, true], [true, 1, false]], 'one line a source; a source over its share is said once, as a kind over its own')
+  t.same(bySource('a', 's1', 3), { log: false, skipped: 1, overflowing: false }, 'once a second')
+  t.same(bySource('a', 's1', 1000), { log: true, skipped: 1, overflowing: false }, 'a new second, a new share, with the count')
+  t.same(bySource('a', 's1', 1001), { log: false, skipped: 1, overflowing: true }, 'and said again in the new second')
   t.equal(createLogBudget(5)('a', 's', 0).log, true, 'a share of at least one line')
 })

@@ -43,9 +43,11 @@ export type EmitEvent = (request: FastifyRequest, event: Omit<AuthEvent, 'ip' | 
 
 /** Log lines a second for each type and reason of event; past that they are counted (see createLogBudget). */
 export const LOG_LINES_PER_SECOND = 100
+/** Of which one source (sourceOf: an IPv4 address, an IPv6 /64) may write this many. */
+export const LOG_LINES_PER_SOURCE = LOG_LINES_PER_SECOND / 10
 
 export function createEventEmitter (onAuthEvent: ((event: AuthEvent) => unknown) | undefined): EmitEvent {
-  const budget = createLogBudget(LOG_LINES_PER_SECOND)
+  const budget = createLogBudget(LOG_LINES_PER_SECOND, LOG_LINES_PER_SOURCE)
   return function emit (request, partial) {
     const { log, skipped, overflowing } = budget(`${partial.type} ${partial.reason ?? ''}`, sourceOf(request), Date.now())
     // A flood of throttled logins or forged tokens emits an event per request, nearly all of
@@ -78,5 +80,6 @@ export function createEventEmitter (onAuthEvent: ((event: AuthEvent) => unknown)
 function warnOverflow (request: FastifyRequest, type: AuthEventType, reason: string | undefined): void {
   const kind = reason === undefined ? type : `${type} (${reason})`
   request.log.warn({ authEventType: type, ...(reason === undefined ? {} : { authEventReason: reason }) },
-    `over ${LOG_LINES_PER_SECOND} auth events ${kind} a second: the rest of this second's are counted, not logged`)
+    `auth events ${kind} over their log budget (${LOG_LINES_PER_SECOND} lines a second, ${LOG_LINES_PER_SOURCE} from one source): ` +
+    'the rest of this second\'s are counted, not logged')
 }

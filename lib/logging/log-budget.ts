@@ -4,7 +4,7 @@ export interface LogDecision {
   log: boolean
   /** Lines of this kind left out since the last one written (reported on this line). */
   skipped: number
-  /** The first event over budget in this second: say once that lines are being left out. */
+  /** The first event of its kind left out in this second: say once that lines are being left out. */
   overflowing: boolean
 }
 
@@ -15,6 +15,8 @@ interface Window {
   start: number
   used: number
   skipped: number
+  /** Whether this second's first line left out has been reported. */
+  warned: boolean
   /** Lines written this second per source: at most `perSecond` entries, as each had a line. */
   bySource: Map<string, number>
 }
@@ -40,17 +42,19 @@ export function createLogBudget (perSecond: number, perSource = Math.max(1, Math
   return function take (kind, source, now) {
     let window = windows.get(kind)
     if (window === undefined) {
-      window = { start: now, used: 0, skipped: 0, bySource: new Map() }
+      window = { start: now, used: 0, skipped: 0, warned: false, bySource: new Map() }
       windows.set(kind, window)
     } else if (now - window.start >= 1000) {
       window.start = now
       window.used = 0
+      window.warned = false
       window.bySource.clear()
     }
     const fromSource = window.bySource.get(source) ?? 0
     if (window.used >= perSecond || fromSource >= perSource) {
-      const overflowing = window.used === perSecond
-      if (overflowing) window.used += 1
+      // Once a second whichever cap was reached, the kind's or one source's share of it.
+      const overflowing = !window.warned
+      window.warned = true
       window.skipped += 1
       return { log: false, skipped: window.skipped, overflowing }
     }
