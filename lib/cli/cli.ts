@@ -349,7 +349,9 @@ export async function runCli (args: readonly string[], io: CliIo): Promise<numbe
   }
   if (command === undefined) return usageError(io, 'no command given')
   if (!Object.hasOwn(COMMAND_OPTIONS, command)) {
-    return usageError(io, command.startsWith('-') ? `unknown option "${command}"` : `unknown command "${command}"`)
+    // Not repeated: a password typed where the command goes would land in scrollback and CI logs.
+    const commands = Object.keys(COMMAND_OPTIONS).join(', ')
+    return usageError(io, `${command.startsWith('-') ? 'unknown option' : 'unknown command'} (the commands are ${commands})`)
   }
   const parsed = parseArguments(command, rest)
   if (typeof parsed === 'string') return usageError(io, parsed)
