@@ -90,6 +90,8 @@ function createBrowser (server: Server) {
     /** Every request fails as fetch fails with no network. */
     offline: false,
     before: undefined as undefined | ((path: string, headers: Record<string, string>) => Promise<void>),
+    /** Runs when the server has answered, before the browser has the answer: a slow network back. */
+    after: undefined as undefined | ((path: string, body: string) => Promise<void>),
     fetch: async (path: string, init: Init = {}): Promise<Response> => {
       inFlight += 1
       try {
@@ -130,6 +132,7 @@ function createBrowser (server: Server) {
     const res = fault === undefined
       ? await server.inject({ method: method as 'GET', url: path, headers, payload: body === '' ? undefined : body })
       : { statusCode: fault.status, headers: { 'content-type': 'application/json; charset=utf-8', ...fault.headers }, payload: JSON.stringify(fault.body) }
+    await browser.after?.(path, body)
     const answer = new Headers()
     for (const [name, value] of Object.entries(res.headers)) {
       for (const one of [value ?? []].flat()) answer.append(name, String(one))
@@ -363,6 +366,61 @@ t.test('no network: the page keeps its session and tries again in 10 s', async (
   loggedIn(t, page, 'user1')
   await page.click('logout')
   loggedOut(t, page)
+})
+
+t.test('/me out of reach after a good refresh: the page says so and asks again; an API call with no network says so', async (t) => {
+  const server = await serve(t)
+  const browser = createBrowser(server)
+  await (await load(browser)).submit('user1', 'password1')
+
+  browser.before = async (path) => { if (path === '/me') throw new TypeError('Failed to fetch') }
+  const page = await load(browser)
+  t.equal(page.text('status'), 'Session not shown (/me: Failed to fetch): trying again in 10 s.')
+  t.notOk(page.shown('login'), 'no login form: the session is there')
+  t.equal(page.timer(), 10_000)
+
+  // A proxy's error page, not JSON.
+  browser.before = undefined
+  browser.next.set('/me', { status: 502, body: {}, headers: { 'content-type': 'text/html' } })
+  await page.fire()
+  t.equal(page.text('status'), 'Session not shown (/me: 502): trying again in 10 s.')
+  await page.fire()
+  loggedIn(t, page, 'user1')
+
+  browser.offline = true
+  await page.click('call-protected')
+  t.same(page.errors, [], 'the page handled it')
+  t.equal(page.text('result'), '/protected → Failed to fetch')
+  loggedIn(t, page, 'user1')
+})
+
+t.test('a logout while a refresh is under way ends the session the refresh left, and it stays ended', async (t) => {
+  const { browser, page } = await loggedInPage(t, 'user1', 'password1')
+  const spent = browser.jar.get(COOKIE)
+
+  // The refresh reached the server (the cookie rotated there); its answer is still on its way.
+  let answered!: () => void
+  const inFlight = new Promise<void>((resolve) => { answered = resolve })
+  let release!: () => void
+  const back = new Promise<void>((resolve) => { release = resolve })
+  browser.after = async (path, body) => {
+    if (path !== '/token' || body !== 'grant_type=refresh_token') return
+    answered()
+    await back
+  }
+  const firing = page.fire()
+  await inFlight
+  const clicking = page.click('logout')
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  release()
+  await Promise.all([firing, clicking])
+
+  t.same(browser.sent.slice(-2).map((s) => `${s.request} ${s.status}`), ['POST /token 200', 'POST /revoke 200'])
+  t.not(browser.sent.at(-1)?.cookie, spent, 'the logout sent the token the refresh left')
+  loggedOut(t, page)
+  t.equal(page.timer(), undefined, 'the refresh\'s answer armed no timer')
+  t.notOk(browser.jar.has(COOKIE), 'no cookie left')
+  loggedOut(t, await load(browser))
 })
 
 t.test('a session ended elsewhere logs the page out at its next refresh', async (t) => {

@@ -12,6 +12,7 @@ let access // { token, expiresIn }
 let timer
 let refreshes = 0
 let refreshing // the refresh under way, which every caller waits for
+let ending // a logout under way: no refresh starts until it is over
 
 const $ = (id) => document.getElementById(id)
 
@@ -47,6 +48,7 @@ function keep (body) {
  * share it, and other tabs wait for it (navigator.locks) and then send the cookie it left.
  */
 function refresh () {
+  if (ending) return Promise.resolve(false)
   refreshing ??= (navigator.locks ? navigator.locks.request('refresh', renew) : renew()).finally(() => { refreshing = undefined })
   return refreshing
 }
@@ -72,19 +74,27 @@ async function renew () {
   return true
 }
 
-/** GETs a protected route with the access token: the status and the JSON answer. */
+/** GETs a protected route with the access token: the status and the JSON answer; rejects with no network. */
 async function call (path) {
   const get = () => fetch(path, { headers: { authorization: `Bearer ${access.token}` } })
   let res = await get()
   // Expired while the computer slept, or revoked: one refresh, one retry.
   if (res.status === 401 && await refresh()) res = await get()
-  return { status: res.status, body: await res.json() }
+  return { status: res.status, body: await res.json().catch(() => ({})) } // a proxy's error page is not JSON
 }
 
 async function showSession () {
-  const me = await call('/me')
+  let me
+  try {
+    me = await call('/me')
+  } catch (error) {
+    me = { status: error.message }
+  }
   if (me.status !== 200) {
-    $('status').textContent = `/me answered ${me.status}.`
+    // No network, a 503, a proxy's error page: the session in the cookie is not the problem. Ask
+    // again later; the refresh timer is set again by the next refresh (a 401 brings one).
+    $('status').textContent = `Session not shown (/me: ${me.status}): trying again in 10 s.`
+    schedule(showSession, 10_000)
     return
   }
   $('user').textContent = me.body.sub
@@ -124,20 +134,33 @@ $('login').addEventListener('submit', async (event) => {
 
 for (const [button, path] of [['call-protected', '/protected'], ['call-admin', '/admin']]) {
   $(button).addEventListener('click', async () => {
-    const { status, body } = await call(path)
-    $('result').textContent = `${path} → ${status}\n${JSON.stringify(body, null, 2)}`
+    try {
+      const { status, body } = await call(path)
+      $('result').textContent = `${path} → ${status}\n${JSON.stringify(body, null, 2)}`
+    } catch (error) {
+      $('result').textContent = `${path} → ${error.message}`
+    }
   })
 }
 
 $('logout').addEventListener('click', async () => {
   // Ending the session in the cookie is the logout: the server also denies the access tokens it
-  // issued when its access tokens are revocable, and this page forgets its own.
+  // issued when its access tokens are revocable, and this page forgets its own. A refresh under
+  // way is waited for: it spends the token in the cookie and sets the next one, which is the one
+  // to end; and its answer must not bring the session back after the logout.
+  ending = true
   try {
+    await refreshing
+    if (access === undefined) return // that refresh found the session over
     await post('/revoke', { token_type_hint: 'refresh_token' })
   } catch (error) {
-    // Nothing ended (429, 503, no network): a reload would still find the session.
+    // Nothing ended (429, 503, no network): a reload would still find the session, and so does
+    // this page, after the wait (a refresh timer that came due meanwhile did nothing).
     $('status').textContent = `Not logged out (${error.message}): try again in ${waitAfter(error)} s.`
+    schedule(resume, waitAfter(error) * 1000)
     return
+  } finally {
+    ending = false
   }
   loggedOut()
 })
