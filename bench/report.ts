@@ -27,7 +27,8 @@ function table (r: Results): string {
   const o = r.overhead
   if (o !== undefined) {
     const on = o.pinning === 'one core' ? 'server on one core, client on another' : 'unpinned'
-    loadRow('bare Fastify `GET /public`, no plugin', o.bare, '200', `${CONNECTIONS} connections, ${on}; in turns with the three rows below`)
+    loadRow('bare Fastify `GET /public`, no plugin', o.bare, '200',
+      `${CONNECTIONS} connections, ${on}; ${o.processes} processes of each server, pooled; in turns with the three rows below`)
     loadRow('`GET /public`', o.public, '200', vsPublic(rate(o.public, '200'), o.bare).replace('/public', 'bare /public'))
     loadRow('`GET /public`, with the same `Authorization` header', o.publicWithToken, '200',
       `${vsPublic(rate(o.publicWithToken, '200'))}; the token's bytes, parsed by Node, read by no one`)

@@ -3,7 +3,7 @@
  * the PASS/FAIL lines (their text is what test/bench.test.ts and readers look for), the NOTE
  * lines beside them, and the figures the chart draws.
  */
-import { rate } from './harness/load.js'
+import { rate, type LoadResult } from './harness/load.js'
 import type { Results, Target } from './results.js'
 import { FLOOD_CONNECTIONS, type FloodFigures } from './scenarios/flood.js'
 
@@ -89,6 +89,12 @@ function floodProbeNote (mode: string, f: FloodFigures): string {
     `(${ms(p99)} vs ${ms(p50)} ms), p99 ÷ the hand-written peer's ${ratio(p99 / f.peer.probe.p99)} (vs ${ms(f.peer.probe.p99)} ms)`
 }
 
+/** Requests a second on each process of one server, and the lowest over the highest. */
+function spread (each: LoadResult[]): string {
+  const rates = each.map((result) => rate(result, '200'))
+  return `${rates.map(int).join(' / ')} (lowest ÷ highest ${ratio(Math.min(...rates) / Math.max(...rates))})`
+}
+
 /** The p99 ≤ 3 × p50 target's load with no flood: on our /protected and on the bare app's /public. */
 function calmNote (mode: string, f: FloodFigures): string {
   const tail = ({ p50, p99 }: { p50: number, p99: number }): string => `${ratio(p99 / p50)} (${ms(p99)} vs ${ms(p50)} ms)`
@@ -119,6 +125,8 @@ export function notes (r: Results): string[] {
     lines.push(`NOTE server CPU per answer: GET /protected ${us(o.protected.cpuPerRequest)} µs, GET /public ${us(o.public.cpuPerRequest)} µs, ` +
       `bare GET /public ${us(o.bare.cpuPerRequest)} µs: bare ÷ /protected ${ratio(o.bare.cpuPerRequest / o.protected.cpuPerRequest)}` +
       (busy < 0.9 ? ` (the servers were busy ${Math.round(busy * 100)} % of a core at least: the client was the bottleneck, and req/s measures it too)` : ''))
+    lines.push(`NOTE req/s on each process alone: bare GET /public ${spread(o.bareEach)}, GET /protected ${spread(o.protectedEach)}: ` +
+      `processes of the same code differ by this much; the targets read the figures pooled over the ${o.processes}`)
   }
   if (r.idle !== undefined) {
     // The 3 × p50 flood target read against the machine's own jitter: the same probe, nothing else running.

@@ -103,6 +103,8 @@ t.test('the bench in smoke mode prints its table and every PASS/FAIL line, and w
     t.match(stdout, new RegExp(`^NOTE p99 ÷ p50 from 50 connections with no flood \\(${mode}\\): bare Fastify GET /public [\\d.]+ \\([\\d.]+ vs [\\d.]+ ms\\), GET /protected [\\d.]+ \\([\\d.]+ vs [\\d.]+ ms\\); GET /protected p99 under the flood ÷ with no flood [\\d.]+:`, 'm'),
       `the same load's tail with no flood and no plugin (${mode})`)
   }
+  t.match(stdout, /^NOTE req\/s on each process alone: bare GET \/public [\d,]+ \/ [\d,]+ \(lowest ÷ highest [\d.]+\), GET \/protected [\d,]+ \/ [\d,]+ \(lowest ÷ highest [\d.]+\): .* pooled over the 2$/m,
+    'the overhead figures pooled over two processes of each server, and each process alone')
   t.match(stdout, /^NOTE GET \/protected probe p99 ÷ p50 with the server idle: [\d.]+ \([\d.]+ vs [\d.]+ ms\)/m, 'the idle tail the flood targets are read against')
   t.match(stdout, /^NOTE 429 answers\/s during brute force from many addresses: [\d.]+ × GET \/public; a bare Fastify form POST answered 429: [\d.]+ × GET \/public/m,
     'the many-address figure, beside the floor it is read against')
@@ -118,6 +120,9 @@ t.test('the bench in smoke mode prints its table and every PASS/FAIL line, and w
   t.type(json.flood50.peer.protectedLoad.p50, 'number')
   t.type(json.flood50.calm.bare.p99, 'number', 'the bare app under the same load with no flood')
   t.type(json.flood50.calm.ours.p50, 'number')
+  t.equal(json.overhead.processes, 2)
+  t.equal(json.overhead.bareEach.length, 2, 'the bare app on each process')
+  t.equal(json.overhead.protectedEach.length, 2)
 
   // The chart beside the JSON: one bar, and a PASS or FAIL, per target.
   const svg = readFileSync(join(out, 'latest-smoke.svg'), 'utf8')

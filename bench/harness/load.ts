@@ -147,6 +147,31 @@ export async function load (server: BenchServer | undefined, options: LoadOption
  * alike rather than on one.
  */
 export async function alternate (server: BenchServer, loads: LoadOptions[], seconds: number, rounds: number): Promise<LoadResult[]> {
+  return (await alternateMeasures(server, loads, seconds, rounds)).map(summarize)
+}
+
+/** A figure pooled over several processes of one app, and the figure of each. */
+export interface PooledResult {
+  pooled: LoadResult
+  each: LoadResult[]
+}
+
+/**
+ * As `alternate`, with each figure pooled over a group of loads: the same load on several
+ * processes of one app. Two processes of the same code, measured alike, differ by more than a
+ * plugin's cost per request (bench/README.md, *`overhead`*); pooled, a figure no longer hangs
+ * on one process's draw.
+ */
+export async function alternatePooled (server: BenchServer, groups: LoadOptions[][], seconds: number, rounds: number): Promise<PooledResult[]> {
+  const measures = await alternateMeasures(server, groups.flat(), seconds, rounds)
+  let next = 0
+  return groups.map((group) => {
+    const mine = measures.slice(next, next += group.length)
+    return { pooled: summarize(mine.flat()), each: mine.map(summarize) }
+  })
+}
+
+async function alternateMeasures (server: BenchServer, loads: LoadOptions[], seconds: number, rounds: number): Promise<Measure[][]> {
   const runs: Measure[][] = loads.map(() => [])
   const order = [...loads.keys()]
   for (let round = 0; round < rounds; round++) {
@@ -157,7 +182,7 @@ export async function alternate (server: BenchServer, loads: LoadOptions[], seco
       runs[i]?.push(await measure(options.server ?? server, { ...options, duration: seconds / rounds }))
     }
   }
-  return runs.map(summarize)
+  return runs
 }
 
 /** Responses of `status` per second. */

@@ -25,6 +25,11 @@ export interface Settings {
    */
   rounds: number
   /**
+   * Processes of each server in the `overhead` scenario, whose figures are pooled over them: two
+   * processes of the same code differ by more than the plugin's cost per request.
+   */
+  processes: number
+  /**
    * What sends and times the 50-connection loads of the `flood` scenario, the ones whose tail its
    * targets read (BENCH_CLIENT): autocannon, as every other load, or wrk (bench/harness/wrk.ts).
    */
@@ -46,8 +51,9 @@ export function settings (smoke: boolean, client: Settings['client'] = 'autocann
     client,
     time: smoke
       ? { warm: 0.5, run: 1, raw: 1, memoryRequests: 2_000, memoryWarm: 500, deadline: 180 }
-      : { warm: 3, run: 10, raw: 5, memoryRequests: 100_000, memoryWarm: 5_000, deadline: 600 },
-    rounds: smoke ? 1 : 8
+      : { warm: 3, run: 10, raw: 5, memoryRequests: 100_000, memoryWarm: 5_000, deadline: 720 },
+    rounds: smoke ? 1 : 8,
+    processes: smoke ? 2 : 3
   }
 }
 
