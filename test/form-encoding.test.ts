@@ -336,3 +336,34 @@ t.test('a transfer coding other than chunked is refused: Node hands its bytes on
   t.equal(chunked.status, 200, 'a chunked form logs in as before')
   t.equal(chunked.body.token_type, 'Bearer')
 })
+
+t.test('a request with two Content-Type fields is refused: Node reads the first, a proxy may read the last', async (t) => {
+  const { app, parsed } = await serve(t)
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { port } = app.server.address() as AddressInfo
+  /** One POST to `url` over a raw socket with these header lines; the status and the JSON answer. */
+  const send = (url: string, lines: string[], body: string): Promise<{ status: number, body: Record<string, string> }> =>
+    new Promise((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1')
+      const chunks: Buffer[] = []
+      socket.on('data', (chunk) => chunks.push(chunk))
+      socket.on('error', reject)
+      socket.on('end', () => {
+        const [head, ...rest] = Buffer.concat(chunks).toString('latin1').split('\r\n\r\n')
+        const text = rest.join('\r\n\r\n')
+        resolve({ status: Number(head!.split(' ')[1]), body: JSON.parse(text.slice(text.indexOf('{'), text.lastIndexOf('}') + 1)) })
+      })
+      socket.write(`POST ${url} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${[...lines, ...Object.entries(auth(url)).map(([k, v]) => `${k}: ${v}`)].join('\r\n')}\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+    })
+  for (const url of ENDPOINTS) {
+    for (const lines of [[`Content-Type: ${FORM['content-type']}`, 'Content-Type: application/json'], ['content-type: application/json', `CONTENT-TYPE: ${FORM['content-type']}`]]) {
+      const res = await send(url, lines, goodForm(url))
+      t.equal(res.status, 400, `${url} ${lines.join(' / ')}`)
+      t.same(res.body, { error: 'invalid_request', error_description: 'The request must have one Content-Type header' })
+    }
+  }
+  t.same(parsed, [], 'not parsed')
+  const one = await send('/token', [`Content-Type: ${FORM['content-type']}`], form(GOOD))
+  t.equal(one.status, 200, 'one Content-Type logs in as before')
+})

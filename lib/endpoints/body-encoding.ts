@@ -97,14 +97,31 @@ export function formCharsetError (header: string | undefined): OAuthError | unde
 }
 
 /**
- * A preParsing hook for the OAuth2 endpoints' scope: refuses a body that is compressed, or a form
- * declared in a charset other than UTF-8, before a byte of it is read. A request without a body
+ * The refusal of a request with more than one Content-Type field, or `undefined`. It is a
+ * singleton field (RFC 9110 §8.3, §5.3: no sender generates it twice), and Node keeps the first
+ * and drops the rest, while a proxy or firewall in front may read the last: the body would be
+ * read as one type here and checked as another there.
+ */
+export function repeatedContentTypeError (rawHeaders: readonly string[]): OAuthError | undefined {
+  let seen = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if ((rawHeaders[i] as string).toLowerCase() === 'content-type' && ++seen > 1) {
+      return oauthError('invalid_request', 'The request must have one Content-Type header')
+    }
+  }
+  return undefined
+}
+
+/**
+ * A preParsing hook for the OAuth2 endpoints' scope: refuses a body that is compressed, typed
+ * twice, or a form declared in a charset other than UTF-8, before a byte of it is read. A request without a body
  * goes on as before, whatever its headers say. It runs after every onRequest hook, so the per-IP
  * limit (a route-level onRequest hook) has counted the request already.
  */
 export async function refuseEncodedBodies (request: FastifyRequest): Promise<void> {
   if (!hasBody(request)) return
   const error = contentEncodingError(request.headers['content-encoding']) ??
-    transferEncodingError(request.headers['transfer-encoding']) ?? formCharsetError(request.headers['content-type'])
+    transferEncodingError(request.headers['transfer-encoding']) ?? repeatedContentTypeError(request.raw.rawHeaders) ??
+    formCharsetError(request.headers['content-type'])
   if (error !== undefined) throw error
 }
