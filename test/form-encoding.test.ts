@@ -303,31 +303,38 @@ t.test('over HTTP/2, a body framed without Content-Length is refused all the sam
   t.equal(plain.body.token_type, 'Bearer')
 })
 
+/**
+ * One POST over a raw socket to the app listening on `port` (header lines and body as given, so
+ * that Node's own parsing is what the server meets); the status and the JSON answer.
+ */
+function rawPost (port: number, url: string, lines: string[], body: Buffer): Promise<{ status: number, body: Record<string, string> }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1')
+    const chunks: Buffer[] = []
+    socket.on('data', (chunk) => chunks.push(chunk))
+    socket.on('error', reject)
+    socket.on('end', () => {
+      const [head, ...rest] = Buffer.concat(chunks).toString('latin1').split('\r\n\r\n')
+      const text = rest.join('\r\n\r\n')
+      // The answer may itself be chunked: its JSON is between the first { and the last }.
+      resolve({ status: Number(head!.split(' ')[1]), body: JSON.parse(text.slice(text.indexOf('{'), text.lastIndexOf('}') + 1)) })
+    })
+    // Not half-closed: the answer comes after the hash, on a socket the server closes (Connection: close).
+    const auths = Object.entries(auth(url)).map(([name, value]) => `${name}: ${value}`)
+    socket.write(Buffer.concat([
+      Buffer.from(`POST ${url} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${[...lines, ...auths].join('\r\n')}\r\n\r\n`, 'latin1'),
+      body
+    ]))
+  })
+}
+
 t.test('a transfer coding other than chunked is refused: Node hands its bytes on as they came', async (t) => {
   const { app, parsed } = await serve(t)
   await app.listen({ host: '127.0.0.1', port: 0 })
   const { port } = app.server.address() as AddressInfo
-  /** One POST /token over a raw socket, its body in one chunk; the status and the parsed JSON answer. */
-  const send = (transferEncoding: string, body: Buffer): Promise<{ status: number, body: Record<string, string> }> =>
-    new Promise((resolve, reject) => {
-      const socket = net.connect(port, '127.0.0.1')
-      const chunks: Buffer[] = []
-      socket.on('data', (chunk) => chunks.push(chunk))
-      socket.on('error', reject)
-      socket.on('end', () => {
-        const [head, ...rest] = Buffer.concat(chunks).toString('latin1').split('\r\n\r\n')
-        const text = rest.join('\r\n\r\n')
-        // The answer may itself be chunked: its JSON is between the first { and the last }.
-        resolve({ status: Number(head!.split(' ')[1]), body: JSON.parse(text.slice(text.indexOf('{'), text.lastIndexOf('}') + 1)) })
-      })
-      // Not half-closed: the answer comes after the hash, on a socket the server closes (Connection: close).
-      socket.write(Buffer.concat([
-        Buffer.from(`POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: ${FORM['content-type']}\r\n` +
-          `Transfer-Encoding: ${transferEncoding}\r\n\r\n${body.length.toString(16)}\r\n`, 'latin1'),
-        body,
-        Buffer.from('\r\n0\r\n\r\n', 'latin1')
-      ]))
-    })
+  /** One POST /token, its body in one chunk. */
+  const send = (transferEncoding: string, body: Buffer) => rawPost(port, '/token', [`Content-Type: ${FORM['content-type']}`, `Transfer-Encoding: ${transferEncoding}`],
+    Buffer.concat([Buffer.from(`${body.length.toString(16)}\r\n`, 'latin1'), body, Buffer.from('\r\n0\r\n\r\n', 'latin1')]))
   const gzip = await send('gzip, chunked', gzipSync(form(GOOD)))
   t.equal(gzip.status, 400)
   t.same(gzip.body, { error: 'invalid_request', error_description: "The request body must not be compressed (Transfer-Encoding 'gzip' is not supported)" })
@@ -341,21 +348,7 @@ t.test('a request with two Content-Type fields is refused: Node reads the first,
   const { app, parsed } = await serve(t)
   await app.listen({ host: '127.0.0.1', port: 0 })
   const { port } = app.server.address() as AddressInfo
-  /** One POST to `url` over a raw socket with these header lines; the status and the JSON answer. */
-  const send = (url: string, lines: string[], body: string): Promise<{ status: number, body: Record<string, string> }> =>
-    new Promise((resolve, reject) => {
-      const socket = net.connect(port, '127.0.0.1')
-      const chunks: Buffer[] = []
-      socket.on('data', (chunk) => chunks.push(chunk))
-      socket.on('error', reject)
-      socket.on('end', () => {
-        const [head, ...rest] = Buffer.concat(chunks).toString('latin1').split('\r\n\r\n')
-        const text = rest.join('\r\n\r\n')
-        resolve({ status: Number(head!.split(' ')[1]), body: JSON.parse(text.slice(text.indexOf('{'), text.lastIndexOf('}') + 1)) })
-      })
-      socket.write(`POST ${url} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${[...lines, ...Object.entries(auth(url)).map(([k, v]) => `${k}: ${v}`)].join('\r\n')}\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
-    })
+  const send = (url: string, lines: string[], body: string) => rawPost(port, url, [...lines, `Content-Length: ${Buffer.byteLength(body)}`], Buffer.from(body))
   for (const url of ENDPOINTS) {
     for (const lines of [[`Content-Type: ${FORM['content-type']}`, 'Content-Type: application/json'], ['content-type: application/json', `CONTENT-TYPE: ${FORM['content-type']}`]]) {
       const res = await send(url, lines, goodForm(url))
