@@ -49,14 +49,14 @@ export async function runOverhead ({ time, rounds, processes }: Settings): Promi
         }
       }
       log(`bare GET /public, GET /public, with the token, and GET /protected, in turns on ${processes} processes of each server${pinned ? ', servers on one core' : ''}`)
-      // Each process's turns one after the other in a round, as with one process of each.
-      const perPair = pairs.map(([bare, example], i) => [
-        { url: `${bare.url}/public`, connections: CONNECTIONS, server: bare },
-        { url: `${example.url}/public`, connections: CONNECTIONS, server: example },
-        { url: `${example.url}/public`, headers: bearers[i], connections: CONNECTIONS, server: example },
-        { url: `${example.url}/protected`, headers: bearers[i], connections: CONNECTIONS, server: example }
-      ])
-      const groups = [0, 1, 2, 3].map((row) => perPair.map((loads) => loads[row] as (typeof loads)[number]))
+      // One group a row, one load a process: in a round, the bare app on each process, then
+      // /public on each, and so on (forwards, then backwards).
+      const groups = [
+        pairs.map(([bare]) => ({ url: `${bare.url}/public`, connections: CONNECTIONS, server: bare })),
+        pairs.map(([, example]) => ({ url: `${example.url}/public`, connections: CONNECTIONS, server: example })),
+        pairs.map(([, example], i) => ({ url: `${example.url}/public`, headers: bearers[i], connections: CONNECTIONS, server: example })),
+        pairs.map(([, example], i) => ({ url: `${example.url}/protected`, headers: bearers[i], connections: CONNECTIONS, server: example }))
+      ]
       // Each process gets half a single server's time: the pooled figure has more, the run a little.
       return await alternatePooled(pairs[0]?.[1] as BenchServer, groups, time.run / 2, rounds)
     }

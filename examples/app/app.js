@@ -88,12 +88,12 @@ async function showSession () {
   try {
     me = await call('/me')
   } catch (error) {
-    me = { status: error.message }
+    me = { failure: error.message }
   }
   if (me.status !== 200) {
     // No network, a 503, a proxy's error page: the session in the cookie is not the problem. Ask
     // again later; the refresh timer is set again by the next refresh (a 401 brings one).
-    $('status').textContent = `Session not shown (/me: ${me.status}): trying again in 10 s.`
+    $('status').textContent = `Session not shown (/me: ${me.failure ?? me.status}): trying again in 10 s.`
     schedule(showSession, 10_000)
     return
   }
